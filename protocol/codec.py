@@ -1,0 +1,152 @@
+"""Encode and decode both frame kinds. Decoders never raise on hostile bytes: they return
+a ProtocolError value, and they check sizes before reading or allocating anything.
+
+Binary frame: ``u32 big-endian header length | UTF-8 JSON header | payload``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any
+
+from .errors import ErrorCode, ProtocolError
+from .messages import (
+    CLIENT_FRAMES,
+    CLIENT_MESSAGES,
+    RAW_FORMATS,
+    SERVER_FRAMES,
+    SERVER_MESSAGES,
+)
+from .validate import from_dict, raw_payload_size, to_dict
+
+HEADER_LEN = struct.Struct(">I")
+MAX_HEADER_BYTES = 64 * 1024  # a header larger than this is refused before it is parsed
+MAX_TEXT_BYTES = 1024 * 1024  # text frames carry no pixels
+
+
+def blob_hash(payload: bytes | memoryview) -> str:
+    """The content address of a blob: sha256 of the payload bytes exactly as sent."""
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def encode_message(msg: Any) -> str:
+    return json.dumps(to_dict(msg), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def encode_frame(header: Any, payload: bytes | memoryview) -> bytes:
+    head = json.dumps(to_dict(header), separators=(",", ":"), allow_nan=False).encode()
+    return b"".join((HEADER_LEN.pack(len(head)), head, payload))
+
+
+def _parse_json(data: str | bytes | memoryview, limit: int) -> dict[str, Any] | ProtocolError:
+    if len(data) > limit:
+        return ProtocolError(ErrorCode.TOO_LARGE, f"text larger than {limit} bytes")
+    try:
+        if not isinstance(data, str):
+            data = bytes(data).decode("utf-8")
+        value = json.loads(data, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return ProtocolError(ErrorCode.BAD_JSON, f"not valid UTF-8 JSON: {str(exc)[:120]}")
+    if not isinstance(value, dict):
+        return ProtocolError(ErrorCode.BAD_JSON, "must be a JSON object")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _decode_typed(obj: dict[str, Any], table: dict[str, type], strict: bool) -> Any:
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        return ProtocolError(ErrorCode.MISSING_FIELD, "every message names its type", "type")
+    cls = table.get(kind)
+    if cls is None:
+        return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", "type")
+    return from_dict(cls, obj, strict=strict)
+
+
+def decode_client_message(data: str | bytes) -> Any:
+    """Server side: strict (unknown fields are errors, see SPEC.md "Compatibility")."""
+    obj = _parse_json(data, MAX_TEXT_BYTES)
+    return obj if isinstance(obj, ProtocolError) else _decode_typed(obj, CLIENT_MESSAGES, strict=True)
+
+
+def decode_server_message(data: str | bytes) -> Any:
+    """Client side: lenient (unknown fields ignored so 1.x servers can add fields)."""
+    obj = _parse_json(data, 16 * MAX_TEXT_BYTES)
+    return obj if isinstance(obj, ProtocolError) else _decode_typed(obj, SERVER_MESSAGES, strict=False)
+
+
+def _split_frame(data: bytes | memoryview, max_bytes: int) -> tuple[dict[str, Any], memoryview] | ProtocolError:
+    view = memoryview(data)
+    if len(view) > max_bytes:
+        return ProtocolError(ErrorCode.TOO_LARGE, f"frame larger than {max_bytes} bytes")
+    if len(view) < HEADER_LEN.size:
+        return ProtocolError(ErrorCode.BAD_FRAME, "frame shorter than its 4-byte header length")
+    (head_len,) = HEADER_LEN.unpack_from(view)
+    if head_len == 0:
+        return ProtocolError(ErrorCode.BAD_FRAME, "header length is zero")
+    if head_len > MAX_HEADER_BYTES:
+        return ProtocolError(ErrorCode.BAD_FRAME, f"header length {head_len} over {MAX_HEADER_BYTES}")
+    if HEADER_LEN.size + head_len > len(view):
+        return ProtocolError(ErrorCode.BAD_FRAME, "header length runs past the end of the frame")
+    header = _parse_json(view[HEADER_LEN.size : HEADER_LEN.size + head_len], MAX_HEADER_BYTES)
+    if isinstance(header, ProtocolError):
+        return header
+    return header, view[HEADER_LEN.size + head_len :]
+
+
+def _check_raw_length(fmt: str, width: int, height: int, stride: int | None, payload: memoryview) -> ProtocolError | None:
+    sizes = raw_payload_size(fmt, width, height, stride)
+    if sizes is None:
+        if stride is not None:
+            return ProtocolError(ErrorCode.BAD_FIELD, "stride applies to raw formats only", "stride")
+        if len(payload) == 0:
+            return ProtocolError(ErrorCode.BAD_IMAGE, "empty payload")
+        return None
+    stride_, expected = sizes
+    if stride_ < width * RAW_FORMATS[fmt]:
+        return ProtocolError(ErrorCode.BAD_FIELD, "stride is shorter than one row of pixels", "stride")
+    if len(payload) != expected:
+        return ProtocolError(
+            ErrorCode.BAD_IMAGE, f"raw payload is {len(payload)} bytes, expected {expected}", "payload"
+        )
+    return None
+
+
+def decode_client_frame(data: bytes | memoryview, max_bytes: int, max_pixels: int | None = None) -> Any:
+    """Server side: a blob upload. Returns (BlobHeader, payload) or ProtocolError.
+
+    The content hash is checked here, so a stored blob always matches its address.
+    """
+    split = _split_frame(data, max_bytes)
+    if isinstance(split, ProtocolError):
+        return split
+    obj, payload = split
+    header = _decode_typed(obj, CLIENT_FRAMES, strict=True)
+    if isinstance(header, ProtocolError):
+        return header
+    if max_pixels is not None and header.width * header.height > max_pixels:
+        return ProtocolError(ErrorCode.TOO_LARGE, f"image over {max_pixels} pixels", "width")
+    err = _check_raw_length(header.format, header.width, header.height, header.stride, payload)
+    if err:
+        return err
+    if blob_hash(payload) != header.hash:
+        return ProtocolError(ErrorCode.HASH_MISMATCH, "payload does not hash to the announced id", "hash")
+    return header, payload
+
+
+def decode_server_frame(data: bytes | memoryview, max_bytes: int = 2**31) -> Any:
+    """Client side: a preview or result. Returns (header, payload) or ProtocolError."""
+    split = _split_frame(data, max_bytes)
+    if isinstance(split, ProtocolError):
+        return split
+    obj, payload = split
+    header = _decode_typed(obj, SERVER_FRAMES, strict=False)
+    if isinstance(header, ProtocolError):
+        return header
+    err = _check_raw_length(header.format, header.width, header.height, getattr(header, "stride", None), payload)
+    return err or (header, payload)

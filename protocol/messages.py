@@ -1,0 +1,352 @@
+"""Typed messages of protocol v1 (SPEC.md is normative; keep both in step).
+
+Every message is a frozen dataclass. Field constraints live in ``field(metadata=...)`` so one
+generic walk (``validate.py``) checks types, ranges and choices and names the failing field.
+Text messages carry ``type``; binary frames carry a JSON header whose ``type`` is one of
+``blob``, ``preview`` or ``result`` (``frames.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+PROTOCOL_VERSION = 1
+PROTOCOL_MINOR = 0
+
+MAX_ID_LEN = 64
+MAX_PROMPT_LEN = 8000
+MAX_SIDE = 65536  # no canvas side may exceed this, whatever the server's pixel limit
+MAX_SEED = 2**32 - 1
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+Operation = Literal["txt2img", "img2img", "inpaint", "upscale"]
+Prefill = Literal["auto", "none", "blur", "color", "noise", "telea"]
+SeamFix = Literal["none", "band", "half_tile"]
+ImageFormat = Literal["rgba8", "bgra8", "gray8", "png", "jpeg", "webp"]
+RAW_FORMATS: dict[str, int] = {"rgba8": 4, "bgra8": 4, "gray8": 1}  # bytes per pixel
+PREVIEW_FORMATS = ("jpeg", "png", "webp", "rgba8", "bgra8")
+RESULT_FORMATS = ("png", "rgba8", "bgra8", "webp")
+JobState = Literal["queued", "started", "done", "error", "cancelled"]
+
+
+def _c(**constraints: Any) -> dict[str, Any]:
+    """Shorthand for field metadata: min, max, max_len, pattern, items_max."""
+    return constraints
+
+
+# ----------------------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True)
+class Size:
+    width: int = field(metadata=_c(min=1, max=MAX_SIDE))
+    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Pixel rectangle in canvas coordinates; x, y may be any value, size at least 1."""
+
+    x: int = field(metadata=_c(min=-MAX_SIDE, max=MAX_SIDE))
+    y: int = field(metadata=_c(min=-MAX_SIDE, max=MAX_SIDE))
+    width: int = field(metadata=_c(min=1, max=MAX_SIDE))
+    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
+
+    def contains(self, other: Rect) -> bool:
+        return (
+            self.x <= other.x
+            and self.y <= other.y
+            and other.x + other.width <= self.x + self.width
+            and other.y + other.height <= self.y + self.height
+        )
+
+
+@dataclass(frozen=True)
+class UpscaleParams:
+    upscaler: str = field(default="", metadata=_c(max_len=256))  # "" = best installed, "lanczos" = no model
+    scale: float = field(default=2.0, metadata=_c(min=1.0, max=8.0))
+    target: Size | None = None  # exact output size; overrides scale
+    tile: int = field(default=512, metadata=_c(min=64, max=4096))
+    overlap: int = field(default=32, metadata=_c(min=0, max=512))
+    refine: bool = False  # tiled img2img pass after the model upscale
+    refine_strength: float = field(default=0.3, metadata=_c(min=0.0, max=1.0))
+    refine_tile: int = field(default=512, metadata=_c(min=256, max=2048))
+    refine_padding: int = field(default=32, metadata=_c(min=0, max=512))
+    refine_mask_blur: int = field(default=8, metadata=_c(min=0, max=256))
+    seam_fix: SeamFix = "none"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One serializable request per job. Rectangles are canvas pixels.
+
+    ``context`` is the box whose pixels ``image`` (and ``mask``) hold; ``region`` is where the
+    result goes and must lie inside ``context``. For txt2img without an image, context
+    defaults to region.
+    """
+
+    id: str = field(metadata=_c(pattern=ID_PATTERN))
+    op: Operation
+    canvas: Size
+    region: Rect
+    context: Rect | None = None
+    image: str | None = field(default=None, metadata=_c(pattern=HASH_PATTERN))
+    mask: str | None = field(default=None, metadata=_c(pattern=HASH_PATTERN))
+    prompt: str = field(default="", metadata=_c(max_len=MAX_PROMPT_LEN))
+    negative_prompt: str = field(default="", metadata=_c(max_len=MAX_PROMPT_LEN))
+    model: str = field(default="", metadata=_c(max_len=256))  # "" = server default
+    sampler: str = field(default="Euler a", metadata=_c(max_len=64))
+    steps: int = field(default=20, metadata=_c(min=1, max=200))
+    cfg: float = field(default=7.0, metadata=_c(min=0.0, max=30.0))
+    seed: int | None = field(default=None, metadata=_c(min=0, max=MAX_SEED))  # None = server picks
+    strength: float = field(default=1.0, metadata=_c(min=0.0, max=1.0))
+    batch: int = field(default=1, metadata=_c(min=1, max=16))
+    resolution: Size | None = None  # processing size; None = the model's native size
+    mask_grow: int = field(default=0, metadata=_c(min=0, max=1024))
+    mask_feather: int = field(default=0, metadata=_c(min=0, max=1024))
+    mask_blend: int = field(default=0, metadata=_c(min=0, max=1024))
+    prefill: Prefill = "auto"
+    prefill_color: tuple[int, ...] | None = field(default=None, metadata=_c(items_min=3, items_max=3, min=0, max=255))
+    upscale: UpscaleParams | None = None
+    preview_format: str = field(default="jpeg", metadata=_c(max_len=16))  # "none" disables previews
+    preview_max_side: int = field(default=512, metadata=_c(min=16, max=4096))
+    result_format: str = field(default="png", metadata=_c(max_len=16))
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    preview_formats: tuple[str, ...] = field(default=("jpeg",), metadata=_c(items_max=8, max_len=16))
+    result_formats: tuple[str, ...] = field(default=("png",), metadata=_c(items_max=8, max_len=16))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    base: str  # "sd15", "sdxl", "tiny", ...
+    inpaint: bool  # a 9-channel inpainting UNet
+    resolution: int  # native side in pixels
+    source: str = ""  # "builtin", "folder", "file", "hub"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_frame_bytes: int
+    max_pixels: int
+    max_queue: int
+    max_batch: int
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    state: JobState
+    position: int | None = None  # 0 = running next; None when not queued
+    op: str = ""
+
+
+# ----------------------------------------------------------------------------- client -> server
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    TYPE: ClassVar[str] = "hello"
+    protocol: int = field(metadata=_c(min=0, max=2**31))
+    client: str = field(metadata=_c(max_len=128))
+    token: str = field(default="", metadata=_c(max_len=512))
+    client_id: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))  # resume this session
+    minor: int = field(default=0, metadata=_c(min=0, max=2**31))
+    capabilities: Capabilities = Capabilities()
+
+
+@dataclass(frozen=True)
+class Submit:
+    TYPE: ClassVar[str] = "submit"
+    job: JobRequest
+
+
+@dataclass(frozen=True)
+class Cancel:
+    TYPE: ClassVar[str] = "cancel"
+    job_id: str = field(metadata=_c(pattern=ID_PATTERN))
+
+
+@dataclass(frozen=True)
+class QueryBlobs:
+    """Ask which blobs the server already holds, so unchanged crops are not sent again."""
+
+    TYPE: ClassVar[str] = "query_blobs"
+    hashes: tuple[str, ...] = field(metadata=_c(items_max=64, pattern=HASH_PATTERN))
+
+
+@dataclass(frozen=True)
+class QueryQueue:
+    TYPE: ClassVar[str] = "query_queue"
+
+
+@dataclass(frozen=True)
+class QueryModels:
+    TYPE: ClassVar[str] = "query_models"
+
+
+# ----------------------------------------------------------------------------- server -> client
+
+
+@dataclass(frozen=True)
+class ServerHello:
+    TYPE: ClassVar[str] = "hello"
+    protocol: int
+    minor: int
+    server: str
+    client_id: str
+    resumed: bool
+    device: str
+    dtype: str
+    models: tuple[ModelInfo, ...]
+    upscalers: tuple[str, ...]
+    samplers: tuple[str, ...]
+    limits: Limits
+    default_model: str = ""
+    blob_formats: tuple[str, ...] = ("rgba8", "bgra8", "gray8", "png", "jpeg", "webp")
+    preview_formats: tuple[str, ...] = PREVIEW_FORMATS
+    result_formats: tuple[str, ...] = RESULT_FORMATS
+
+
+@dataclass(frozen=True)
+class Queued:
+    TYPE: ClassVar[str] = "queued"
+    job_id: str
+    position: int  # jobs ahead of this one; sent again when it moves
+
+
+@dataclass(frozen=True)
+class Started:
+    TYPE: ClassVar[str] = "started"
+    job_id: str
+    total: int  # steps (or tiles) this job will report
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    TYPE: ClassVar[str] = "progress"
+    job_id: str
+    step: int  # 1-based
+    total: int
+    stage: str = "denoise"  # "denoise", "upscale", "refine", "decode"
+
+
+@dataclass(frozen=True)
+class Done:
+    TYPE: ClassVar[str] = "done"
+    job_id: str
+    results: int  # how many result frames preceded this message
+    seeds: tuple[int, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)  # provenance: model, sampler, upscaler, seconds
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    TYPE: ClassVar[str] = "cancelled"
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Error:
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    field: str | None = None
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BlobsAnswer:
+    TYPE: ClassVar[str] = "blobs"
+    have: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BlobStored:
+    TYPE: ClassVar[str] = "blob_stored"
+    hash: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class QueueAnswer:
+    TYPE: ClassVar[str] = "queue"
+    jobs: tuple[JobInfo, ...]
+
+
+@dataclass(frozen=True)
+class ModelsAnswer:
+    TYPE: ClassVar[str] = "models"
+    models: tuple[ModelInfo, ...]
+    upscalers: tuple[str, ...]
+    samplers: tuple[str, ...]
+    default_model: str = ""
+
+
+# ----------------------------------------------------------------------------- binary frame headers
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    """Client -> server image upload. ``hash`` is sha256 of the payload bytes exactly as sent."""
+
+    TYPE: ClassVar[str] = "blob"
+    hash: str = field(metadata=_c(pattern=HASH_PATTERN))
+    format: ImageFormat
+    width: int = field(metadata=_c(min=1, max=MAX_SIDE))
+    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
+    stride: int | None = field(default=None, metadata=_c(min=1, max=4 * MAX_SIDE))  # raw only; default tight
+
+
+@dataclass(frozen=True)
+class PreviewHeader:
+    """Server -> client: the x0 estimate after ``step``, to be shown stretched over ``rect``."""
+
+    TYPE: ClassVar[str] = "preview"
+    job_id: str
+    step: int
+    total: int
+    rect: Rect
+    format: str
+    width: int
+    height: int
+    index: int = 0  # batch item
+
+
+@dataclass(frozen=True)
+class ResultHeader:
+    """Server -> client: one finished image covering ``rect`` (the request's region)."""
+
+    TYPE: ClassVar[str] = "result"
+    job_id: str
+    index: int
+    rect: Rect
+    format: str
+    width: int
+    height: int
+    seed: int | None = None
+    stride: int | None = None
+
+
+CLIENT_MESSAGES: dict[str, type] = {
+    m.TYPE: m for m in (ClientHello, Submit, Cancel, QueryBlobs, QueryQueue, QueryModels)
+}
+SERVER_MESSAGES: dict[str, type] = {
+    m.TYPE: m
+    for m in (
+        ServerHello, Queued, Started, Progress, Done, Cancelled, Error,
+        BlobsAnswer, BlobStored, QueueAnswer, ModelsAnswer,
+    )
+}
+CLIENT_FRAMES: dict[str, type] = {BlobHeader.TYPE: BlobHeader}
+SERVER_FRAMES: dict[str, type] = {PreviewHeader.TYPE: PreviewHeader, ResultHeader.TYPE: ResultHeader}

@@ -99,7 +99,9 @@ def _split_frame(data: bytes | memoryview, max_bytes: int) -> tuple[dict[str, An
     return header, view[HEADER_LEN.size + head_len :]
 
 
-def _check_raw_length(fmt: str, width: int, height: int, stride: int | None, payload: memoryview) -> ProtocolError | None:
+def _check_raw_length(
+    fmt: str, width: int, height: int, stride: int | None, payload: memoryview
+) -> ProtocolError | None:
     sizes = raw_payload_size(fmt, width, height, stride)
     if sizes is None:
         if stride is not None:

@@ -3,6 +3,8 @@
 SPEC.md beside this file is the normative contract; ``vectors/`` holds conformance cases.
 """
 
+from . import messages
+from .checks import check_blob, check_job, upscale_rect, upscale_size
 from .codec import (
     blob_hash,
     decode_client_frame,
@@ -12,17 +14,19 @@ from .codec import (
     encode_frame,
     encode_message,
 )
-from .errors import ErrorCode, ProtocolError
+from .errors import FATAL_CODES, ErrorCode, ProtocolError
+from .lifecycle import JobStatus, check_hello, negotiated_minor
 from .messages import *  # noqa: F403 - the message types are the package's API
-from .messages import PROTOCOL_MINOR, PROTOCOL_VERSION
-from .validate import check_job, from_dict, to_dict
+from .validate import from_dict, to_dict
 
 __all__ = [
-    "PROTOCOL_MINOR",
-    "PROTOCOL_VERSION",
+    "FATAL_CODES",
     "ErrorCode",
+    "JobStatus",
     "ProtocolError",
     "blob_hash",
+    "check_blob",
+    "check_hello",
     "check_job",
     "decode_client_frame",
     "decode_client_message",
@@ -31,5 +35,9 @@ __all__ = [
     "encode_frame",
     "encode_message",
     "from_dict",
+    "negotiated_minor",
     "to_dict",
+    "upscale_rect",
+    "upscale_size",
+    *messages.__all__,
 ]

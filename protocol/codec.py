@@ -6,8 +6,11 @@ Binary frame: ``u32 big-endian header length | UTF-8 JSON header | payload``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import re
 import struct
 from typing import Any
 
@@ -15,6 +18,7 @@ from .errors import ErrorCode, ProtocolError
 from .messages import (
     CLIENT_FRAMES,
     CLIENT_MESSAGES,
+    ID_PATTERN,
     RAW_FORMATS,
     SERVER_FRAMES,
     SERVER_MESSAGES,
@@ -24,6 +28,9 @@ from .validate import from_dict, raw_payload_size, to_dict
 HEADER_LEN = struct.Struct(">I")
 MAX_HEADER_BYTES = 64 * 1024  # a header larger than this is refused before it is parsed
 MAX_TEXT_BYTES = 1024 * 1024  # text frames carry no pixels
+MAX_SERVER_TEXT_BYTES = 16 * MAX_TEXT_BYTES  # model lists can be long; the client is more generous
+MAX_INT_DIGITS = 40  # longer integer literals are refused before int() spends quadratic time on them
+_ID = re.compile(ID_PATTERN)
 
 
 def blob_hash(payload: bytes | memoryview) -> str:
@@ -40,48 +47,140 @@ def encode_frame(header: Any, payload: bytes | memoryview) -> bytes:
     return b"".join((HEADER_LEN.pack(len(head)), head, payload))
 
 
-def _parse_json(data: str | bytes | memoryview, limit: int) -> dict[str, Any] | ProtocolError:
-    if len(data) > limit:
-        return ProtocolError(ErrorCode.TOO_LARGE, f"text larger than {limit} bytes")
+# ----------------------------------------------------------------------------- JSON
+
+
+def _byte_view(data: Any) -> memoryview | None:
+    """A flat byte view of any buffer, or None for things that are not bytes."""
+    if isinstance(data, str):
+        return None
     try:
-        if not isinstance(data, str):
-            data = bytes(data).decode("utf-8")
-        value = json.loads(data, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return ProtocolError(ErrorCode.BAD_JSON, f"not valid UTF-8 JSON: {str(exc)[:120]}")
-    if not isinstance(value, dict):
-        return ProtocolError(ErrorCode.BAD_JSON, "must be a JSON object")
-    return value
+        return memoryview(data).cast("B")
+    except (TypeError, ValueError):
+        return None
+
+
+def _byte_length_over(text: str, limit: int) -> bool:
+    if len(text) > limit:  # every character takes at least one byte
+        return True
+    if len(text) * 4 <= limit:  # and at most four
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf without asking parse_constant
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise ValueError(f"integer with more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # a repeated key would let two parsers read two different messages from the same bytes
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key[:40]!r}")
+            seen.add(key)
+    return obj
+
+
+def _parse_json(data: Any, limit: int) -> dict[str, Any] | ProtocolError:
+    if isinstance(data, str):
+        if _byte_length_over(data, limit):
+            return ProtocolError(ErrorCode.TOO_LARGE, f"text larger than {limit} bytes")
+        text = data
+    else:
+        view = _byte_view(data)
+        if view is None:
+            return ProtocolError(ErrorCode.BAD_FRAME, f"expected text or bytes, got {type(data).__name__}")
+        if len(view) > limit:
+            return ProtocolError(ErrorCode.TOO_LARGE, f"text larger than {limit} bytes")
+        try:
+            text = bytes(view).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return ProtocolError(ErrorCode.BAD_JSON, f"not valid UTF-8: {str(exc)[:120]}")
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        return ProtocolError(ErrorCode.BAD_JSON, f"not valid JSON: {str(exc)[:120]}")
+    if not isinstance(value, dict):
+        return ProtocolError(ErrorCode.BAD_JSON, "must be a JSON object")
+    return value
+
+
+# ----------------------------------------------------------------------------- text messages
+
+
+def _job_id_hint(obj: dict[str, Any]) -> str | None:
+    """The job a failed message was about, read without trusting the rest of it."""
+    candidate = obj.get("job_id")
+    job = obj.get("job")
+    if candidate is None and isinstance(job, dict):
+        candidate = job.get("id")
+    return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None
+
+
 def _decode_typed(obj: dict[str, Any], table: dict[str, type], strict: bool) -> Any:
-    kind = obj.get("type")
-    if not isinstance(kind, str):
+    if "type" not in obj:
         return ProtocolError(ErrorCode.MISSING_FIELD, "every message names its type", "type")
+    kind = obj["type"]
+    if not isinstance(kind, str):
+        return ProtocolError(ErrorCode.BAD_FIELD, "must be a string", "type")
     cls = table.get(kind)
     if cls is None:
         return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", "type")
-    return from_dict(cls, obj, strict=strict)
+    result = from_dict(cls, obj, strict=strict)
+    if isinstance(result, ProtocolError) and result.job_id is None:
+        hint = _job_id_hint(obj)
+        if hint is not None:
+            result = dataclasses.replace(result, job_id=hint)
+    return result
 
 
 def decode_client_message(data: str | bytes) -> Any:
-    """Server side: strict (unknown fields are errors, see SPEC.md "Compatibility")."""
+    """Server side: strict (unknown fields are errors, see SPEC.md "Compatibility").
+
+    Returns a message or a ProtocolError; never raises.
+    """
     obj = _parse_json(data, MAX_TEXT_BYTES)
     return obj if isinstance(obj, ProtocolError) else _decode_typed(obj, CLIENT_MESSAGES, strict=True)
 
 
 def decode_server_message(data: str | bytes) -> Any:
-    """Client side: lenient (unknown fields ignored so 1.x servers can add fields)."""
-    obj = _parse_json(data, 16 * MAX_TEXT_BYTES)
+    """Client side: lenient (unknown fields ignored so 1.x servers can add fields). Never raises.
+
+    An unknown ``type`` comes back as an UNKNOWN_TYPE error, which a client ignores (SPEC.md).
+    """
+    obj = _parse_json(data, MAX_SERVER_TEXT_BYTES)
     return obj if isinstance(obj, ProtocolError) else _decode_typed(obj, SERVER_MESSAGES, strict=False)
 
 
+# ----------------------------------------------------------------------------- binary frames
+
+
 def _split_frame(data: bytes | memoryview, max_bytes: int) -> tuple[dict[str, Any], memoryview] | ProtocolError:
-    view = memoryview(data)
+    view = _byte_view(data)
+    if view is None:
+        return ProtocolError(ErrorCode.BAD_FRAME, f"a binary frame must be bytes, got {type(data).__name__}")
     if len(view) > max_bytes:
         return ProtocolError(ErrorCode.TOO_LARGE, f"frame larger than {max_bytes} bytes")
     if len(view) < HEADER_LEN.size:
@@ -107,7 +206,7 @@ def _check_raw_length(
         if stride is not None:
             return ProtocolError(ErrorCode.BAD_FIELD, "stride applies to raw formats only", "stride")
         if len(payload) == 0:
-            return ProtocolError(ErrorCode.BAD_IMAGE, "empty payload")
+            return ProtocolError(ErrorCode.BAD_IMAGE, "empty payload", "payload")
         return None
     stride_, expected = sizes
     if stride_ < width * RAW_FORMATS[fmt]:
@@ -120,7 +219,7 @@ def _check_raw_length(
 
 
 def decode_client_frame(data: bytes | memoryview, max_bytes: int, max_pixels: int | None = None) -> Any:
-    """Server side: a blob upload. Returns (BlobHeader, payload) or ProtocolError.
+    """Server side: a blob upload. Returns (BlobHeader, payload) or ProtocolError; never raises.
 
     The content hash is checked here, so a stored blob always matches its address.
     """
@@ -142,7 +241,7 @@ def decode_client_frame(data: bytes | memoryview, max_bytes: int, max_pixels: in
 
 
 def decode_server_frame(data: bytes | memoryview, max_bytes: int = 2**31) -> Any:
-    """Client side: a preview or result. Returns (header, payload) or ProtocolError."""
+    """Client side: a preview or result. Returns (header, payload) or ProtocolError; never raises."""
     split = _split_frame(data, max_bytes)
     if isinstance(split, ProtocolError):
         return split

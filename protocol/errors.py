@@ -33,16 +33,32 @@ class ErrorCode(str, Enum):
     QUEUE_FULL = "queue_full"
     NOT_SUPPORTED = "not_supported"  # valid request this server or model cannot do
     OUT_OF_MEMORY = "out_of_memory"
+    EXPIRED = "expired"  # a finished job's results were dropped (memory budget) before the client came back
     INTERNAL = "internal"
+
+
+# The only errors that end the connection: the server sends them during the handshake, then closes.
+FATAL_CODES: frozenset[ErrorCode] = frozenset(
+    {ErrorCode.VERSION_MISMATCH, ErrorCode.UNAUTHORIZED, ErrorCode.FORBIDDEN_ORIGIN}
+)
 
 
 @dataclass(frozen=True)
 class ProtocolError:
-    """A decode or validation failure, as a value. ``field`` is a dotted path like ``job.region.width``."""
+    """A decode or validation failure, as a value. ``field`` is a dotted path like ``job.region.width``.
+
+    ``job_id`` names the job the failing message was about, when the decoder could still read it,
+    so the error message sent back can be matched to the request.
+    """
 
     code: ErrorCode
     message: str
     field: str | None = None
+    job_id: str | None = None
+
+    @property
+    def fatal(self) -> bool:
+        return self.code in FATAL_CODES
 
     def __str__(self) -> str:
         where = f" ({self.field})" if self.field else ""

@@ -1,13 +1,16 @@
 """Sans-I/O rules shared by every peer: the handshake check and the job state machine.
 
-Job life cycle (SPEC.md "Jobs")::
+Job life cycle (SPEC.md "Job life cycle")::
 
-    (new) --queued--> queued --started--> started --progress*--> started
-    queued|started --done--> done      queued|started --error--> error
-    queued|started --cancelled--> cancelled
-    (new) --error--> error             (rejected at submit)
+    new --queued--> queued --started--> started --progress|preview*--> started
+    new|queued|started --result*--> (same state)
+    new|queued|started --done|error|cancelled--> done | error | cancelled   (final)
 
-``done``, ``error`` and ``cancelled`` are final.
+A live connection sees ``queued``, ``started``, ``progress``/``preview``, ``result`` frames
+and one final message, in that order. The extra edges (``new`` straight to ``started`` or
+``done``, ``queued`` to ``queued``, ``started`` to ``started``) are what a client sees when the
+queue position moves or when it resumes a session: the server then repeats the current state
+of each job, or re-delivers results and the final message it missed.
 """
 
 from __future__ import annotations
@@ -15,18 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ErrorCode, ProtocolError
-from .messages import PROTOCOL_VERSION, ClientHello
+from .messages import PROTOCOL_MINOR, PROTOCOL_VERSION, ClientHello
 
 NEW = "new"
+EVENTS = ("queued", "started", "progress", "preview", "result", "done", "error", "cancelled")
 FINAL_STATES = frozenset({"done", "error", "cancelled"})
+_ENDINGS = frozenset({"result", "done", "error", "cancelled"})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    NEW: frozenset({"queued", "error"}),
-    "queued": frozenset({"queued", "started", "done", "error", "cancelled"}),
-    "started": frozenset({"progress", "done", "error", "cancelled"}),
-    "progress": frozenset({"progress", "done", "error", "cancelled"}),
+    NEW: frozenset({"queued", "started"}) | _ENDINGS,
+    "queued": frozenset({"queued", "started"}) | _ENDINGS,
+    "started": frozenset({"started", "progress", "preview"}) | _ENDINGS,
 }
-# "progress" is an event, not a state: after it the job is still "started".
-_STATE_AFTER = {"progress": "started"}
+# Events that are not states: "progress" and "preview" mean the job runs; a result leaves the state as it is.
+_STATE_AFTER = {"progress": "started", "preview": "started"}
 
 
 def check_hello(hello: ClientHello) -> ProtocolError | None:
@@ -40,6 +44,11 @@ def check_hello(hello: ClientHello) -> ProtocolError | None:
     return None
 
 
+def negotiated_minor(client_minor: int, server_minor: int = PROTOCOL_MINOR) -> int:
+    """Both peers use the features of the lower minor version (SPEC.md "Compatibility")."""
+    return min(client_minor, server_minor)
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """Immutable view of one job as a peer has seen it; ``advance`` returns the next status."""
@@ -49,6 +58,7 @@ class JobStatus:
     step: int = 0
     total: int = 0
     position: int | None = None
+    results: int = 0  # result frames received so far
 
     @property
     def final(self) -> bool:
@@ -57,17 +67,21 @@ class JobStatus:
     def advance(
         self, event: str, *, step: int = 0, total: int = 0, position: int | None = None
     ) -> JobStatus | ProtocolError:
-        """Apply an event name (queued, started, progress, done, error, cancelled)."""
+        """Apply an event name (one of ``EVENTS``); an event the state does not allow is an error."""
         allowed = TRANSITIONS.get(self.state, frozenset())
         if event not in allowed:
             return ProtocolError(
-                ErrorCode.BAD_FIELD, f"job {self.job_id}: {event!r} not allowed after {self.state!r}", "type"
+                ErrorCode.BAD_FIELD,
+                f"job {self.job_id}: {event!r} not allowed after {self.state!r}",
+                "type",
+                self.job_id,
             )
-        state = _STATE_AFTER.get(event, event)
+        state = self.state if event == "result" else _STATE_AFTER.get(event, event)
         return JobStatus(
             self.job_id,
             state,
-            step if event == "progress" else self.step,
+            step if event in ("progress", "preview") else self.step,
             total or self.total,
-            position if event == "queued" else None,
+            position if event == "queued" else (self.position if state == "queued" else None),
+            self.results + (event == "result"),
         )

@@ -3,13 +3,70 @@
 Every message is a frozen dataclass. Field constraints live in ``field(metadata=...)`` so one
 generic walk (``validate.py``) checks types, ranges and choices and names the failing field.
 Text messages carry ``type``; binary frames carry a JSON header whose ``type`` is one of
-``blob``, ``preview`` or ``result`` (``frames.py``).
+``blob``, ``preview`` or ``result`` (``codec.py``).
+
+Decoding is strict on the server (unknown fields are errors) except for classes marked
+``LENIENT``: the client hello must parse on every 1.x server, whatever a newer client adds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from .errors import ProtocolError
+
+__all__ = [
+    "CLIENT_FRAMES",
+    "CLIENT_MESSAGES",
+    "HASH_PATTERN",
+    "ID_PATTERN",
+    "MAX_ID_LEN",
+    "MAX_PROMPT_LEN",
+    "MAX_SEED",
+    "MAX_SIDE",
+    "PREVIEW_FORMATS",
+    "PREVIEW_NONE",
+    "PROTOCOL_MINOR",
+    "PROTOCOL_VERSION",
+    "RAW_FORMATS",
+    "RESULT_FORMATS",
+    "SERVER_FRAMES",
+    "SERVER_MESSAGES",
+    "BlobHeader",
+    "BlobStored",
+    "BlobsAnswer",
+    "Cancel",
+    "Cancelled",
+    "Capabilities",
+    "ClientHello",
+    "Done",
+    "Error",
+    "ImageFormat",
+    "JobInfo",
+    "JobRequest",
+    "JobState",
+    "Limits",
+    "ModelInfo",
+    "ModelsAnswer",
+    "Operation",
+    "Prefill",
+    "PreviewHeader",
+    "Progress",
+    "QueryBlobs",
+    "QueryModels",
+    "QueryQueue",
+    "QueueAnswer",
+    "Queued",
+    "Rect",
+    "ResultHeader",
+    "SeamFix",
+    "ServerHello",
+    "Size",
+    "Started",
+    "Submit",
+    "UpscaleParams",
+]
 
 PROTOCOL_VERSION = 1
 PROTOCOL_MINOR = 0
@@ -28,12 +85,16 @@ SeamFix = Literal["none", "band", "half_tile"]
 ImageFormat = Literal["rgba8", "bgra8", "gray8", "png", "jpeg", "webp"]
 RAW_FORMATS: dict[str, int] = {"rgba8": 4, "bgra8": 4, "gray8": 1}  # bytes per pixel
 PREVIEW_FORMATS = ("jpeg", "png", "webp", "rgba8", "bgra8")
+PREVIEW_NONE = "none"  # JobRequest.preview_format value that turns previews off
 RESULT_FORMATS = ("png", "rgba8", "bgra8", "webp")
 JobState = Literal["queued", "started", "done", "error", "cancelled"]
 
 
 def _c(**constraints: Any) -> dict[str, Any]:
-    """Shorthand for field metadata: min, max, max_len, pattern, items_max."""
+    """Shorthand for field metadata: min, max (numbers), max_len, pattern (strings), items_min, items_max (arrays).
+
+    On an array field, min/max/max_len/pattern apply to every item.
+    """
     return constraints
 
 
@@ -118,6 +179,7 @@ class JobRequest:
 
 @dataclass(frozen=True)
 class Capabilities:
+    LENIENT: ClassVar[bool] = True  # part of the hello: later minors may add capabilities
     preview_formats: tuple[str, ...] = field(default=("jpeg",), metadata=_c(items_max=8, max_len=16))
     result_formats: tuple[str, ...] = field(default=("png",), metadata=_c(items_max=8, max_len=16))
 
@@ -154,11 +216,12 @@ class JobInfo:
 @dataclass(frozen=True)
 class ClientHello:
     TYPE: ClassVar[str] = "hello"
-    protocol: int = field(metadata=_c(min=0, max=2**31))
+    LENIENT: ClassVar[bool] = True  # unknown fields are ignored, so a newer client's first message always parses
+    protocol: int = field(metadata=_c(min=0, max=2**31 - 1))
     client: str = field(metadata=_c(max_len=128))
     token: str = field(default="", metadata=_c(max_len=512))
     client_id: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))  # resume this session
-    minor: int = field(default=0, metadata=_c(min=0, max=2**31))
+    minor: int = field(default=0, metadata=_c(min=0, max=2**31 - 1))
     capabilities: Capabilities = Capabilities()
 
 
@@ -262,6 +325,11 @@ class Error:
     field: str | None = None
     job_id: str | None = None
 
+    @classmethod
+    def from_error(cls, err: ProtocolError, job_id: str | None = None) -> Error:
+        """The message that reports ``err``; ``job_id`` overrides the one the decoder found."""
+        return cls(err.code.value, err.message, err.field, job_id if job_id is not None else err.job_id)
+
 
 @dataclass(frozen=True)
 class BlobsAnswer:
@@ -318,9 +386,9 @@ class PreviewHeader:
     total: int
     rect: Rect
     format: str
-    width: int
-    height: int
-    index: int = 0  # batch item
+    width: int = field(metadata=_c(min=1, max=MAX_SIDE))  # of the encoded picture; may be smaller than rect
+    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
+    index: int = field(default=0, metadata=_c(min=0))  # batch item
 
 
 @dataclass(frozen=True)
@@ -329,13 +397,13 @@ class ResultHeader:
 
     TYPE: ClassVar[str] = "result"
     job_id: str
-    index: int
+    index: int = field(metadata=_c(min=0))
     rect: Rect
     format: str
-    width: int
-    height: int
+    width: int = field(metadata=_c(min=1, max=MAX_SIDE))
+    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
     seed: int | None = None
-    stride: int | None = None
+    stride: int | None = field(default=None, metadata=_c(min=1, max=4 * MAX_SIDE))
 
 
 CLIENT_MESSAGES: dict[str, type] = {

@@ -2,6 +2,7 @@
 
 One walk over the type hints of ``messages.py`` replaces hand-written per-message checks,
 so SPEC.md, the vectors and the code cannot drift apart field by field.
+Checks across fields (rectangles, limits, formats) live in ``checks.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ import typing
 from functools import cache
 from typing import Any, Literal, TypeVar, Union
 
+from .checks import check_blob, check_job, upscale_rect, upscale_size
 from .errors import ErrorCode, ProtocolError, ProtocolViolation
-from .messages import RAW_FORMATS, JobRequest, Rect
+from .messages import RAW_FORMATS
+
+__all__ = [
+    "MAX_DEPTH",
+    "check_blob",
+    "check_job",
+    "from_dict",
+    "raw_payload_size",
+    "to_dict",
+    "upscale_rect",
+    "upscale_size",
+]
 
 T = TypeVar("T")
 MAX_DEPTH = 8  # JSON nesting beyond what any message needs is refused before walking it
+MAX_KEY_ECHO = 64  # an unknown key longer than this is cut when named in an error
 
 
 def _fail(code: ErrorCode, path: str, message: str) -> typing.NoReturn:
@@ -28,6 +42,11 @@ def _fail(code: ErrorCode, path: str, message: str) -> typing.NoReturn:
 @cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+@cache
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
@@ -40,17 +59,55 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _is_unicode(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows ``"\\ud800"``; UTF-8 cannot carry it)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _show(number: float) -> str:
+    # str() of an int over 4300 digits raises ValueError (CPython's int_max_str_digits)
+    return "a number out of range" if isinstance(number, int) and number.bit_length() > 128 else str(number)
+
+
 def _check_constraints(value: Any, meta: dict[str, Any], path: str) -> None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "min" in meta and value < meta["min"]:
-            _fail(ErrorCode.BAD_FIELD, path, f"must be >= {meta['min']}, got {value}")
+            _fail(ErrorCode.BAD_FIELD, path, f"must be >= {meta['min']}, got {_show(value)}")
         if "max" in meta and value > meta["max"]:
-            _fail(ErrorCode.BAD_FIELD, path, f"must be <= {meta['max']}, got {value}")
+            _fail(ErrorCode.BAD_FIELD, path, f"must be <= {meta['max']}, got {_show(value)}")
     if isinstance(value, str):
         if "max_len" in meta and len(value) > meta["max_len"]:
             _fail(ErrorCode.BAD_FIELD, path, f"longer than {meta['max_len']} characters")
-        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
             _fail(ErrorCode.BAD_FIELD, path, f"does not match {meta['pattern']}")
+
+
+def _check_json_value(value: Any, path: str) -> None:
+    """Free-form fields (``dict[str, Any]``) must still be plain, finite, valid-Unicode JSON."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str) or not _is_unicode(key):
+                    _fail(ErrorCode.BAD_FIELD, path, "object keys must be strings")
+                stack.append(inner)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if not _is_unicode(item):
+                _fail(ErrorCode.BAD_FIELD, path, "string is not valid Unicode")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                _fail(ErrorCode.BAD_FIELD, path, "numbers must be finite")
+        elif item is not None and not isinstance(item, (bool, int)):
+            _fail(ErrorCode.BAD_FIELD, path, f"{type(item).__name__} is not a JSON value")
 
 
 def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool) -> Any:
@@ -62,10 +119,13 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
                 return None
             _fail(ErrorCode.BAD_FIELD, path, "must not be null")
         inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"unsupported union {tp!r} at {path}")  # a bug in messages.py, not bad input
         return _convert(inner[0], value, path, meta, strict)
     if origin is Literal:
         choices = typing.get_args(tp)
-        if value not in choices or not isinstance(value, str):
+        # isinstance first: True == 1 and 1.0 == 1, so membership alone would let non-strings through
+        if not isinstance(value, str) or value not in choices:
             _fail(ErrorCode.BAD_FIELD, path, f"must be one of {', '.join(map(str, choices))}")
         return value
     if origin is tuple:
@@ -80,6 +140,7 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
     if origin is dict:
         if not isinstance(value, dict):
             _fail(ErrorCode.BAD_FIELD, path, "must be an object")
+        _check_json_value(value, path)
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, path, strict)
@@ -93,16 +154,25 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
         _check_constraints(value, meta, path)
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(ErrorCode.BAD_FIELD, path, "must be a number")
+        try:
+            number = float(value)  # an int too large for a float raises OverflowError
+        except OverflowError:
+            _fail(ErrorCode.BAD_FIELD, path, "number out of range")
+        if not math.isfinite(number):
             _fail(ErrorCode.BAD_FIELD, path, "must be a finite number")
-        _check_constraints(value, meta, path)
-        return float(value)
+        _check_constraints(number, meta, path)
+        return number
     if tp is str:
         if not isinstance(value, str):
             _fail(ErrorCode.BAD_FIELD, path, "must be a string")
+        if not _is_unicode(value):
+            _fail(ErrorCode.BAD_FIELD, path, "string is not valid Unicode (lone surrogate)")
         _check_constraints(value, meta, path)
         return value
     if tp is Any:
+        _check_json_value(value, path)
         return value
     raise TypeError(f"unsupported field type {tp!r} at {path}")  # a bug in messages.py, not bad input
 
@@ -111,13 +181,15 @@ def _from_dict(cls: type[T], data: Any, path: str, strict: bool, skip: tuple[str
     if not isinstance(data, dict):
         _fail(ErrorCode.BAD_FIELD, path, "must be an object")
     hints = _hints(cls)
-    known = {f.name for f in _fields(cls)}
-    if strict:
-        extra = sorted(k for k in data if k not in known and k not in skip)
+    fields = _fields(cls)
+    if strict and not getattr(cls, "LENIENT", False):
+        known = {f.name for f in fields}
+        extra = sorted(str(k) for k in data if k not in known and k not in skip)
         if extra:
-            _fail(ErrorCode.UNKNOWN_FIELD, _join(path, str(extra[0])), "is not a field of this message")
+            name = extra[0] if len(extra[0]) <= MAX_KEY_ECHO else extra[0][:MAX_KEY_ECHO] + "..."
+            _fail(ErrorCode.UNKNOWN_FIELD, _join(path, name), "is not a field of this message")
     kwargs: dict[str, Any] = {}
-    for f in _fields(cls):
+    for f in fields:
         fpath = _join(path, f.name)
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -142,7 +214,10 @@ def _depth(value: Any, limit: int) -> bool:
 
 
 def from_dict(cls: type[T], data: Any, *, strict: bool = True, skip: tuple[str, ...] = ("type",)) -> T | ProtocolError:
-    """Build ``cls`` from parsed JSON; any problem comes back as a ProtocolError value."""
+    """Build ``cls`` from parsed JSON; any problem comes back as a ProtocolError value.
+
+    ``strict`` makes unknown fields errors (server side), except in classes marked ``LENIENT``.
+    """
     if not _depth(data, MAX_DEPTH):
         return ProtocolError(ErrorCode.BAD_JSON, f"nested deeper than {MAX_DEPTH} levels")
     try:
@@ -177,43 +252,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# ----------------------------------------------------------------------------- semantic checks
-
-
-def _rect_in(inner: Rect, outer: Rect, path: str, outer_name: str) -> ProtocolError | None:
-    if not outer.contains(inner):
-        return ProtocolError(ErrorCode.OUT_OF_BOUNDS, f"rectangle is not inside the {outer_name}", path)
-    return None
-
-
-def check_job(job: JobRequest, max_pixels: int | None = None) -> ProtocolError | None:
-    """Checks across fields that the type walk cannot express (SPEC.md "Job request")."""
-    canvas = Rect(0, 0, job.canvas.width, job.canvas.height)
-    context = job.context or job.region
-    for err in (
-        _rect_in(job.region, canvas, "job.region", "canvas"),
-        _rect_in(context, canvas, "job.context", "canvas"),
-        _rect_in(job.region, context, "job.region", "context"),
-    ):
-        if err:
-            return err
-    if job.op in ("img2img", "inpaint", "upscale") and job.image is None:
-        return ProtocolError(ErrorCode.MISSING_FIELD, f"{job.op} needs an image blob", "job.image")
-    if job.op == "inpaint" and job.mask is None:
-        return ProtocolError(ErrorCode.MISSING_FIELD, "inpaint needs a mask blob", "job.mask")
-    if job.op != "upscale" and job.upscale is not None and not job.upscale.refine:
-        return ProtocolError(ErrorCode.BAD_FIELD, "upscale parameters only apply to op upscale", "job.upscale")
-    if max_pixels is not None:
-        for name, rect in (("job.context", context), ("job.region", job.region)):
-            if rect.width * rect.height > max_pixels:
-                return ProtocolError(ErrorCode.TOO_LARGE, f"more than {max_pixels} pixels", name)
-        if job.resolution and job.resolution.width * job.resolution.height > max_pixels:
-            return ProtocolError(ErrorCode.TOO_LARGE, f"more than {max_pixels} pixels", "job.resolution")
-    return None
-
-
 def raw_payload_size(fmt: str, width: int, height: int, stride: int | None) -> tuple[int, int] | None:
-    """(stride, expected payload bytes) for raw formats, None for encoded ones."""
+    """(stride, expected payload bytes) for raw formats, None for encoded ones.
+
+    The last row needs no padding: ``stride * (height - 1) + width * bytes_per_pixel``.
+    """
     bpp = RAW_FORMATS.get(fmt)
     if bpp is None:
         return None

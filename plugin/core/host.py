@@ -14,11 +14,21 @@ from .geometry import Bounds, Extent
 
 @dataclass(frozen=True)
 class Pixels:
-    """Raw pixels of ``bounds``: ``format`` is "rgba8", "bgra8" or "gray8", tightly packed rows."""
+    """Raw pixels of ``bounds``: ``format`` is "rgba8", "bgra8" or "gray8", tightly packed rows.
+
+    ``size`` is set only when ``data`` has another size than ``bounds`` and must be stretched
+    over it (a preview decoded at a lower resolution than the box it shows).
+    """
 
     bounds: Bounds
     format: str
     data: bytes
+    size: Extent | None = None
+
+    @property
+    def data_extent(self) -> Extent:
+        """Width and height of ``data``."""
+        return self.size or self.bounds.extent
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,10 @@ class Host(Protocol):
         ...
 
     def show_preview(self, pixels: Pixels) -> None:
-        """Create or update the single locked "[Preview]" layer; ``pixels.bounds`` is where it goes."""
+        """Create or update the single locked "[Preview]" layer; ``pixels.bounds`` is where it goes.
+
+        When ``pixels.size`` is set, stretch the ``pixels.size`` image over ``pixels.bounds``.
+        """
         ...
 
     def remove_preview(self) -> None:
@@ -58,4 +71,8 @@ class Host(Protocol):
 
     def report_status(self, text: str, progress: float | None = None) -> None:
         """Show a status line; ``progress`` in 0..1 or None for indeterminate."""
+        ...
+
+    def resize_canvas(self, extent: Extent) -> None:
+        """Scale the document (all layers) to ``extent``; called by upscale jobs before their result layer."""
         ...

@@ -1,0 +1,164 @@
+"""Pixels in and out: uploaded blobs -> numpy, previews and results -> wire bytes.
+
+Decoded blobs are either H x W x 4 RGBA uint8 (colour) or H x W uint8 (single channel); the
+engine gets RGBA images and H x W masks. Everything here is pure and thread-safe, so the server
+runs it off the event loop.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import NamedTuple
+
+import numpy as np
+from latentbrush.protocol import BlobHeader, ErrorCode, ProtocolError
+from latentbrush.protocol.messages import RAW_FORMATS
+from PIL import Image
+
+# Pillow's names for the encoded formats of the protocol
+PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+SINGLE_CHANNEL_MODES = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "F"})
+JPEG_QUALITY = 85
+WEBP_QUALITY = 80
+PNG_COMPRESS_LEVEL = 1  # results and previews are encoded on the interactive path: speed over size
+
+
+class Encoded(NamedTuple):
+    data: bytes
+    width: int
+    height: int
+    stride: int | None  # raw formats only
+
+
+# ----------------------------------------------------------------------------- decoding uploads
+
+
+def decode_blob(header: BlobHeader, payload: bytes | memoryview) -> np.ndarray | ProtocolError:
+    """Decode an upload whose frame the codec already checked (hash, raw length, pixel limit)."""
+    if header.format in RAW_FORMATS:
+        return _decode_raw(header, payload)
+    return _decode_encoded(header, payload)
+
+
+def _decode_raw(header: BlobHeader, payload: bytes | memoryview) -> np.ndarray:
+    bpp = RAW_FORMATS[header.format]
+    stride = header.stride or header.width * bpp
+    # A strided view straight over the payload, then one copy that drops the row padding.
+    view = np.ndarray(
+        (header.height, header.width, bpp), dtype=np.uint8, buffer=payload, strides=(stride, bpp, 1)
+    )
+    if header.format == "gray8":
+        return view[:, :, 0].copy()
+    if header.format == "bgra8":
+        return np.ascontiguousarray(view[:, :, [2, 1, 0, 3]])
+    return view.copy()
+
+
+def _decode_encoded(header: BlobHeader, payload: bytes | memoryview) -> np.ndarray | ProtocolError:
+    expected = PILLOW_FORMATS[header.format]
+    try:
+        with Image.open(io.BytesIO(payload), formats=[expected]) as im:
+            # The size is known before any pixel is decoded: refuse lies (and bombs) cheaply.
+            if im.size != (header.width, header.height):
+                return ProtocolError(
+                    ErrorCode.BAD_IMAGE,
+                    f"payload is {im.size[0]}x{im.size[1]}, header says {header.width}x{header.height}",
+                    "width",
+                )
+            im.load()
+            if im.mode in SINGLE_CHANNEL_MODES:
+                return np.asarray(im.convert("L")).copy()
+            return np.asarray(im.convert("RGBA")).copy()
+    except Image.UnidentifiedImageError:
+        return ProtocolError(ErrorCode.BAD_IMAGE, f"payload is not a {header.format.upper()} image", "format")
+    except Exception as exc:  # hostile bytes can make a decoder raise anything
+        return ProtocolError(ErrorCode.BAD_IMAGE, f"cannot decode {header.format}: {str(exc)[:160]}", "payload")
+
+
+def blob_nbytes(pixels: np.ndarray) -> int:
+    return int(pixels.nbytes)
+
+
+def as_rgba(pixels: np.ndarray) -> np.ndarray:
+    """Any decoded blob -> H x W x 4 RGBA (a single channel becomes opaque grey)."""
+    if pixels.ndim == 2:
+        out = np.empty((*pixels.shape, 4), dtype=np.uint8)
+        out[..., :3] = pixels[..., None]
+        out[..., 3] = 255
+        return out
+    return pixels
+
+
+def as_mask(pixels: np.ndarray) -> np.ndarray:
+    """Any decoded blob -> H x W mask (255 = repaint).
+
+    Single channel is the mask itself. A colour image with any transparency means its alpha;
+    a fully opaque colour image means its luminance (a black/white mask painted in RGB).
+    """
+    if pixels.ndim == 2:
+        return pixels
+    alpha = pixels[..., 3]
+    if int(alpha.min()) < 255:
+        return np.ascontiguousarray(alpha)
+    return np.asarray(Image.fromarray(pixels[..., :3], "RGB").convert("L"))
+
+
+def blob_size(pixels: np.ndarray) -> tuple[int, int]:
+    """(width, height) of a decoded blob."""
+    return int(pixels.shape[1]), int(pixels.shape[0])
+
+
+# ----------------------------------------------------------------------------- encoding downloads
+
+
+def fit_within(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Scale (width, height) down so the longer side is at most ``max_side``; never up."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def encode_preview(rgb: np.ndarray, fmt: str, max_side: int) -> Encoded:
+    """An engine preview (h x w x 3) -> wire bytes, shrunk so its longer side fits ``max_side``."""
+    height, width = rgb.shape[:2]
+    size = fit_within(width, height, max_side)
+    image = Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB")
+    if size != (width, height):
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if fmt in RAW_FORMATS:
+        return _encode_raw(np.asarray(image.convert("RGBA")), fmt)
+    return _encode_pillow(image, fmt)
+
+
+def encode_result(rgba: np.ndarray, fmt: str) -> Encoded:
+    """A finished H x W x 4 RGBA image -> wire bytes (alpha kept bit for bit in every format)."""
+    if fmt in RAW_FORMATS:
+        return _encode_raw(rgba, fmt)
+    return _encode_pillow(Image.fromarray(np.ascontiguousarray(rgba), "RGBA"), fmt)
+
+
+def _encode_raw(rgba: np.ndarray, fmt: str) -> Encoded:
+    height, width = rgba.shape[:2]
+    if fmt == "bgra8":
+        rgba = rgba[..., [2, 1, 0, 3]]
+    elif fmt == "gray8":
+        rgba = rgba[..., :1]
+    data = np.ascontiguousarray(rgba).tobytes()
+    return Encoded(data, width, height, width * RAW_FORMATS[fmt])
+
+
+def _encode_pillow(image: Image.Image, fmt: str) -> Encoded:
+    buffer = io.BytesIO()
+    if fmt == "jpeg":
+        image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY)
+    elif fmt == "webp":
+        lossless = image.mode == "RGBA"  # results must keep their alpha exactly
+        # exact: keep the colour under transparent pixels (libwebp zeroes it otherwise)
+        image.save(buffer, "WEBP", quality=WEBP_QUALITY, lossless=lossless, method=0 if not lossless else 1, exact=True)
+    elif fmt == "png":
+        image.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    else:
+        raise ValueError(f"unknown image format {fmt!r}")  # the server validated formats at submit
+    return Encoded(buffer.getvalue(), image.width, image.height, None)

@@ -1,0 +1,336 @@
+"""Loading pipelines (built-in, diffusers folder, single file, Hub id) onto a device, and keeping them cached.
+
+Single files load with ``from_single_file(config=<shipped skeleton>, local_files_only=True)``: without a local
+config diffusers silently goes to the Hub. The txt2img / img2img / inpaint variants of one model share every
+component through ``from_pipe``, so a model is in memory once whatever the job mix.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+import transformers
+from diffusers import (
+    AutoencoderTiny,
+    DiffusionPipeline,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+)
+from latentbrush.protocol import ErrorCode
+
+from ..events import EngineError
+from .clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
+from .registry import ModelEntry, folder_kind
+from .tiny import build_tiny_sd15
+
+log = logging.getLogger(__name__)
+
+TASKS = ("txt2img", "img2img", "inpaint")
+PIPELINES: dict[str, dict[str, type[DiffusionPipeline]]] = {
+    "sd15": {
+        "txt2img": StableDiffusionPipeline, "img2img": StableDiffusionImg2ImgPipeline,
+        "inpaint": StableDiffusionInpaintPipeline,
+    },
+    "sdxl": {
+        "txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
+        "inpaint": StableDiffusionXLInpaintPipeline,
+    },
+}
+_DTYPES = {
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+}
+_SD15_EXTRAS = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+
+class _EmptyFp32ListFilter(logging.Filter):
+    """diffusers 0.42 warns "modules ... should be kept in float32: []" on every ``to(dtype=...)``, including
+    inside ``from_pipe``; with an empty list there is nothing to keep, so the line is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+def quiet_diffusers_noise() -> None:
+    """Drop the empty-list warning and the loading progress bars (a server has no terminal to draw them on).
+    Idempotent; called when a cache is made, never at import."""
+    target = logging.getLogger("diffusers.models.modeling_utils")
+    if not any(isinstance(f, _EmptyFp32ListFilter) for f in target.filters):
+        target.addFilter(_EmptyFp32ListFilter())
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only the old."""
+    major, minor = (int(part) for part in diffusers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (0, 42) else {"torch_dtype": dtype}
+
+
+# ---------------------------------------------------------------------------------------------- placement
+
+
+def choose_device(name: str) -> torch.device:
+    """``auto``: CUDA (or ROCm, which torch also calls cuda), then Apple MPS, then CPU."""
+    if name != "auto":
+        try:
+            return torch.device(name)
+        except RuntimeError as exc:
+            raise EngineError(ErrorCode.BAD_FIELD, f"unknown device {name!r}: {exc}", "device") from exc
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def choose_dtype(name: str, device: torch.device, family: str = "sd15") -> torch.dtype:
+    """``auto``: fp16 on GPUs (bf16 for SDXL where supported: its VAE overflows in fp16), fp32 on CPU."""
+    if name != "auto":
+        if name not in _DTYPES:
+            raise EngineError(ErrorCode.BAD_FIELD, f"unknown dtype {name!r} (use {', '.join(_DTYPES)})", "dtype")
+        return _DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16 if family == "sdxl" and torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    dtype_name: str = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+
+    def dtype(self, family: str) -> torch.dtype:
+        return choose_dtype(self.dtype_name, self.device, family)
+
+
+def module_bytes(pipe: DiffusionPipeline) -> int:
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(t.numel() * t.element_size() for t in (*component.parameters(), *component.buffers()))
+    return total
+
+
+def default_budget(placement: Placement) -> int:
+    """Cache budget when none is configured: 60% of GPU memory, or half the RAM when models live there."""
+    if placement.device.type == "cuda" and not placement.cpu_offload:
+        return int(0.6 * torch.cuda.get_device_properties(placement.device).total_memory)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 << 30
+    return ram // 2
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _shipped_tokenizers(skeleton: Path, family: str) -> dict[str, Any]:
+    names = ("tokenizer", "tokenizer_2") if family == "sdxl" else ("tokenizer",)
+    return {n: load_shipped_tokenizer(skeleton / n) for n in names if not (skeleton / n / "vocab.json").exists()}
+
+
+def _fp16_variant(folder: Path) -> str | None:
+    unet = folder / "unet"
+    if (unet / "diffusion_pytorch_model.fp16.safetensors").exists() and not (
+        unet / "diffusion_pytorch_model.safetensors"
+    ).exists():
+        return "fp16"
+    return None
+
+
+def _load_hub(entry: ModelEntry, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelEntry]:
+    from huggingface_hub import hf_hub_download
+
+
+    try:
+        index_path = Path(hf_hub_download(entry.location, "model_index.json"))
+        hf_hub_download(entry.location, "unet/config.json")
+    except Exception as exc:  # offline, unknown repo, gated repo: all mean "not available here"
+        raise EngineError(
+            ErrorCode.UNKNOWN_MODEL,
+            f"Hub model {entry.location!r} is not in the local cache and cannot be downloaded "
+            f"({type(exc).__name__}); download it once while online or put it in the models folder",
+            "job.model",
+        ) from exc
+    base, inpaint, refusal = folder_kind(json.loads(index_path.read_text()), index_path.parent)
+    if refusal:
+        raise EngineError(ErrorCode.NOT_SUPPORTED, f"model {entry.name!r}: {refusal}", "job.model")
+    entry = ModelEntry(entry.name, "hub", base, inpaint, entry.location)
+    cls = PIPELINES[entry.family]["inpaint" if inpaint else "txt2img"]
+    extras = _SD15_EXTRAS if entry.family == "sd15" else {}
+    if dtype != torch.float32:
+        try:
+            return cls.from_pretrained(entry.location, variant="fp16", **dtype_kwarg(dtype), **extras), entry
+        except (OSError, ValueError):
+            log.info("%s has no fp16 variant; loading the default weights", entry.location)
+    return cls.from_pretrained(entry.location, **dtype_kwarg(dtype), **extras), entry
+
+
+def load_pipeline(
+    entry: ModelEntry, placement: Placement, configs_dir: Path = CONFIGS_DIR
+) -> tuple[DiffusionPipeline, ModelEntry]:
+    """Load ``entry`` (not yet placed on the device). Returns the pipeline and the entry, refined if loading
+    told us more (a Hub model's base)."""
+    dtype = placement.dtype(entry.family)
+    if entry.source == "builtin":
+        pipe = build_tiny_sd15(inpaint=entry.inpaint)
+        return (pipe if dtype == torch.float32 else pipe.to(dtype=dtype)), entry
+    if entry.source == "hub":
+        return _load_hub(entry, dtype)
+    cls = PIPELINES[entry.family]["inpaint" if entry.inpaint else "txt2img"]
+    extras = _SD15_EXTRAS if entry.family == "sd15" else {}
+    if entry.source == "folder":
+        folder = Path(entry.location)
+        variant = _fp16_variant(folder)
+        pipe = cls.from_pretrained(folder, local_files_only=True, variant=variant, **dtype_kwarg(dtype), **extras)
+        return pipe, entry
+    skeleton = configs_dir / (entry.family + ("-inpaint" if entry.inpaint else ""))
+    pipe = cls.from_single_file(
+        entry.location, config=str(skeleton), local_files_only=True, **dtype_kwarg(dtype),
+        **_shipped_tokenizers(skeleton, entry.family),
+    )
+    return pipe, entry
+
+
+def load_taesd(taesd_dir: Path | None, family: str, placement: Placement) -> AutoencoderTiny | None:
+    """TAESD for a latent family: ``taesd_dir`` itself (SD 1.5) or its ``taesd``/``taesdxl`` subfolder."""
+    if taesd_dir is None:
+        return None
+    candidates = [taesd_dir / ("taesdxl" if family == "sdxl" else "taesd")]
+    if family == "sd15":
+        candidates.append(taesd_dir)
+    for folder in candidates:
+        if (folder / "config.json").is_file():
+            taesd = AutoencoderTiny.from_pretrained(folder, local_files_only=True, **dtype_kwarg(placement.dtype(family)))
+            return taesd.to(placement.device).eval()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+class LoadedModel:
+    """One model in memory: its pipelines for each task (sharing components) and what previews need."""
+
+    def __init__(self, entry: ModelEntry, pipe: DiffusionPipeline, placement: Placement) -> None:
+        self.entry = entry
+        self.placement = placement
+        self.inpaint_unet = pipe.unet.config.in_channels == 9
+        self.scheduler_config = dict(pipe.scheduler.config)
+        self.nbytes = module_bytes(pipe)
+        self.taesd: AutoencoderTiny | None = None
+        self._pipes: dict[str, DiffusionPipeline] = {self._task_of(pipe): pipe}
+        self._offloaded: DiffusionPipeline | None = None
+        self._place(pipe)
+
+    def _task_of(self, pipe: DiffusionPipeline) -> str:
+        for task, cls in PIPELINES[self.entry.family].items():
+            if type(pipe) is cls:
+                return task
+        message = f"{type(pipe).__name__} is not an SD 1.5 / SDXL pipeline"
+        raise EngineError(ErrorCode.NOT_SUPPORTED, message, "job.model")
+
+    def _place(self, pipe: DiffusionPipeline) -> None:
+        pipe.set_progress_bar_config(disable=True)
+        if self.placement.cpu_offload and self.placement.device.type == "cuda":
+            self._offloaded = pipe
+            pipe.enable_model_cpu_offload(device=self.placement.device)
+        else:
+            pipe.to(self.placement.device)
+        if self.placement.vae_tiling:
+            pipe.vae.enable_tiling()
+
+    def pipeline(self, task: str) -> DiffusionPipeline:
+        """The pipeline for ``task``; a 9-channel inpaint model does every task through its inpaint pipeline."""
+        if self.inpaint_unet:
+            task = "inpaint"
+        pipe = self._pipes.get(task)
+        if pipe is None:
+            source = next(iter(self._pipes.values()))
+            pipe = PIPELINES[self.entry.family][task].from_pipe(source)
+            pipe.set_progress_bar_config(disable=True)
+            self._pipes[task] = pipe
+        if self.placement.cpu_offload and self._offloaded is not pipe and self.placement.device.type == "cuda":
+            pipe.enable_model_cpu_offload(device=self.placement.device)  # offload hooks live on the pipe
+            self._offloaded = pipe
+        return pipe
+
+    @property
+    def execution_device(self) -> torch.device:
+        return next(iter(self._pipes.values()))._execution_device
+
+
+class PipelineCache:
+    """Loaded models, least recently used first out when a new one would pass the byte budget."""
+
+    def __init__(
+        self, placement: Placement, budget_bytes: int, *, configs_dir: Path = CONFIGS_DIR, taesd_dir: Path | None = None
+    ) -> None:
+        self.placement = placement
+        self.budget = budget_bytes
+        self.configs_dir = configs_dir
+        self.taesd_dir = taesd_dir
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._taesd: dict[str, AutoencoderTiny | None] = {}
+        quiet_diffusers_noise()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._models
+
+    def _estimate(self, entry: ModelEntry) -> int:
+        if entry.source == "file":
+            return Path(entry.location).stat().st_size
+        if entry.source == "folder":
+            return sum(p.stat().st_size for p in Path(entry.location).rglob("*.safetensors"))
+        return 0
+
+    def _evict_for(self, incoming: int) -> None:
+        while self._models and sum(m.nbytes for m in self._models.values()) + incoming > self.budget:
+            name, _ = self._models.popitem(last=False)
+            log.info("unloading model %s to stay within the cache budget", name)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def get(self, entry: ModelEntry) -> tuple[LoadedModel, ModelEntry]:
+        """The loaded model (loading it if needed) and the entry as loading refined it."""
+        model = self._models.get(entry.name)
+        if model is not None:
+            self._models.move_to_end(entry.name)
+            return model, model.entry
+        self._evict_for(self._estimate(entry))
+        started = time.perf_counter()
+        pipe, entry = load_pipeline(entry, self.placement, self.configs_dir)
+        model = LoadedModel(entry, pipe, self.placement)
+        if entry.family not in self._taesd:
+            self._taesd[entry.family] = load_taesd(self.taesd_dir, entry.family, self.placement)
+        model.taesd = self._taesd[entry.family]
+        log.info("loaded %s (%s, %.0f MB) in %.1f s", entry.name, entry.base, model.nbytes / 2**20,
+                 time.perf_counter() - started)
+        if entry.source == "builtin":
+            log.warning("model %s is the built-in test model: it produces noise, not pictures", entry.name)
+        self._evict_for(model.nbytes)
+        self._models[entry.name] = model
+        return model, entry

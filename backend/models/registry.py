@@ -1,0 +1,200 @@
+"""Which models this backend offers: the built-in tiny ones, a models folder, and Hub ids from the settings.
+
+Discovery reads only small JSON files and safetensors headers, so it is cheap enough to run at start-up.
+Files that are recognised but cannot be used (SD 2.x, pickle ``.ckpt``) are remembered with the reason, so a
+job naming one gets that reason instead of "unknown model".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from latentbrush.protocol import ErrorCode, ModelInfo, ProtocolError
+
+from ..events import EngineError
+from .detect import NATIVE_RESOLUTION, detect_file
+
+log = logging.getLogger(__name__)
+
+TINY, TINY_INPAINT = "tiny", "tiny-inpaint"
+MAX_SCAN_DEPTH = 2  # models/<file> and models/<group>/<file>, as A1111-style trees have
+PICKLE_SUFFIXES = (".ckpt",)
+SKIP_FOLDERS = ("upscale", "upscale_models")  # the upscaler registry's folders: no diffusion models there
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    source: str  # "builtin", "folder", "file", "hub"
+    base: str  # "tiny", "sd15", "sdxl"; "unknown" for a Hub id not in the local cache yet
+    inpaint: bool
+    location: str = ""  # folder or file path, or Hub id
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.name, self.base, self.inpaint, NATIVE_RESOLUTION.get(self.base, 512), self.source)
+
+    @property
+    def family(self) -> str:
+        """Latent space family ("sd15" or "sdxl"): previews, skeleton configs and pipeline classes follow it."""
+        return "sdxl" if self.base == "sdxl" else "sd15"
+
+
+def folder_kind(index: dict, folder: Path) -> tuple[str, bool, str]:
+    """(base, inpaint, refusal) for a diffusers folder from its model_index.json and unet config."""
+    cls = str(index.get("_class_name", ""))
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        unet = {}
+    inpaint = unet.get("in_channels") == 9
+    if cls.startswith("StableDiffusionXL"):
+        return "sdxl", inpaint, ""
+    if cls.startswith("StableDiffusion") and "Upscale" not in cls:
+        if unet.get("cross_attention_dim") == 1024:
+            return "sd2", inpaint, "Stable Diffusion 2.x models are not supported (use SD 1.5 or SDXL)"
+        return "sd15", inpaint, ""
+    return "unknown", False, f"{cls or 'this pipeline'} is not supported (use SD 1.5 or SDXL)"
+
+
+def hub_entry(repo_id: str) -> ModelEntry:
+    """A Hub model; its base is read from the local Hugging Face cache when it was downloaded before."""
+    base, inpaint = "unknown", False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        index_path = try_to_load_from_cache(repo_id, "model_index.json")
+        if isinstance(index_path, str):
+            folder = Path(index_path).parent
+            found_base, found_inpaint, refusal = folder_kind(json.loads(Path(index_path).read_text()), folder)
+            if not refusal:
+                base, inpaint = found_base, found_inpaint
+    except (ImportError, OSError, ValueError) as exc:
+        log.debug("cannot inspect cached %s: %s", repo_id, exc)
+    return ModelEntry(repo_id, "hub", base, inpaint, repo_id)
+
+
+class ModelRegistry:
+    """Models by name. Built once at start-up; Hub entries are refined after their first load."""
+
+    def __init__(self, models_dir: Path | None, hub_models: tuple[str, ...] = ()) -> None:
+        self.models_dir = models_dir
+        self._entries: dict[str, ModelEntry] = {}
+        self._refused: dict[str, str] = {}
+        for repo_id in hub_models:
+            self._add(hub_entry(repo_id))
+        if models_dir is not None:
+            if models_dir.is_dir():
+                self._scan(models_dir)
+            else:
+                log.warning("models folder %s does not exist; no local models", models_dir)
+        self.default = self._pick_default()
+        for name in (TINY, TINY_INPAINT):
+            self._add(ModelEntry(name, "builtin", "tiny", name == TINY_INPAINT))
+        if self.default == TINY:
+            log.warning(
+                "No models configured: using the built-in 'tiny' model, which produces noise, not pictures. "
+                "Put SD 1.5 or SDXL checkpoints (.safetensors or diffusers folders) in the models folder%s.",
+                f" ({models_dir})" if models_dir else " (--models DIR)",
+            )
+
+    # ------------------------------------------------------------------ discovery
+
+    def _add(self, entry: ModelEntry) -> None:
+        name = entry.name
+        if name in self._entries or name in self._refused:
+            name = Path(entry.location).name if entry.location else name
+        if name in self._entries:
+            log.warning("model %s at %s hides an earlier one with the same name; skipped", name, entry.location)
+            return
+        self._entries[name] = replace(entry, name=name)
+
+    def _refuse(self, name: str, reason: str) -> None:
+        log.warning("model %s not offered: %s", name, reason)
+        self._refused[name] = reason
+
+    def _scan(self, root: Path) -> None:
+        folders: list[Path] = []
+        files: list[Path] = []
+        self._walk(root, 0, folders, files)
+        for folder in sorted(folders):
+            try:
+                index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                self._refuse(folder.name, f"unreadable model_index.json ({exc})")
+                continue
+            base, inpaint, refusal = folder_kind(index, folder)
+            if refusal:
+                self._refuse(folder.name, refusal)
+            else:
+                self._add(ModelEntry(folder.name, "folder", base, inpaint, str(folder)))
+        for path in sorted(files):
+            name = path.relative_to(root).with_suffix("").as_posix()
+            if path.suffix.lower() in PICKLE_SUFFIXES:
+                self._refuse(name, "pickle checkpoints (.ckpt) can run code when loaded; convert it to .safetensors")
+                continue
+            try:
+                found = detect_file(path)
+            except Exception as exc:  # a truncated or foreign file must not stop the scan
+                self._refuse(name, f"unreadable safetensors file ({str(exc)[:120]})")
+                continue
+            if found.supported:
+                self._add(ModelEntry(name, "file", found.base, found.inpaint, str(path)))
+            elif found.refusal:
+                self._refuse(name, found.refusal)
+            else:
+                log.debug("%s is not a diffusion checkpoint (LoRA, VAE, upscaler, ...); ignored", path)
+
+    def _walk(self, folder: Path, depth: int, folders: list[Path], files: list[Path]) -> None:
+        try:
+            children = sorted(folder.iterdir())
+        except OSError as exc:
+            log.warning("cannot list %s: %s", folder, exc)
+            return
+        for child in children:
+            if child.name.startswith(".") or child.name in SKIP_FOLDERS:
+                continue
+            if child.is_dir():
+                if (child / "model_index.json").is_file():
+                    folders.append(child)
+                elif depth + 1 < MAX_SCAN_DEPTH:
+                    self._walk(child, depth + 1, folders, files)
+            elif child.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
+                files.append(child)
+
+    def _pick_default(self) -> str:
+        """The first plain (non-inpaint) model, else the first model, else the tiny one."""
+        usable = list(self._entries.values())
+        plain = [e for e in usable if not e.inpaint]
+        return (plain or usable)[0].name if usable else TINY
+
+    # ------------------------------------------------------------------ lookup
+
+    def infos(self) -> tuple[ModelInfo, ...]:
+        return tuple(e.info for e in self._entries.values())
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._entries)
+
+    def problem(self, name: str) -> ProtocolError | None:
+        """Why ``name`` (as a job names it; "" = default) cannot be used, or None."""
+        name = name or self.default
+        if name in self._entries:
+            return None
+        if name in self._refused:
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, f"model {name!r}: {self._refused[name]}", "job.model")
+        return ProtocolError(ErrorCode.UNKNOWN_MODEL, f"unknown model {name!r}", "job.model")
+
+    def get(self, name: str) -> ModelEntry:
+        error = self.problem(name)
+        if error is not None:
+            raise EngineError(error.code, error.message, error.field)
+        return self._entries[name or self.default]
+
+    def update(self, entry: ModelEntry) -> None:
+        """Record what loading taught us (a Hub model's base)."""
+        if entry.name in self._entries:
+            self._entries[entry.name] = entry

@@ -1,0 +1,203 @@
+"""txt2img, img2img and inpaint jobs: context -> processing size -> pipeline -> back to the region, composited.
+
+The result for a masked job is an RGBA crop of ``job.region`` whose alpha is the feathered composite mask,
+exactly 0 outside the grown mask, where the RGB is also the original pixels: pasting it as a layer leaves
+the canvas bit-identical outside the mask. Unmasked results are opaque.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from latentbrush.protocol import ErrorCode, JobRequest, Rect
+from latentbrush.protocol.messages import MAX_SEED, Size
+
+from ..events import EngineError, JobEvents, JobOutput, RefineFn
+from ..models.loader import LoadedModel
+from . import masks
+from .denoise import DenoiseCall, denoise_steps, run_denoise
+from .prefill import prefill, resolve_mode
+from .previews import LinearDecoder, RegionPreview, TaesdDecoder, X0Capture
+
+MIN_SIDE = 64  # smallest processing side; SD is useless below this anyway
+MAX_ASPECT_STRETCH = 2  # the longest processing side stays within 2x the model's native side
+
+
+def processing_size(width: int, height: int, native: int, resolution: Size | None) -> tuple[int, int]:
+    """The size the pipeline runs at: ``resolution`` if given, else ``native``² pixels in the context's aspect
+    ratio; multiples of 8 (the VAE's scale factor)."""
+    if resolution is not None:
+        w, h = float(resolution.width), float(resolution.height)
+    else:
+        scale = native / math.sqrt(width * height)
+        scale = min(scale, MAX_ASPECT_STRETCH * native / max(width, height))
+        w, h = width * scale, height * scale
+    return max(MIN_SIDE, round(w / 8) * 8), max(MIN_SIDE, round(h / 8) * 8)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    task: str  # pipeline task: txt2img, img2img, inpaint
+    strength: float
+    width: int  # processing size
+    height: int
+    steps_per_image: int
+    prefill: str  # concrete prefill mode
+
+
+def plan_job(job: JobRequest, *, has_image: bool, has_mask: bool, model: LoadedModel) -> JobPlan:
+    """What to run for ``job``. txt2img with a mask and an image fills the hole from pure noise (inpaint at
+    strength 1); img2img with a mask only changes the masked part."""
+    context = job.context or job.region
+    width, height = processing_size(context.width, context.height, model.entry.info.resolution, job.resolution)
+    if job.op == "txt2img":
+        task, strength = ("inpaint", 1.0) if (has_image and has_mask) else ("txt2img", 1.0)
+    elif job.op == "img2img":
+        task, strength = ("inpaint" if has_mask else "img2img"), job.strength
+    else:
+        task, strength = "inpaint", job.strength
+    steps = denoise_steps(job.steps, strength, task)
+    if steps < 1:
+        raise EngineError(
+            ErrorCode.BAD_FIELD, f"strength {strength} x {job.steps} steps leaves no denoising step", "job.strength"
+        )
+    mode = "none"
+    if task == "inpaint":
+        mode = resolve_mode(job.prefill, inpaint_model=model.inpaint_unet, strength=strength)
+    return JobPlan(task, strength, width, height, steps, mode)
+
+
+def _crop(array: np.ndarray, context: Rect, region: Rect) -> np.ndarray:
+    x, y = region.x - context.x, region.y - context.y
+    return array[y : y + region.height, x : x + region.width]
+
+
+def compose_result(generated: np.ndarray, original: np.ndarray | None, alpha: np.ndarray | None) -> np.ndarray:
+    """RGBA layer: generated pixels under ``alpha``; original pixels (and alpha 0) where alpha is 0."""
+    if alpha is None:
+        return np.dstack([generated, np.full(generated.shape[:2], 255, np.uint8)])
+    base = original if original is not None else np.zeros_like(generated)
+    rgb = np.where((alpha > 0)[..., None], generated, base)
+    return np.dstack([rgb, alpha])
+
+
+class StepReporter:
+    """Maps the pipeline's callbacks (one per timestep, order-2 samplers have ~2 per step) onto
+    ``steps_per_image`` steps, and sends progress and a preview for each."""
+
+    def __init__(self, events: JobEvents, job: JobRequest, plan: JobPlan, preview: RegionPreview | None) -> None:
+        self.events, self.job, self.plan, self.preview = events, job, plan, preview
+        self.total = plan.steps_per_image * job.batch
+        self.index = 0
+        self._done = 0
+
+    def start_image(self, index: int) -> None:
+        self.index, self._done = index, 0
+
+    def __call__(self, i: int, callbacks: int, capture: X0Capture) -> None:
+        per_image = self.plan.steps_per_image
+        step = min(per_image, ((i + 1) * per_image) // callbacks) if callbacks else per_image
+        if step <= self._done:
+            return
+        self._done = step
+        overall = self.index * per_image + step
+        if self.preview is not None and capture.latest is not None:
+            rgb = self.preview(capture.latest)
+            self.events.preview(overall, self.total, rgb, self.job.region, self.index)
+        self.events.progress(overall, self.total, "denoise")
+
+
+def pick_seed(job: JobRequest) -> int:
+    return job.seed if job.seed is not None else secrets.randbelow(MAX_SEED + 1)
+
+
+def run_diffusion(
+    model: LoadedModel, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: JobEvents
+) -> JobOutput:
+    """Run a txt2img / img2img / inpaint job; ``image`` RGBA and ``mask`` cover ``job.context``."""
+    started = time.perf_counter()
+    context = job.context or job.region
+    if job.op in ("img2img", "inpaint") and image is None:
+        raise EngineError(ErrorCode.MISSING_FIELD, f"{job.op} needs an image", "job.image")
+    if job.op == "inpaint" and mask is None:
+        raise EngineError(ErrorCode.MISSING_FIELD, "inpaint needs a mask", "job.mask")
+    for name, array in (("job.image", image), ("job.mask", mask)):
+        if array is not None and array.shape[:2] != (context.height, context.width):
+            raise EngineError(
+                ErrorCode.SIZE_MISMATCH,
+                f"{array.shape[1]}x{array.shape[0]} does not match the context {context.width}x{context.height}",
+                name,
+            )
+    plan = plan_job(job, has_image=image is not None, has_mask=mask is not None, model=model)
+    original = np.ascontiguousarray(image[..., :3]) if image is not None else None
+
+    grown = soft = alpha = None
+    if mask is not None:
+        grown, soft = masks.denoise_mask(mask, job.mask_grow, job.mask_feather)
+        alpha = masks.composite_mask(soft, grown, job.mask_blend)
+    seed = pick_seed(job)
+    pipe_image = pipe_mask = None
+    if original is not None and plan.task != "txt2img":
+        filled = original
+        if grown is not None:
+            filled = prefill(original, grown, plan.prefill, color=job.prefill_color, seed=seed)
+        pipe_image = masks.resize_rgb(filled, plan.width, plan.height)
+    if plan.task == "inpaint" and soft is not None:
+        pipe_mask = masks.resize_mask(soft, plan.width, plan.height)
+
+    preview = None
+    if job.preview_format != "none":
+        decoder = TaesdDecoder(model.taesd) if model.taesd is not None else LinearDecoder(model.entry.family)
+        preview = RegionPreview(decoder, context, job.region, job.preview_max_side, original, alpha)
+    reporter = StepReporter(events, job, plan, preview)
+    seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(job.batch))
+    events.started(reporter.total, seed)
+
+    region_original = _crop(original, context, job.region) if original is not None else None
+    region_alpha = _crop(alpha, context, job.region) if alpha is not None else None
+    images = []
+    for index, image_seed in enumerate(seeds):
+        reporter.start_image(index)
+        call = DenoiseCall(plan.task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg,
+                           plan.strength, image_seed, plan.width, plan.height)
+        generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, reporter)
+        generated = _crop(masks.resize_rgb(generated, context.width, context.height), context, job.region)
+        images.append(compose_result(np.ascontiguousarray(generated), region_original, region_alpha))
+
+    info: dict[str, Any] = {
+        "model": model.entry.name, "base": model.entry.base, "op": job.op, "task": plan.task,
+        "sampler": job.sampler, "steps": job.steps, "cfg": job.cfg, "strength": plan.strength,
+        "resolution": [plan.width, plan.height], "prefill": plan.prefill,
+        "preview": "none" if preview is None else ("taesd" if model.taesd is not None else "linear"),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return JobOutput(tuple(images), seeds, info)
+
+
+def make_refine(model: LoadedModel, job: JobRequest, seed: int, cancel: threading.Event) -> RefineFn:
+    """The upscaler's tile refine: img2img (inpaint where a mask is given) at ``job.upscale.refine_strength``."""
+    strength = job.upscale.refine_strength if job.upscale is not None else 0.3
+
+    def refine(tile: np.ndarray, mask: np.ndarray | None, index: int) -> np.ndarray:
+        height, width = tile.shape[:2]
+        task = "inpaint" if mask is not None else "img2img"
+        if denoise_steps(job.steps, strength, task) < 1:
+            return tile.copy()  # strength 0: nothing to refine
+        w, h = processing_size(width, height, width, Size(width, height))
+        call = DenoiseCall(task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg, strength,
+                           (seed + index) % (MAX_SEED + 1), w, h)
+        tile_mask = masks.resize_mask(mask, w, h) if mask is not None else None
+        out = run_denoise(model, call, masks.resize_rgb(tile[..., :3], w, h), tile_mask, cancel)
+        out = masks.resize_rgb(out, width, height)
+        if mask is None:
+            return out
+        weight = mask.astype(np.float32)[..., None] / 255.0
+        return np.rint(tile[..., :3] + (out.astype(np.float32) - tile[..., :3]) * weight).astype(np.uint8)
+
+    return refine

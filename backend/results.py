@@ -1,0 +1,47 @@
+"""Finished images -> result frames (runs off the event loop; pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from latentbrush.protocol import JobRequest, ResultHeader, encode_frame
+
+from .events import JobOutput
+from .images import encode_result
+
+
+def check_output_image(index: int, image: Any) -> np.ndarray:
+    """The engine promises H x W x 4 uint8; anything else is a bug reported as an internal error."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 4:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"engine returned image {index} as {dtype} {shape}, expected H x W x 4 uint8")
+    return image
+
+
+def encode_results(job: JobRequest, output: JobOutput) -> tuple[bytes, ...]:
+    """One ``ResultHeader`` frame per image, in the job's ``result_format``, each covering ``job.region``.
+
+    For upscales the image is larger than the region; ``width``/``height`` say its real size.
+    """
+    frames = []
+    for index, image in enumerate(output.images):
+        pixels = check_output_image(index, image)
+        encoded = encode_result(pixels, job.result_format)
+        seed = output.seeds[index] if index < len(output.seeds) else None
+        header = ResultHeader(
+            job_id=job.id, index=index, rect=job.region, format=job.result_format,
+            width=encoded.width, height=encoded.height, seed=seed, stride=encoded.stride,
+        )
+        frames.append(encode_frame(header, encoded.data))
+    return tuple(frames)
+
+
+def json_safe(info: dict[str, Any]) -> dict[str, Any]:
+    """Provenance from the engine, reduced to what JSON can carry (numbers, strings, lists, dicts)."""
+    try:
+        return json.loads(json.dumps(info, default=str, allow_nan=False))
+    except (TypeError, ValueError):
+        return {str(k): str(v) for k, v in info.items()}

@@ -1,0 +1,314 @@
+"""Sessions, the job queue and the scheduler: everything between a decoded request and the worker.
+
+A *session* is a client id; connections come and go, sessions stay while they own live or
+undelivered work. Events of a job go to whatever connection its session has right now, so a
+client that reconnects with its id keeps receiving a running job's stream. Finished results wait
+in the session until some connection has sent them (within ``retention_bytes``, oldest dropped
+first); on resume they are replayed. Loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from latentbrush.protocol import (
+    Cancelled,
+    Done,
+    Error,
+    ErrorCode,
+    JobInfo,
+    Progress,
+    ProtocolError,
+    Queued,
+    Started,
+    encode_message,
+)
+
+from .jobs import CANCELLED, DONE, ERROR, QUEUED, STARTED, FairQueue, JobRecord
+from .outbox import Outbox
+from .results import encode_results, json_safe
+from .worker import Outcome, Worker
+
+log = logging.getLogger(__name__)
+
+KNOWN_IDS_PER_SESSION = 4096  # job ids remembered for DUPLICATE_JOB after their jobs are gone
+IDLE_SESSION_TTL_S = 3600.0  # a disconnected session with nothing to deliver is dropped after this
+
+
+@dataclass(eq=False)
+class Session:
+    client_id: str
+    outbox: Outbox | None = None
+    jobs: dict[str, JobRecord] = field(default_factory=dict)  # live, or final but not yet delivered
+    known_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    disconnected_at: float | None = None
+
+    def send(self, msg: Any, on_sent: Any = None) -> None:
+        if self.outbox is not None:
+            self.outbox.message(encode_message(msg), on_sent)
+
+    def error(self, err: ProtocolError, job_id: str | None = None) -> None:
+        self.send(Error.from_error(err, job_id))
+
+    def remember(self, job_id: str) -> None:
+        self.known_ids[job_id] = None
+        self.known_ids.move_to_end(job_id)
+        while len(self.known_ids) > KNOWN_IDS_PER_SESSION:
+            self.known_ids.popitem(last=False)
+
+
+class JobService:
+    def __init__(self, worker: Worker, *, max_queue: int, retention_bytes: int) -> None:
+        self._worker = worker
+        self._max_queue = max_queue
+        self._retention_bytes = retention_bytes
+        self.sessions: dict[str, Session] = {}
+        self._queue = FairQueue()
+        self._running: JobRecord | None = None
+        self._retained: OrderedDict[JobRecord, None] = OrderedDict()  # final, undelivered; oldest first
+        self._retained_bytes = 0
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------- life cycle
+
+    def start(self) -> None:
+        self._runner = self.spawn(self._run_jobs(), "job runner")
+
+    async def stop(self) -> None:
+        """Cancel everything: queued jobs are dropped, the running job is told to stop."""
+        if self._running is not None:
+            self._running.cancel.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """A tracked task: kept referenced, its failure logged, cancelled at stop()."""
+        task = asyncio.create_task(coro, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    # ------------------------------------------------------------------------- sessions
+
+    def attach(self, client_id: str | None, outbox: Outbox) -> tuple[Session, bool, Outbox | None]:
+        """Bind a connection to a session: (session, resumed, the connection it took over)."""
+        self._prune_sessions()
+        client_id = client_id or uuid.uuid4().hex
+        session = self.sessions.get(client_id)
+        resumed = session is not None
+        if session is None:
+            session = self.sessions[client_id] = Session(client_id)
+        previous, session.outbox, session.disconnected_at = session.outbox, outbox, None
+        if previous is not None:
+            previous.close()  # its unsent items are replayed below, once, on the new connection
+        return session, resumed, previous
+
+    def replay(self, session: Session) -> None:
+        """Tell a (re)attached connection where each of its jobs stands; resend what it missed."""
+        for record in sorted(session.jobs.values(), key=lambda r: r.seq):
+            if record.state == QUEUED:
+                session.send(Queued(record.job_id, record.position or 0))
+            elif record.state == STARTED:
+                session.send(Started(record.job_id, record.total, record.seed))
+                if record.step:
+                    session.send(Progress(record.job_id, record.step, record.total, record.stage))
+            elif not record.delivered:
+                self._send_final(session, record)
+
+    def detach(self, session: Session, outbox: Outbox) -> None:
+        if session.outbox is outbox:
+            session.outbox = None
+            session.disconnected_at = time.monotonic()
+        self._prune_sessions()
+
+    def _prune_sessions(self) -> None:
+        """Forget disconnected sessions that have nothing left to deliver, or were gone too long."""
+        now = time.monotonic()
+        for client_id, session in list(self.sessions.items()):
+            if session.outbox is not None or session.disconnected_at is None:
+                continue
+            if any(not record.is_final for record in session.jobs.values()):
+                continue  # still running or queued: the client may come back for it
+            expired = now - session.disconnected_at >= IDLE_SESSION_TTL_S
+            if expired or not (session.jobs or session.known_ids):
+                for record in session.jobs.values():
+                    self._forget_retained(record)
+                del self.sessions[client_id]
+                self._queue.forget_client(client_id)
+
+    # ------------------------------------------------------------------------- requests
+
+    def knows(self, session: Session, job_id: str) -> bool:
+        return job_id in session.jobs or job_id in session.known_ids
+
+    def submit(self, session: Session, record: JobRecord) -> ProtocolError | None:
+        if len(self._queue) >= self._max_queue:
+            return ProtocolError(ErrorCode.QUEUE_FULL, f"the queue holds {self._max_queue} jobs already", "job")
+        session.jobs[record.job_id] = record
+        session.remember(record.job_id)
+        self._queue.push(record)
+        self._announce_positions()
+        self._wake.set()
+        return None
+
+    def cancel(self, session: Session, job_id: str) -> ProtocolError | None:
+        record = session.jobs.get(job_id)
+        if record is None or record.is_final:
+            what = "has already ended" if record is not None or job_id in session.known_ids else "is unknown"
+            return ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job_id} {what}", "job_id")
+        if record.state == QUEUED and self._queue.remove(session.client_id, job_id) is not None:
+            self._finish(record, Cancelled(job_id), CANCELLED)
+            self._announce_positions()
+        else:
+            record.cancel.set()  # the engine raises JobCancelled within one UNet block
+        return None
+
+    def jobs_of(self, session: Session) -> tuple[JobInfo, ...]:
+        live = sorted((r for r in session.jobs.values() if not r.is_final), key=lambda r: r.seq)
+        return tuple(JobInfo(r.job_id, r.state, r.position, r.request.op) for r in live)
+
+    def _announce_positions(self) -> None:
+        for position, record in enumerate(self._queue.order()):
+            if record.position != position:
+                record.position = position
+                self._session_of(record).send(Queued(record.job_id, position))
+
+    def _session_of(self, record: JobRecord) -> Session:
+        session = self.sessions.get(record.client_id)
+        if session is None:  # sessions with live jobs are never pruned; recreate defensively
+            session = self.sessions[record.client_id] = Session(record.client_id)
+        return session
+
+    # ------------------------------------------------------------------------- worker events
+
+    def on_started(self, record: JobRecord, total: int, seed: int | None) -> None:
+        record.state, record.total, record.seed = STARTED, total, seed
+        record.started_at = record.started_at or time.monotonic()
+        self._session_of(record).send(Started(record.job_id, total, seed))
+
+    def on_progress(self, record: JobRecord, step: int, total: int, stage: str) -> None:
+        record.step, record.total, record.stage = step, total, stage
+        self._session_of(record).send(Progress(record.job_id, step, total, stage))
+
+    def on_preview(self, record: JobRecord, index: int, frame: bytes) -> None:
+        outbox = self._session_of(record).outbox
+        if outbox is not None and not record.is_final:
+            outbox.preview(record.job_id, index, frame)
+
+    # ------------------------------------------------------------------------- scheduling
+
+    async def _run_jobs(self) -> None:
+        while True:
+            record = self._queue.pop_next()
+            if record is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            record.position = None
+            self._running = record
+            self._announce_positions()
+            job = record.request
+            log.info(
+                "job %s start: client %s op %s %dx%d steps %d model %r",
+                job.id, record.client_id, job.op, job.region.width, job.region.height, job.steps, job.model,
+            )
+            try:
+                outcome = await self._worker.run(record, self)
+            finally:
+                self._running = None
+            # Encoding results runs beside the next job, not before it.
+            self.spawn(self._complete(record, outcome), f"complete {job.id}")
+
+    async def _complete(self, record: JobRecord, outcome: Outcome) -> None:
+        job = record.request
+        if outcome.output is not None and not record.cancel.is_set():
+            try:
+                frames = await asyncio.to_thread(encode_results, job, outcome.output)
+            except ValueError as exc:
+                log.error("job %s: engine output rejected: %s", job.id, exc)
+                outcome = Outcome(error=ProtocolError(ErrorCode.INTERNAL, str(exc)), seconds=outcome.seconds)
+            else:
+                if not record.cancel.is_set():
+                    record.frames = frames
+                    info = json_safe({**outcome.output.info, "seconds": round(outcome.seconds, 3)})
+                    done = Done(job.id, len(frames), tuple(outcome.output.seeds), info)
+                    self._log_end(record, "done", outcome.seconds)
+                    self._finish(record, done, DONE)
+                    return
+        if outcome.error is not None and not record.cancel.is_set():
+            err = outcome.error
+            self._log_end(record, f"error {err}", outcome.seconds)
+            self._finish(record, Error.from_error(err, job.id), ERROR)
+        else:
+            self._log_end(record, "cancelled", outcome.seconds)
+            self._finish(record, Cancelled(job.id), CANCELLED)
+
+    def _log_end(self, record: JobRecord, how: str, seconds: float) -> None:
+        waited = (record.started_at or time.monotonic()) - record.submitted_at
+        log.info("job %s %s: %.2fs running, %.2fs queued", record.job_id, how, seconds, waited)
+
+    # ------------------------------------------------------------------------- delivery
+
+    def _finish(self, record: JobRecord, final: Any, state: str) -> None:
+        record.state, record.final, record.finished_at = state, final, time.monotonic()
+        record.release_inputs()
+        self._retained[record] = None
+        self._retained_bytes += record.retained_bytes
+        self._enforce_retention()
+        session = self._session_of(record)
+        if session.outbox is not None:
+            self._send_final(session, record)
+
+    def _send_final(self, session: Session, record: JobRecord) -> None:
+        if session.outbox is None:
+            return
+        for frame in record.frames:
+            session.outbox.frame(frame)
+        session.send(record.final, on_sent=lambda: self._delivered(session, record))
+
+    def _delivered(self, session: Session, record: JobRecord) -> None:
+        if record.delivered:
+            return
+        record.delivered = True
+        self._forget_retained(record)
+        if session.jobs.get(record.job_id) is record:
+            del session.jobs[record.job_id]
+
+    def _forget_retained(self, record: JobRecord) -> None:
+        if record in self._retained:
+            del self._retained[record]
+            self._retained_bytes -= record.retained_bytes
+        record.frames = ()
+
+    def _enforce_retention(self) -> None:
+        """Over budget: drop the oldest undelivered results, leaving an error in their place."""
+        while self._retained_bytes > self._retention_bytes and self._retained:
+            record = next(iter(self._retained))
+            del self._retained[record]
+            self._retained_bytes -= record.retained_bytes
+            if record.frames:
+                log.warning("job %s: undelivered result dropped (retention budget)", record.job_id)
+                record.frames = ()
+                record.final = Error(
+                    ErrorCode.EXPIRED.value,
+                    "the result was dropped before it could be delivered (server memory budget)",
+                    None,
+                    record.job_id,
+                )
+                record.state = ERROR

@@ -1,0 +1,50 @@
+"""A small RGB picture of the upscale in progress, updated tile by tile, sent as preview frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from latentbrush.protocol import Size
+from PIL import Image
+
+from .tiles import Box
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8 (rounded); uint8 passes through."""
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def preview_size(full: Size, max_side: int) -> Size:
+    """``full`` shrunk so its longer side is at most ``max_side`` (never enlarged)."""
+    factor = min(1.0, max_side / max(full.width, full.height))
+    return Size(max(1, round(full.width * factor)), max(1, round(full.height * factor)))
+
+
+class PreviewCanvas:
+    """Preview-sized RGB image of the final output; tiles from any working resolution are pasted in."""
+
+    def __init__(self, base: np.ndarray, full: Size, max_side: int) -> None:
+        self.size = preview_size(full, max_side)
+        self._rgb = _resize(to_uint8(base), self.size)
+
+    def paste(self, pixels: np.ndarray, box: Box, space: Size) -> None:
+        """Shows ``pixels``, which cover ``box`` of an image of size ``space``, at the matching place."""
+        fx, fy = self.size.width / space.width, self.size.height / space.height
+        x0, y0 = math.floor(box.x * fx), math.floor(box.y * fy)
+        x1 = min(self.size.width, max(x0 + 1, math.ceil((box.x + box.width) * fx)))
+        y1 = min(self.size.height, max(y0 + 1, math.ceil((box.y + box.height) * fy)))
+        self._rgb[y0:y1, x0:x1] = _resize(to_uint8(pixels), Size(x1 - x0, y1 - y0))
+
+    def frame(self) -> np.ndarray:
+        return self._rgb.copy()
+
+
+def _resize(rgb: np.ndarray, size: Size) -> np.ndarray:
+    if rgb.shape[:2] == (size.height, size.width):
+        return rgb.copy()
+    resample = Image.Resampling.BOX if rgb.shape[1] >= size.width else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((size.width, size.height), resample)).copy()

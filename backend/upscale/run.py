@@ -1,0 +1,140 @@
+"""``run_upscale``: the engine's entry point for ``job.op == "upscale"``.
+
+Result: the ``job.region`` crop of ``image`` (which holds ``job.context``) upscaled to
+``plan.output_size`` (region x scale, or ``UpscaleParams.target`` exactly). ``images[0]`` is
+RGBA of that size: RGB from the model (or Lanczos), alpha Lanczos-resized, or 255 everywhere if
+the region is opaque. The plugin places it over the region scaled by the same factor.
+
+Steps reported (``events.started(total, seed)``, then ``progress(step, total, stage)`` and one
+preview per step): every top-level model tile of every pass ("upscale"; a Lanczos-only job is
+one step), then every refine call ("refine"). Previews show the whole output, shrunk to
+``job.preview_max_side``, stretched over ``job.region``; none when ``job.preview_format`` is "none".
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from latentbrush.protocol import PREVIEW_NONE, ErrorCode, JobRequest, Size, UpscaleParams
+
+from ..events import EngineError, JobCancelled, JobEvents, JobOutput, RefineFn
+from .model_upscale import ModelTiler, lanczos_resize, upscale_with_model
+from .plan import model_passes, output_size
+from .preview_canvas import PreviewCanvas, to_uint8
+from .refine import refine_image
+from .refine_plan import refine_steps
+from .registry import LANCZOS, UpscalerRegistry
+from .tiles import Box
+
+
+def region_crop(job: JobRequest, image: np.ndarray) -> np.ndarray:
+    """The ``job.region`` part of ``image`` (H x W x 4 uint8 of ``job.context``)."""
+    context = job.context or job.region
+    if image.dtype != np.uint8 or image.shape != (context.height, context.width, 4):
+        raise EngineError(
+            ErrorCode.SIZE_MISMATCH,
+            f"image is {image.shape} {image.dtype}, expected ({context.height}, {context.width}, 4) uint8",
+            "job.image",
+        )
+    x, y = job.region.x - context.x, job.region.y - context.y
+    return image[y : y + job.region.height, x : x + job.region.width]
+
+
+def run_upscale(
+    job: JobRequest,
+    image: np.ndarray,
+    events: JobEvents,
+    *,
+    upscalers: UpscalerRegistry,
+    refine: RefineFn | None,
+    seed: int | None = None,
+    max_pixels: int | None = None,
+) -> JobOutput:
+    """Upscales ``job.region`` of ``image`` (see module docstring); blocking, on the worker thread.
+
+    ``seed``: the seed the engine bound into ``refine`` (reported back; defaults to ``job.seed``).
+    ``max_pixels``: refuse outputs larger than this (TOO_LARGE naming the scale or target field).
+    """
+    clock = time.perf_counter()
+    params = job.upscale or UpscaleParams()
+    seed = job.seed if seed is None else seed
+    rgba = region_crop(job, image)
+    source = Size(job.region.width, job.region.height)
+    target = output_size(source, params)
+    if max_pixels is not None and target.width * target.height > max_pixels:
+        where = "job.upscale.target" if params.target is not None else "job.upscale.scale"
+        raise EngineError(ErrorCode.TOO_LARGE, f"output {target.width}x{target.height} is over {max_pixels} px", where)
+    if params.refine and refine is None:
+        raise EngineError(ErrorCode.NOT_SUPPORTED, "refining needs a diffusion model", "job.upscale.refine")
+    name = upscalers.resolve(params.upscaler)
+    model = None if name == LANCZOS else upscalers.load(name)
+
+    tiler = passes = None
+    upscale_steps = 1
+    if model is not None:
+        passes = model_passes(source, target, int(model.scale))
+        tiler = ModelTiler(model, params.tile, params.overlap, events.cancel)
+        upscale_steps = sum(tiler.grid(p.input.width, p.input.height).count for p in passes)
+    steps = refine_steps(target, params) if params.refine else ()
+    total = upscale_steps + len(steps)
+    events.started(total, seed)
+
+    rgb = rgba[..., :3].astype(np.float32) / 255.0
+    previews = job.preview_format != PREVIEW_NONE
+    canvas = PreviewCanvas(rgba[..., :3], target, job.preview_max_side) if previews else None
+    done = 0
+
+    def report(stage: str, pixels: np.ndarray, box: Box, space: Size) -> None:
+        nonlocal done
+        done += 1
+        events.progress(done, total, stage)
+        if canvas is not None:
+            canvas.paste(pixels, box, space)
+            events.preview(done, total, canvas.frame(), job.region, 0)
+
+    if model is not None and passes is not None and tiler is not None:
+
+        def on_tile(index: int, _number: int, _count: int, box: Box, tile: np.ndarray) -> None:
+            report("upscale", tile, box, passes[index].output)
+
+        rgb = upscale_with_model(rgb, passes, tiler, on_tile)
+    if events.cancel.is_set():
+        raise JobCancelled()
+    out = to_uint8(lanczos_resize(rgb, target))
+    if model is None:
+        report("upscale", out, Box(0, 0, target.width, target.height), target)
+
+    if steps and refine is not None:
+
+        def on_step(_number: int, _count: int, box: Box, crop: np.ndarray) -> None:
+            report("refine", crop, box, target)
+
+        out = refine_image(out, steps, refine, params.refine_mask_blur, events.cancel, on_step)
+
+    alpha = rgba[..., 3]
+    if int(alpha.min()) == 255:
+        alpha_out = np.full((target.height, target.width), 255, dtype=np.uint8)
+    else:
+        alpha_out = to_uint8(lanczos_resize(alpha[..., None].astype(np.float32) / 255.0, target))[..., 0]
+    result = np.concatenate([out, alpha_out[..., None]], axis=-1)
+
+    info: dict[str, object] = {
+        "upscaler": name,
+        "width": target.width,
+        "height": target.height,
+        "scale": target.width / source.width,
+        "seconds": round(time.perf_counter() - clock, 3),
+        "refine": bool(params.refine),
+    }
+    if model is not None and tiler is not None and passes is not None:
+        info.update(
+            model_scale=int(model.scale),
+            passes=len(passes),
+            tile=tiler.tile if not tiler.untiled else None,
+            tile_limit=tiler.limit,
+            oom_retries=tiler.oom_retries,
+        )
+    if params.refine:
+        info.update(refine_tiles=len(steps), seam_fix=params.seam_fix)
+    return JobOutput(images=(result,), seeds=() if seed is None else (seed,), info=info)

@@ -1,0 +1,194 @@
+"""The one thread that owns the GPU: it runs engine calls and marshals their events to the loop.
+
+Every engine call (construction, ``run``) happens on a single dedicated thread, so CUDA state
+and model weights are never touched from two threads. Preview arrays are handed to a second
+thread for encoding, so JPEG work overlaps the next denoising step instead of delaying it; the
+worker only waits for that thread when it falls more than a few previews behind (bounded memory,
+and a fast client still sees every step). Engine events reach the event loop through
+``loop.call_soon_threadsafe`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from latentbrush.protocol import ErrorCode, JobRequest, PreviewHeader, ProtocolError, Rect, encode_frame
+
+from .events import EngineError, JobCancelled, JobOutput
+from .images import as_mask, as_rgba, encode_preview
+from .jobs import JobRecord
+
+log = logging.getLogger(__name__)
+
+MAX_PREVIEWS_IN_FLIGHT = 3  # previews submitted for encoding but not yet encoded, per job
+
+
+class EngineLike(Protocol):
+    """The seam of ``engine.py`` (docs/INTERNALS.md "Backend")."""
+
+    def describe(self) -> Any: ...
+
+    def check(self, job: JobRequest) -> ProtocolError | None: ...
+
+    def run(self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: Any) -> JobOutput: ...
+
+
+class JobListener(Protocol):
+    """Loop-side receiver of a running job's events (always called on the event loop thread)."""
+
+    def on_started(self, record: JobRecord, total: int, seed: int | None) -> None: ...
+
+    def on_progress(self, record: JobRecord, step: int, total: int, stage: str) -> None: ...
+
+    def on_preview(self, record: JobRecord, index: int, frame: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one engine run ended: exactly one of output, error, cancelled."""
+
+    output: JobOutput | None = None
+    error: ProtocolError | None = None
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+def preview_frame(job: JobRequest, step: int, total: int, rgb: np.ndarray, rect: Rect, index: int) -> bytes:
+    encoded = encode_preview(rgb, job.preview_format, job.preview_max_side)
+    header = PreviewHeader(
+        job_id=job.id, step=step, total=total, rect=rect, format=job.preview_format,
+        width=encoded.width, height=encoded.height, index=index,
+    )
+    return encode_frame(header, encoded.data)
+
+
+class _LoopEvents:
+    """``events.JobEvents`` for one job: called on the worker thread, delivers on the loop."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, record: JobRecord, listener: JobListener, encoder: ThreadPoolExecutor
+    ) -> None:
+        self.cancel: threading.Event = record.cancel
+        self._loop = loop
+        self._record = record
+        self._job = record.request
+        self._listener = listener
+        self._encoder = encoder
+        self._in_flight: deque[Future[bytes]] = deque()
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback, self._record, *args)
+        except RuntimeError:
+            pass  # the loop closed during shutdown; nobody is listening any more
+
+    def started(self, total: int, seed: int | None) -> None:
+        self._post(self._listener.on_started, total, seed)
+
+    def progress(self, step: int, total: int, stage: str) -> None:
+        self._post(self._listener.on_progress, step, total, stage)
+
+    def preview(self, step: int, total: int, rgb: np.ndarray, rect: Rect, index: int) -> None:
+        if self._job.preview_format == "none":
+            return
+        pixels = np.array(rgb, dtype=np.uint8, copy=True)  # the engine may reuse its buffer next step
+        future = self._encoder.submit(preview_frame, self._job, step, total, pixels, rect, index)
+        future.add_done_callback(lambda f: self._deliver(f, index))
+        self._in_flight.append(future)
+        while len(self._in_flight) > MAX_PREVIEWS_IN_FLIGHT:
+            self._in_flight.popleft().exception()  # wait: the encoder fell behind
+
+    def _deliver(self, future: Future[bytes], index: int) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.warning("job %s: preview encoding failed: %s", self._job.id, exc)
+            return
+        self._post(self._listener.on_preview, index, future.result())
+
+    def flush(self) -> None:
+        """Wait for every submitted preview, so all of them reach the loop before the outcome."""
+        while self._in_flight:
+            self._in_flight.popleft().exception()
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc)
+
+
+class Worker:
+    """Owns the engine and its thread. ``start`` builds the engine on that thread."""
+
+    def __init__(self, engine_factory: Callable[[], EngineLike]) -> None:
+        self._factory = engine_factory
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentbrush-worker")
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentbrush-previews")
+        self._engine: EngineLike | None = None
+
+    @property
+    def engine(self) -> EngineLike:
+        if self._engine is None:
+            raise RuntimeError("Worker.start() has not run")
+        return self._engine
+
+    async def start(self) -> Any:
+        """Build the engine on the worker thread; return its ``describe()``."""
+        loop = asyncio.get_running_loop()
+        self._engine = await loop.run_in_executor(self._thread, self._factory)
+        return await loop.run_in_executor(self._thread, self._engine.describe)
+
+    def check(self, job: JobRequest) -> ProtocolError | None:
+        return self.engine.check(job)
+
+    async def run(self, record: JobRecord, listener: JobListener) -> Outcome:
+        loop = asyncio.get_running_loop()
+        events = _LoopEvents(loop, record, listener, self._encoder)
+        return await loop.run_in_executor(self._thread, self._run_blocking, record, events)
+
+    def _run_blocking(self, record: JobRecord, events: _LoopEvents) -> Outcome:
+        job = record.request
+        start = time.perf_counter()
+        try:
+            if record.cancel.is_set():
+                return Outcome(cancelled=True)
+            # Blobs are stored as decoded; the engine wants RGBA images and single-channel masks.
+            image = None if record.image is None else as_rgba(record.image)
+            mask = None if record.mask is None else as_mask(record.mask)
+            output = self.engine.run(job, image, mask, events)
+            if record.cancel.is_set():
+                return Outcome(cancelled=True, seconds=time.perf_counter() - start)
+            return Outcome(output=output, seconds=time.perf_counter() - start)
+        except JobCancelled:
+            return Outcome(cancelled=True, seconds=time.perf_counter() - start)
+        except EngineError as exc:
+            return Outcome(error=ProtocolError(exc.code, exc.message, exc.field), seconds=time.perf_counter() - start)
+        except Exception as exc:
+            if _is_out_of_memory(exc):
+                log.warning("job %s: out of memory: %s", job.id, exc)
+                error = ProtocolError(ErrorCode.OUT_OF_MEMORY, f"out of memory: {str(exc)[:200]}")
+            else:
+                log.exception("job %s: engine failed", job.id)
+                error = ProtocolError(ErrorCode.INTERNAL, f"engine failed: {type(exc).__name__}: {str(exc)[:200]}")
+            return Outcome(error=error, seconds=time.perf_counter() - start)
+        finally:
+            events.flush()
+
+    async def describe(self) -> Any:
+        """A fresh ``describe()`` (the models folder may have changed).
+
+        It reads metadata only, so it runs beside a job instead of waiting minutes behind it.
+        """
+        return await asyncio.to_thread(self.engine.describe)
+
+    def close(self) -> None:
+        """Wait for the running engine call to end (callers set its cancel event first)."""
+        self._thread.shutdown(wait=True)
+        self._encoder.shutdown(wait=True)

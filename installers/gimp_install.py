@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Install the latentbrush GIMP 3 plug-in into the plug-in folders of GIMP 3.0 and 3.2.
+
+Layout written into ``<config>/<version>/plug-ins/``::
+
+    latentbrush/latentbrush.py           the entry file GIMP runs (executable: GIMP silently
+                                          ignores a plug-in that is not)
+    latentbrush/lib/latentbrush/plugin/   latentbrush.plugin (plugin/), with vendor/websockets
+    latentbrush/lib/latentbrush/protocol/ latentbrush.protocol (protocol/)
+
+GIMP only reads the folder of its own minor version (3.2 does not look in 3.0), and the folder
+name must equal the entry file's name without ".py". ``<config>`` is ~/.config/GIMP on Linux
+($XDG_CONFIG_HOME/GIMP when set), ~/Library/Application Support/GIMP on macOS and
+%APPDATA%\\GIMP on Windows.
+
+Usage::
+
+    python installers/gimp_install.py                       # this user, GIMP 3.0 and 3.2
+    python installers/gimp_install.py --version 3.2         # one version
+    python installers/gimp_install.py --config-dir DIR      # a test profile (DIR/3.0/plug-ins/...)
+    python installers/gimp_install.py --uninstall
+
+Standard library only; Python >= 3.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_NAME = "latentbrush"
+GIMP_VERSIONS = ("3.0", "3.2")
+ENTRY = ROOT / "plugin" / "hosts" / "gimp" / "gimp_entry.py"
+VENDOR_SCRIPT = ROOT / "installers" / "vendor_websockets.py"
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_PLUGIN_PARTS = ("hosts/krita", "qt.py")  # Qt code has no place in GIMP's Python
+
+
+class InstallError(RuntimeError):
+    pass
+
+
+def default_config_dir(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
+    """GIMP 3's per-user configuration root (the folder holding ``3.0/`` and ``3.2/``)."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"))
+    if platform == "win32":
+        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "GIMP"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "GIMP"
+    config = env.get("XDG_CONFIG_HOME", "")
+    return (Path(config) if config.startswith("/") else home / ".config") / "GIMP"
+
+
+def plugin_dir(config_dir: Path, version: str) -> Path:
+    """``<config>/<version>/plug-ins/latentbrush``: where one GIMP version looks for this plug-in."""
+    if version not in GIMP_VERSIONS:
+        raise InstallError(f"--version: GIMP {version} is not supported (choose from {', '.join(GIMP_VERSIONS)})")
+    return config_dir / version / "plug-ins" / PLUGIN_NAME
+
+
+def _copy_tree(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).relative_to(src).as_posix()
+        dropped = {n for n in names if n in SKIP_DIRS or n.endswith((".pyc", ".pyo"))}
+        dropped |= {n for n in names if (f"{rel}/{n}" if rel != "." else n) in skip}
+        return dropped
+
+    shutil.copytree(src, dst, ignore=ignore)
+
+
+def _copy_installed_websockets(target: Path) -> None:
+    """Fallback vendoring: copy this Python's websockets package, pure-Python files only.
+
+    The C speedups are built for this interpreter, not GIMP's; websockets falls back to its
+    pure-Python mask code when they are missing.
+    """
+    spec = importlib.util.find_spec("websockets")
+    if spec is None or not spec.submodule_search_locations:
+        raise InstallError("cannot vendor websockets: it is not installed here (pip install 'websockets>=13')")
+    source = Path(next(iter(spec.submodule_search_locations)))
+    shutil.copytree(
+        source, target / "websockets",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "*.c"),
+    )
+
+
+def vendor_websockets(target: Path) -> None:
+    """Put websockets into ``target`` (``latentbrush/plugin/vendor``) for GIMP's Python."""
+    if (target / "websockets").is_dir():
+        return  # came along with plugin/ (a checkout that already vendored it)
+    if VENDOR_SCRIPT.is_file():
+        done = subprocess.run(
+            [sys.executable, str(VENDOR_SCRIPT), "--target", str(target)], capture_output=True, text=True
+        )
+        if done.returncode != 0 or not (target / "websockets").is_dir():
+            raise InstallError(f"vendoring websockets failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    _copy_installed_websockets(target)
+
+
+def build_plugin_folder(dest: Path, *, vendor: bool = True) -> Path:
+    """Write the complete plug-in folder into ``dest`` (must not exist yet); returns ``dest``."""
+    dest.mkdir(parents=True)
+    lib = dest / "lib" / PLUGIN_NAME
+    _copy_tree(ROOT / "plugin", lib / "plugin", SKIP_PLUGIN_PARTS)
+    _copy_tree(ROOT / "protocol", lib / "protocol")
+    if vendor:
+        vendor_websockets(lib / "plugin" / "vendor")
+    entry = dest / f"{PLUGIN_NAME}.py"
+    shutil.copy2(ENTRY, entry)
+    entry.chmod(entry.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return dest
+
+
+def install(config_dir: Path, versions: tuple[str, ...] = GIMP_VERSIONS, *, vendor: bool = True) -> list[Path]:
+    """Install (replacing any earlier copy) for each GIMP version; returns the plug-in folders."""
+    written = []
+    for version in versions:
+        target = plugin_dir(config_dir, version)
+        staging = target.with_name(f".{PLUGIN_NAME}.installing")
+        if staging.exists():
+            shutil.rmtree(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build_plugin_folder(staging, vendor=vendor)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)  # GIMP never sees half a plug-in
+        written.append(target)
+    return written
+
+
+def uninstall(config_dir: Path, versions: tuple[str, ...] = GIMP_VERSIONS) -> list[Path]:
+    removed = []
+    for version in versions:
+        target = plugin_dir(config_dir, version)
+        if target.exists():
+            shutil.rmtree(target)
+            removed.append(target)
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--config-dir", type=Path, default=None,
+                        help="GIMP configuration root holding 3.0/ and 3.2/ (default: this user's)")
+    parser.add_argument("--version", dest="versions", action="append", choices=GIMP_VERSIONS,
+                        help="GIMP version to install for (repeatable; default: all)")
+    parser.add_argument("--no-vendor", action="store_true", help="leave websockets out (GIMP's Python has it)")
+    parser.add_argument("--uninstall", action="store_true", help="remove the plug-in instead")
+    args = parser.parse_args(argv)
+    config_dir = args.config_dir or default_config_dir()
+    versions = tuple(args.versions or GIMP_VERSIONS)
+    try:
+        if args.uninstall:
+            done = uninstall(config_dir, versions)
+            print("removed:" if done else "nothing to remove", *done, sep="\n  ")
+        else:
+            for path in install(config_dir, versions, vendor=not args.no_vendor):
+                print(f"installed {path / (PLUGIN_NAME + '.py')}")
+            print("Restart GIMP; the commands are under Filters > latentbrush.")
+    except (InstallError, OSError) as exc:
+        print(f"gimp_install: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Build the latentbrush Krita plugin bundle, as a zip and/or installed into a Krita profile.
+
+Bundle layout (what Krita's "Tools > Scripts > Import Python Plugin from File" expects)::
+
+    latentbrush.desktop            the pykrita plugin description (X-KDE-Library=latentbrush)
+    latentbrush.action             default shortcuts; Krita's importer copies it to actions/
+    latentbrush/__init__.py        registers the docker and actions
+    latentbrush/plugin/            latentbrush.plugin (plugin/), with vendor/websockets
+    latentbrush/protocol/          latentbrush.protocol (protocol/)
+
+Usage::
+
+    python installers/krita_install.py --zip dist/latentbrush-krita.zip    # for the importer
+    python installers/krita_install.py                                     # install for this user
+    python installers/krita_install.py --profile DIR --kritarc FILE        # a test profile
+
+Installing copies the bundle into ``<resources>/pykrita`` (Linux ~/.local/share/krita,
+macOS ~/Library/Application Support/krita, Windows %APPDATA%\\krita) and turns it on in kritarc
+(``[python] enable_latentbrush=true``). Standard library only; runs on Python >= 3.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = Path(__file__).resolve().parent / "krita"
+PLUGIN_NAME = "latentbrush"
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_PLUGIN_PARTS = ("hosts/gimp",)  # other hosts' adapters do not belong in the Krita bundle
+VENDOR_SCRIPT = ROOT / "installers" / "vendor_websockets.py"
+
+
+class InstallError(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------- locations
+
+
+def default_resources_dir(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
+    """Krita's per-user resource folder (it holds pykrita/ and actions/)."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"))
+    if platform == "win32":
+        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "krita"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "krita"
+    data = env.get("XDG_DATA_HOME", "")
+    return (Path(data) if data.startswith("/") else home / ".local" / "share") / "krita"
+
+
+def default_kritarc(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
+    """Where Krita keeps its settings file (QStandardPaths::GenericConfigLocation)."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"))
+    if platform == "win32":
+        return Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kritarc"
+    if platform == "darwin":
+        return home / "Library" / "Preferences" / "kritarc"
+    config = env.get("XDG_CONFIG_HOME", "")
+    return (Path(config) if config.startswith("/") else home / ".config") / "kritarc"
+
+
+# ----------------------------------------------------------------------------- kritarc
+
+
+def enable_in_kritarc(text: str, name: str = PLUGIN_NAME) -> str:
+    """``text`` with ``[python] enable_<name>=true`` set; everything else kept line for line.
+
+    A line editor rather than configparser: kritarc is a QSettings file whose keys and values
+    configparser would lowercase, interpolate or reject.
+    """
+    key = f"enable_{name}"
+    lines = text.splitlines()
+    section_start = next((i for i, line in enumerate(lines) if line.strip() == "[python]"), None)
+    if section_start is None:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += ["[python]", f"{key}=true"]
+        return "\n".join(lines) + "\n"
+    end = next((i for i in range(section_start + 1, len(lines)) if lines[i].strip().startswith("[")), len(lines))
+    for i in range(section_start + 1, end):
+        if lines[i].split("=", 1)[0].strip() == key:
+            lines[i] = f"{key}=true"
+            return "\n".join(lines) + "\n"
+    lines.insert(section_start + 1, f"{key}=true")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- bundle
+
+
+def _copy_tree(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        rel = Path(folder).relative_to(src).as_posix()
+        dropped = {n for n in names if n in SKIP_DIRS or n.endswith((".pyc", ".pyo"))}
+        dropped |= {n for n in names if (f"{rel}/{n}" if rel != "." else n) in skip}
+        return dropped
+
+    shutil.copytree(src, dst, ignore=ignore)
+
+
+def _vendor_websockets(target: Path) -> None:
+    """Put websockets into ``target`` (latentbrush/plugin/vendor) for Krita's Python."""
+    prebuilt = ROOT / "plugin" / "vendor"
+    if (target / "websockets").is_dir():
+        return  # copied along with plugin/ (a checkout that already vendored it)
+    if (prebuilt / "websockets").is_dir():
+        shutil.copytree(prebuilt, target, dirs_exist_ok=True)
+        return
+    if not VENDOR_SCRIPT.is_file():
+        raise InstallError(f"cannot vendor websockets: {VENDOR_SCRIPT} is missing")
+    done = subprocess.run([sys.executable, str(VENDOR_SCRIPT), "--target", str(target)], capture_output=True, text=True)
+    if done.returncode != 0 or not (target / "websockets").is_dir():
+        raise InstallError(f"vendoring websockets failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _load_actions() -> ModuleType:
+    """plugin/hosts/krita/actions.py by path: plain Python, so no Qt (nor an installed package) is needed."""
+    path = ROOT / "plugin" / "hosts" / "krita" / "actions.py"
+    spec = importlib.util.spec_from_file_location("latentbrush_krita_actions", path)
+    if spec is None or spec.loader is None:
+        raise InstallError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_bundle(dest: Path, *, vendor: bool = True) -> Path:
+    """Write the bundle files into ``dest`` (created; must not exist yet); returns ``dest``."""
+    dest.mkdir(parents=True)
+    package = dest / PLUGIN_NAME
+    _copy_tree(ROOT / "plugin", package / "plugin", SKIP_PLUGIN_PARTS)
+    _copy_tree(ROOT / "protocol", package / "protocol")
+    shutil.copy2(TEMPLATES / "__init__.py", package / "__init__.py")
+    shutil.copy2(TEMPLATES / f"{PLUGIN_NAME}.desktop", dest / f"{PLUGIN_NAME}.desktop")
+    (dest / f"{PLUGIN_NAME}.action").write_text(_load_actions().action_file_xml(), encoding="utf-8")
+    if vendor:
+        _vendor_websockets(package / "plugin" / "vendor")
+    return dest
+
+
+def write_zip(bundle: Path, zip_path: Path) -> Path:
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(bundle.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(bundle).as_posix())
+    return zip_path
+
+
+def install(bundle: Path, resources: Path, kritarc: Path | None) -> list[Path]:
+    """Copy the bundle into a Krita resource folder and enable it; returns what was written."""
+    pykrita = resources / "pykrita"
+    actions_dir = resources / "actions"
+    pykrita.mkdir(parents=True, exist_ok=True)
+    actions_dir.mkdir(parents=True, exist_ok=True)
+    target = pykrita / PLUGIN_NAME
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(bundle / PLUGIN_NAME, target)
+    written = [target]
+    for src, dst in (
+        (bundle / f"{PLUGIN_NAME}.desktop", pykrita / f"{PLUGIN_NAME}.desktop"),
+        (bundle / f"{PLUGIN_NAME}.action", actions_dir / f"{PLUGIN_NAME}.action"),
+    ):
+        shutil.copy2(src, dst)
+        written.append(dst)
+    if kritarc is not None:
+        kritarc.parent.mkdir(parents=True, exist_ok=True)
+        old = kritarc.read_text(encoding="utf-8") if kritarc.exists() else ""
+        kritarc.write_text(enable_in_kritarc(old), encoding="utf-8")
+        written.append(kritarc)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zip", type=Path, help="write the bundle zip here (for Import Python Plugin from File)")
+    parser.add_argument("--profile", type=Path, help="Krita resource folder to install into (default: this user's)")
+    parser.add_argument("--kritarc", type=Path, help="kritarc to enable the plugin in (default: this user's; "
+                        "with --profile only when given)")
+    parser.add_argument("--no-install", action="store_true", help="only build the zip")
+    parser.add_argument("--no-vendor", action="store_true", help="leave websockets out (Krita's Python has it)")
+    args = parser.parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory(prefix="latentbrush-bundle-") as tmp:
+            bundle = build_bundle(Path(tmp) / "bundle", vendor=not args.no_vendor)
+            if args.zip:
+                print(f"bundle zip: {write_zip(bundle, args.zip)}")
+            if not args.no_install:
+                resources = args.profile or default_resources_dir()
+                kritarc = args.kritarc or (None if args.profile else default_kritarc())
+                install(bundle, resources, kritarc)
+                print(f"installed into {resources / 'pykrita' / PLUGIN_NAME}")
+                if kritarc is None:
+                    print("kritarc not changed (--profile without --kritarc): enable latentbrush in "
+                          "Settings > Configure Krita > Python Plugin Manager")
+                else:
+                    print(f"enabled in {kritarc}; restart Krita, then Settings > Dockers > latentbrush")
+    except (InstallError, OSError) as exc:
+        print(f"krita_install: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""Drive jobs between a ``Host`` and a ``Client``: capture, plan, upload, submit, show, collect.
+
+The controller owns no event loop and never blocks one. ``submit`` is a coroutine that returns
+once the server queued the job; everything after that arrives as client events, handled
+synchronously on the loop's thread (the host's UI thread), which is where every ``Host`` method
+is called. ``wait``/``run`` are conveniences for callers that want the final record.
+
+Host failures (a layer that cannot be added, ...) end the job with state "error" and a status
+line; nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from latentbrush.protocol import RAW_FORMATS, JobRequest, PreviewHeader, Rect, ResultHeader, upscale_rect
+
+from . import events as ev
+from . import history as hs
+from .client import Blob, Client
+from .geometry import Bounds, Extent, crop, relative_to, swap_red_blue, tighten
+from .history import History, JobRecord, ResultImage
+from .host import Host, Pixels, Selection
+from .planning import PlanSettings, RegionPlan, plan_from_mask, plan_generate, plan_whole_canvas
+from .requests import (
+    GenerationSettings,
+    RequestError,
+    TransferFormats,
+    build_request,
+    choose_operation,
+    new_job_id,
+    validated,
+)
+
+log = logging.getLogger("latentbrush.plugin.controller")
+
+COLOR_FORMATS = ("rgba8", "bgra8")
+PROMPT_IN_NAME = 40  # characters of the prompt in a layer name
+
+
+class ControllerError(Exception):
+    """The job could not be prepared (nothing to work on, unsupported host format, ...)."""
+
+
+@dataclass
+class _Job:
+    op: str
+    plan: RegionPlan
+    settings: GenerationSettings
+    done: asyncio.Future
+    request: JobRequest | None = None
+    cancel_requested: bool = False
+    canvas_resized: bool = False
+    started_at: float | None = None
+    results: list[ResultImage] = field(default_factory=list)
+
+
+def layer_name(op: str, settings: GenerationSettings, seed: int | None) -> str:
+    if op == "upscale":
+        return f"[Upscaled] {settings.upscaler or 'auto'} x{settings.scale:g}"
+    prompt = " ".join(settings.prompt.split())
+    if len(prompt) > PROMPT_IN_NAME:
+        prompt = prompt[: PROMPT_IN_NAME - 1] + "…"
+    seed_text = f" ({seed})" if seed is not None else ""
+    return f"[Generated] {prompt or op}{seed_text}"
+
+
+def to_host_format(data: bytes, fmt: str, wanted: str) -> bytes:
+    """Raw colour pixels in ``wanted`` ("rgba8"/"bgra8"); other formats need a decoder the core lacks."""
+    if fmt == wanted:
+        return data
+    if fmt in COLOR_FORMATS and wanted in COLOR_FORMATS:
+        return swap_red_blue(data)
+    raise ControllerError(f"cannot convert {fmt} pixels to {wanted}: ask the server for raw frames")
+
+
+def _round(value: float) -> int:
+    """Half up, as SPEC section 9.1 rounds upscale sizes."""
+    return int(value + 0.5)
+
+
+def _bounds(rect: Rect) -> Bounds:
+    return Bounds(rect.x, rect.y, rect.width, rect.height)
+
+
+def _unscale(bounds: Bounds, sx: float, sy: float) -> Bounds:
+    x, y = _round(bounds.x / sx), _round(bounds.y / sy)
+    return Bounds(x, y, max(1, _round(bounds.right / sx) - x), max(1, _round(bounds.bottom / sy) - y))
+
+
+def _error_code(exc: Exception) -> str:
+    """The protocol error code an exception carries (RequestError, RequestRefused), else its class name."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None)
+    return str(getattr(code, "value", code)) if code is not None else type(exc).__name__
+
+
+class Controller:
+    """Runs jobs for one document. Construct on the host's thread with a connected ``Client``."""
+
+    def __init__(
+        self,
+        host: Host,
+        client: Client,
+        *,
+        plan_settings: PlanSettings | None = None,
+        history: History | None = None,
+        previews: bool = True,
+        preview_max_side: int = 512,
+    ) -> None:
+        if host.pixel_format not in COLOR_FORMATS:
+            raise ControllerError(f"host pixel format must be one of {COLOR_FORMATS}, not {host.pixel_format!r}")
+        self.host, self.client = host, client
+        self.plan_settings = plan_settings or PlanSettings()
+        self.history = history if history is not None else History()
+        self.previews, self.preview_max_side = previews, preview_max_side
+        self._jobs: dict[str, _Job] = {}
+        self._previewing: str | None = None
+        self._unsubscribe = client.add_listener(self._on_event)
+
+    def close(self) -> None:
+        """Stop listening to the client (jobs still running are left to the server)."""
+        self._unsubscribe()
+
+    # ----------------------------------------------------------------------------- planning
+
+    def plan(self, op: str | None, settings: GenerationSettings) -> tuple[str, RegionPlan]:
+        """Read the canvas and selection and decide the operation and boxes (no I/O besides the host)."""
+        op, plan, _ = self._prepare(op, settings)
+        return op, plan
+
+    def _prepare(self, op: str | None, settings: GenerationSettings) -> tuple[str, RegionPlan, Selection | None]:
+        canvas = self.host.canvas_size()
+        if op == "upscale":
+            return op, plan_whole_canvas(canvas), None
+        selection = self.host.selection()
+        strength = 1.0 if op == "txt2img" else settings.strength
+        if selection is None:
+            plan = plan_whole_canvas(canvas)
+        else:
+            plan = plan_from_mask(canvas, selection.data, selection.bounds, strength, self.plan_settings)
+        op = op or choose_operation(plan.has_mask, settings.strength)
+        if op == "inpaint" and not plan.has_mask:
+            raise ControllerError("inpaint needs a selection: select the area to repaint first")
+        if op == "txt2img" and plan.has_mask:
+            plan = plan_generate(plan, self.plan_settings)
+        return op, plan, selection
+
+    def _formats(self) -> TransferFormats:
+        hello = self.client.hello
+        wanted = self.host.pixel_format
+        preview = wanted if self.previews else "none"
+        if hello is not None and preview not in hello.preview_formats:
+            preview = "none"
+        if hello is not None and wanted not in hello.result_formats:
+            offered = ", ".join(hello.result_formats)
+            raise ControllerError(f"the server cannot send {wanted} results (it offers {offered})")
+        return TransferFormats(preview=preview, result=wanted, preview_max_side=self.preview_max_side)
+
+    @staticmethod
+    def _mask_for(plan: RegionPlan, selection: Selection | None) -> bytes | None:
+        """The selection's coverage over the context box (zero where the selection has no data)."""
+        if not plan.has_mask or selection is None:
+            return None
+        return crop(selection.data, selection.bounds.extent, 1, relative_to(plan.context, selection.bounds))
+
+    # ----------------------------------------------------------------------------- jobs
+
+    async def submit(self, settings: GenerationSettings, op: str | None = None) -> JobRecord:
+        """Capture, upload and queue one job; returns its record once the server queued it.
+
+        ``op`` None picks inpaint / img2img / txt2img from the selection and strength.
+        Raises ControllerError, RequestError or a ClientError when the job cannot be queued.
+        """
+        op, plan, selection = self._prepare(op, settings)
+        job_id = new_job_id()
+        record = self.history.add(JobRecord(job_id, op, settings, plan))
+        job = _Job(op, plan, settings, asyncio.get_running_loop().create_future())
+        self._jobs[job_id] = job
+        try:
+            image, mask = self._capture(op, plan, selection)
+            request = build_request(
+                op, plan, settings, job_id=job_id,
+                image=image.hash if image else None,
+                mask=mask.hash if mask else None,
+                formats=self._formats(),
+            )
+            validated(request, self.client.hello)  # this server's limits and formats, before any upload
+            job.request = request
+            self.history.update(job_id, request=request, state=hs.SUBMITTED)
+            self.host.report_status(f"{op}: uploading and submitting", None)
+            position = await self.client.submit(request, [b for b in (image, mask) if b is not None])
+        except Exception as exc:
+            self._finish(job_id, hs.ERROR, error=str(exc), error_code=_error_code(exc))
+            raise
+        record = self.history.get(job_id) or record
+        if not record.final and record.state in (hs.SUBMITTED, hs.PREPARING):
+            record = self.history.update(job_id, state=hs.QUEUED, queue_position=position)
+        if job.cancel_requested:
+            await self.cancel(job_id)
+        return record
+
+    def _capture(self, op: str, plan: RegionPlan, selection: Selection | None) -> tuple[Blob | None, Blob | None]:
+        """The context's pixels (not for txt2img) and the selection over it (not for upscale)."""
+        w, h = plan.context.width, plan.context.height
+        image = None
+        if op != "txt2img":
+            pixels = self.host.read_pixels(plan.context)
+            if pixels.format not in COLOR_FORMATS or pixels.bounds != plan.context or len(pixels.data) != w * h * 4:
+                raise ControllerError(f"host returned {pixels.format} pixels of {tuple(pixels.bounds)}, "
+                                      f"expected {self.host.pixel_format} of {tuple(plan.context)}")
+            image = Blob(pixels.data, pixels.format, w, h)
+        coverage = self._mask_for(plan, selection) if op != "upscale" else None
+        mask = Blob(coverage, "gray8", w, h) if coverage is not None else None
+        return image, mask
+
+    async def wait(self, job_id: str) -> JobRecord:
+        """The final record of a job this controller submitted."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            record = self.history.get(job_id)
+            if record is None or not record.final:
+                raise KeyError(f"unknown job {job_id}")
+            return record
+        return await asyncio.shield(job.done)
+
+    async def run(self, settings: GenerationSettings, op: str | None = None) -> JobRecord:
+        """Submit and wait for the final record (state done, error or cancelled)."""
+        record = await self.submit(settings, op)
+        return await self.wait(record.job_id)
+
+    async def cancel(self, job_id: str | None = None) -> None:
+        """Cancel one job, or every job of this controller that is not final."""
+        ids = [job_id] if job_id else list(self._jobs)
+        for jid in ids:
+            job = self._jobs.get(jid)
+            record = self.history.get(jid)
+            if job is None or record is None or record.final:
+                continue
+            if record.state in (hs.PREPARING, hs.SUBMITTED):
+                job.cancel_requested = True  # sent once the server has the job
+                continue
+            self.host.report_status(f"{job.op}: cancelling", None)
+            await self.client.cancel(jid)
+
+    # ----------------------------------------------------------------------------- events
+
+    def _on_event(self, event: ev.ClientEvent) -> None:
+        if isinstance(event, ev.ConnectionChanged):
+            self._on_connection(event)
+            return
+        job_id = getattr(event, "job_id", None)
+        job = self._jobs.get(job_id) if job_id else None
+        record = self.history.get(job_id) if job_id else None
+        if job is None or record is None or record.final:
+            return
+        try:
+            self._handle(job_id, job, event)
+        except Exception as exc:
+            log.exception("handling %s for job %s failed", type(event).__name__, job_id)
+            self._finish(job_id, hs.ERROR, error=f"{type(event).__name__[3:].lower()} failed in the host: {exc}",
+                         error_code="host")
+
+    def _on_connection(self, event: ev.ConnectionChanged) -> None:
+        if event.state is ev.ConnectionState.RECONNECTING:
+            self.host.report_status(f"Connection lost, reconnecting… {event.message}", None)
+        elif event.state is ev.ConnectionState.FAILED:
+            self.host.report_status(f"Disconnected: {event.message}", None)
+        elif event.state is ev.ConnectionState.CONNECTED and event.attempt:
+            self.host.report_status("Reconnected" + (" (jobs resumed)" if event.resumed else ""), None)
+
+    def _handle(self, job_id: str, job: _Job, event: ev.JobEvent) -> None:
+        if isinstance(event, ev.JobQueued):
+            self.history.update(job_id, state=hs.QUEUED, queue_position=event.position)
+            self.host.report_status(f"{job.op}: queued, {event.position} ahead", None)
+        elif isinstance(event, ev.JobStarted):  # repeated after a resume: keep the first time
+            job.started_at = job.started_at or time.time()
+            self.history.update(job_id, state=hs.STARTED, started=job.started_at, total=event.total,
+                                seed=event.seed, queue_position=None)
+            self.host.report_status(f"{job.op}: started (seed {event.seed})", 0.0)
+        elif isinstance(event, ev.JobProgress):
+            self.history.update(job_id, step=event.step, total=event.total)
+            self.host.report_status(f"{job.op}: {event.stage} step {event.step}/{event.total}",
+                                    event.step / max(1, event.total))
+        elif isinstance(event, ev.JobPreview):
+            self._show_preview(job_id, job, event.header, event.payload)
+        elif isinstance(event, ev.JobResult):
+            self._add_result(job, event.header, event.payload)
+            self.history.update(job_id, results=tuple(job.results))
+        elif isinstance(event, ev.JobDone):
+            self._done(job_id, job, event)
+        elif isinstance(event, ev.JobCancelled):
+            self._finish(job_id, hs.CANCELLED)
+        elif isinstance(event, ev.JobFailed):
+            self._finish(job_id, hs.ERROR, error=event.message, error_code=event.code)
+
+    def _upscale_factors(self, job: _Job) -> tuple[float, float] | None:
+        """Output / region size of an upscale job, None for the other operations."""
+        if job.op != "upscale" or job.request is None:
+            return None
+        out, region = upscale_rect(job.request), job.request.region
+        return out.width / region.width, out.height / region.height
+
+    def _show_preview(self, job_id: str, job: _Job, header: PreviewHeader, payload: bytes) -> None:
+        if header.format not in RAW_FORMATS:
+            return  # an encoded preview this decoder-free core cannot show; results still arrive
+        data = to_host_format(payload, header.format, self.host.pixel_format)
+        bounds = _bounds(header.rect)
+        factors = self._upscale_factors(job)
+        if factors is not None:  # upscaled-canvas pixels -> this (not yet resized) canvas
+            bounds = _unscale(bounds, *factors)
+        size = Extent(header.width, header.height)
+        self.host.show_preview(Pixels(bounds, self.host.pixel_format, data, None if size == bounds.extent else size))
+        self._previewing = job_id
+
+    def _add_result(self, job: _Job, header: ResultHeader, payload: bytes) -> None:
+        if header.format not in RAW_FORMATS:
+            raise ControllerError(f"result arrived as {header.format}; this host needs raw {self.host.pixel_format}")
+        data = tighten(payload, header.width, header.height, 4, header.stride)
+        data = to_host_format(data, header.format, self.host.pixel_format)
+        bounds = _bounds(header.rect)
+        factors = self._upscale_factors(job)
+        if factors is not None and job.request is not None:
+            bounds = _bounds(upscale_rect(job.request))  # the spec's placement, whatever rect the server sent
+            if not job.canvas_resized:  # grow the document first, then lay the result over it
+                canvas = job.plan.canvas
+                self.host.resize_canvas(Extent(_round(canvas.width * factors[0]), _round(canvas.height * factors[1])))
+                job.canvas_resized = True
+        if bounds.extent != Extent(header.width, header.height):
+            raise ControllerError(f"result {header.index} is {header.width}x{header.height}, its box {tuple(bounds)}")
+        name = layer_name(job.op, job.settings, header.seed)
+        handle = self.host.add_result_layer(name, Pixels(bounds, self.host.pixel_format, data))
+        job.results.append(ResultImage(header.index, header.seed, bounds, name, handle))
+
+    def _done(self, job_id: str, job: _Job, event: ev.JobDone) -> None:
+        server = ""
+        if self.client.hello is not None:
+            server = f"{self.client.hello.server} on {self.client.hello.device}"
+        self.history.update(job_id, info=dict(event.info), server=server)
+        if len(job.results) != event.results:
+            self._finish(job_id, hs.ERROR, error_code="missing_results",
+                         error=f"the server reported {event.results} results but {len(job.results)} arrived")
+            return
+        seeds = ", ".join(str(r.seed) for r in job.results if r.seed is not None)
+        self._finish(job_id, hs.DONE)
+        record = self.history.get(job_id)
+        took = f" in {record.seconds:.1f} s" if record and record.seconds is not None else ""
+        seed_text = f", seed {seeds}" if seeds else ""
+        self.host.report_status(f"{job.op}: done, {len(job.results)} image(s){took}{seed_text}", 1.0)
+
+    def _finish(self, job_id: str, state: str, *, error: str | None = None, error_code: str | None = None) -> None:
+        record = self.history.get(job_id)
+        job = self._jobs.pop(job_id, None)
+        if record is not None and not record.final:
+            record = self.history.update(job_id, state=state, finished=time.time(), error=error, error_code=error_code)
+        if self._previewing == job_id or (self._previewing is None and not self._jobs):
+            self._previewing = None
+            try:
+                self.host.remove_preview()
+            except Exception:
+                log.exception("removing the preview failed")
+        if state == hs.ERROR:
+            self.host.report_status(f"Error: {error}", None)
+        elif state == hs.CANCELLED:
+            self.host.report_status("Cancelled", None)
+        if job is not None and not job.done.done() and record is not None:
+            job.done.set_result(record)
+
+
+__all__ = ["Controller", "ControllerError", "RequestError", "layer_name", "to_host_format"]

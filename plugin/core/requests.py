@@ -1,0 +1,255 @@
+"""One ``JobRequest`` per operation, built from a ``RegionPlan`` and the user's settings.
+
+Every request is validated with the protocol's own walk (``from_dict`` + ``check_job``) before
+it leaves the plugin, so a bad setting fails here with the field name instead of on the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from latentbrush.protocol import (
+    ErrorCode,
+    JobRequest,
+    ProtocolError,
+    Rect,
+    ServerHello,
+    Size,
+    UpscaleParams,
+    check_job,
+    from_dict,
+    to_dict,
+)
+
+from .geometry import Bounds
+from .planning import RegionPlan
+
+OPERATIONS = ("txt2img", "img2img", "inpaint", "upscale")
+
+
+class RequestError(ValueError):
+    """A setting or plan that would make an invalid request; ``error.field`` names the culprit."""
+
+    def __init__(self, error: ProtocolError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What the painter chose. Field names follow ``JobRequest`` where one exists."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = ""  # "" = the server's default model
+    sampler: str = "Euler a"
+    steps: int = 20
+    cfg: float = 7.0
+    seed: int | None = None  # None = the server picks (and reports it)
+    strength: float = 1.0
+    batch: int = 1
+    prefill: str = "auto"
+    upscaler: str = ""  # "" = best installed, "lanczos" = no model
+    scale: float = 2.0
+    tile: int = 512
+    refine: bool = False  # tiled img2img pass after upscaling
+    refine_strength: float = 0.3
+
+
+@dataclass(frozen=True)
+class TransferFormats:
+    """Pixel formats for one connection: raw on loopback (no decoder needed in the host)."""
+
+    preview: str = "rgba8"  # "none" turns previews off
+    result: str = "rgba8"
+    preview_max_side: int = 512
+
+
+def new_job_id() -> str:
+    return "job-" + uuid.uuid4().hex[:16]
+
+
+def choose_operation(has_mask: bool, strength: float) -> str:
+    """The anchor's rule: a selection at full strength is inpaint, below that it is a refine."""
+    if strength < 1.0:
+        return "img2img"
+    return "inpaint" if has_mask else "txt2img"
+
+
+def rect(bounds: Bounds) -> Rect:
+    return Rect(bounds.x, bounds.y, bounds.width, bounds.height)
+
+
+def _common(plan: RegionPlan, settings: GenerationSettings, formats: TransferFormats, job_id: str) -> dict:
+    return {
+        "id": job_id,
+        "canvas": Size(plan.canvas.width, plan.canvas.height),
+        "prompt": settings.prompt,
+        "negative_prompt": settings.negative_prompt,
+        "model": settings.model,
+        "sampler": settings.sampler,
+        "steps": settings.steps,
+        "cfg": settings.cfg,
+        "seed": settings.seed,
+        "batch": settings.batch,
+        "preview_format": formats.preview,
+        "preview_max_side": formats.preview_max_side,
+        "result_format": formats.result,
+    }
+
+
+def validated(job: JobRequest, hello: ServerHello | None = None) -> JobRequest:
+    """``job`` if the protocol (and, given its hello, this server's limits and formats) accepts it;
+    otherwise RequestError naming the field."""
+    parsed = from_dict(JobRequest, to_dict(job))
+    if isinstance(parsed, ProtocolError):
+        raise RequestError(parsed)
+    if hello is None:
+        err = check_job(parsed)
+    else:
+        err = check_job(parsed, limits=hello.limits, preview_formats=hello.preview_formats,
+                        result_formats=hello.result_formats)
+    if err:
+        raise RequestError(err)
+    return job
+
+
+def build_txt2img(
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    mask: str | None = None,
+    formats: TransferFormats = TransferFormats(),
+) -> JobRequest:
+    """Generate from noise into the plan's region; a mask (of the context) shapes the result's alpha."""
+    masked = mask is not None and plan.has_mask
+    return validated(
+        JobRequest(
+            op="txt2img",
+            region=rect(plan.region),
+            context=rect(plan.context),
+            mask=mask if masked else None,
+            strength=1.0,
+            mask_grow=plan.grow if masked else 0,
+            mask_feather=plan.feather if masked else 0,
+            mask_blend=plan.blend if masked else 0,
+            **_common(plan, settings, formats, job_id),
+        )
+    )
+
+
+def build_img2img(
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    image: str,
+    mask: str | None = None,
+    formats: TransferFormats = TransferFormats(),
+) -> JobRequest:
+    """Refine the context at ``settings.strength``; with a mask only the masked part changes."""
+    masked = mask is not None and plan.has_mask
+    return validated(
+        JobRequest(
+            op="img2img",
+            region=rect(plan.region),
+            context=rect(plan.context),
+            image=image,
+            mask=mask if masked else None,
+            strength=settings.strength,
+            mask_grow=plan.grow if masked else 0,
+            mask_feather=plan.feather if masked else 0,
+            mask_blend=plan.blend if masked else 0,
+            **_common(plan, settings, formats, job_id),
+        )
+    )
+
+
+def build_inpaint(
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    image: str,
+    mask: str,
+    formats: TransferFormats = TransferFormats(),
+) -> JobRequest:
+    """Repaint the masked part of the region; the context around it guides the model."""
+    if not plan.has_mask:
+        raise RequestError(_missing_mask())
+    return validated(
+        JobRequest(
+            op="inpaint",
+            region=rect(plan.region),
+            context=rect(plan.context),
+            image=image,
+            mask=mask,
+            strength=settings.strength,
+            mask_grow=plan.grow,
+            mask_feather=plan.feather,
+            mask_blend=plan.blend,
+            prefill=settings.prefill,  # type: ignore[arg-type]  # a bad value is named by validated()
+            **_common(plan, settings, formats, job_id),
+        )
+    )
+
+
+def _missing_mask() -> ProtocolError:
+    return ProtocolError(ErrorCode.MISSING_FIELD, "inpaint needs a selection (mask)", "mask")
+
+
+def build_upscale(
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    image: str,
+    formats: TransferFormats = TransferFormats(),
+) -> JobRequest:
+    """Upscale the plan's context (normally the whole canvas) by ``settings.scale``."""
+    params = UpscaleParams(
+        upscaler=settings.upscaler,
+        scale=settings.scale,
+        tile=settings.tile,
+        refine=settings.refine,
+        refine_strength=settings.refine_strength,
+    )
+    return validated(
+        JobRequest(
+            op="upscale",
+            region=rect(plan.context),
+            context=rect(plan.context),
+            image=image,
+            strength=settings.refine_strength if settings.refine else 1.0,
+            upscale=params,
+            **{**_common(plan, settings, formats, job_id), "batch": 1},  # an upscale makes one image
+        )
+    )
+
+
+def build_request(
+    op: str,
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    image: str | None = None,
+    mask: str | None = None,
+    formats: TransferFormats = TransferFormats(),
+) -> JobRequest:
+    """Dispatch to the builder for ``op``; missing blobs are reported with the field name."""
+    if op not in OPERATIONS:
+        raise RequestError(ProtocolError(ErrorCode.BAD_FIELD, f"must be one of {', '.join(OPERATIONS)}", "op"))
+    if op == "txt2img":
+        return build_txt2img(plan, settings, job_id=job_id, mask=mask, formats=formats)
+    if image is None:
+        raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, f"{op} needs an image", "image"))
+    if op == "img2img":
+        return build_img2img(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats)
+    if op == "upscale":
+        return build_upscale(plan, settings, job_id=job_id, image=image, formats=formats)
+    if mask is None:
+        raise RequestError(_missing_mask())
+    return build_inpaint(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats)

@@ -1,0 +1,144 @@
+"""The GIMP 3 plug-in: registers the procedures of ``procedures.PROCEDURES`` and runs them.
+
+Process model: GIMP runs one plug-in process per call. A job procedure (Inpaint, Refine, Generate,
+Upscale) keeps its process alive for the whole job: it runs the core's asyncio client and
+controller in that process, writing every preview frame into the "[Preview]" layer as it arrives,
+and returns when the job is done, cancelled or failed. GIMP stays responsive meanwhile (the
+plug-in is another process), so the painter can pick Filters > latentbrush > Cancel Job, which
+runs in a second process and signals the first through ``jobfiles`` (see there).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from gi.repository import Gegl, Gimp, GLib, GObject
+
+from .host import GimpHost
+from .jobfiles import JobFiles
+from .procedures import MENU_PATH, PROCEDURES, RETURN_VALUES, Arg, Procedure, procedure_named, server_url
+from .runner import JobOutcome, run_operation
+
+FLAGS = GObject.ParamFlags.READWRITE
+
+
+def jobs_folder() -> Path:
+    return Path(Gimp.directory()) / "latentbrush" / "jobs"
+
+
+def _add_argument(proc: Gimp.Procedure, arg: Arg) -> None:
+    if arg.kind == "string":
+        proc.add_string_argument(arg.name, arg.label, arg.blurb, arg.default, FLAGS)
+    elif arg.kind == "int":
+        proc.add_int_argument(arg.name, arg.label, arg.blurb, int(arg.minimum), int(arg.maximum), arg.default, FLAGS)
+    elif arg.kind == "double":
+        proc.add_double_argument(arg.name, arg.label, arg.blurb, arg.minimum, arg.maximum, arg.default, FLAGS)
+    else:
+        raise ValueError(f"arg.kind: unsupported argument kind {arg.kind!r} of {arg.name}")
+
+
+def _add_return_value(proc: Gimp.Procedure, arg: Arg) -> None:
+    if arg.kind == "image":
+        proc.add_image_return_value(arg.name, arg.label, arg.blurb, True, FLAGS)
+    elif arg.kind == "layer":
+        proc.add_layer_return_value(arg.name, arg.label, arg.blurb, True, FLAGS)
+    elif arg.kind == "int":
+        proc.add_int_return_value(
+            arg.name, arg.label, arg.blurb, int(arg.minimum), int(arg.maximum), arg.default, FLAGS
+        )
+    else:
+        raise ValueError(f"arg.kind: unsupported return kind {arg.kind!r} of {arg.name}")
+
+
+def _success(proc: Gimp.Procedure, outcome: JobOutcome) -> Gimp.ValueArray:
+    values = proc.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+    filled = [
+        GObject.Value(Gimp.Image, outcome.image),
+        GObject.Value(Gimp.Layer, outcome.layer),
+        GObject.Value(GObject.TYPE_INT, -1 if outcome.seed is None else int(outcome.seed)),
+        GObject.Value(GObject.TYPE_INT, outcome.previews),
+    ]
+    # new_return_values() already holds a default per declared value: replace, do not append
+    for index, value in enumerate(filled, start=1):
+        if values.length() > index:
+            values.remove(index)
+        values.insert(index, value)
+    return values
+
+
+def _failure(proc: Gimp.Procedure, status: Gimp.PDBStatusType, message: str) -> Gimp.ValueArray:
+    return proc.new_return_values(status, GLib.Error(message))
+
+
+class LatentbrushPlugIn(Gimp.PlugIn):
+    def do_query_procedures(self) -> list[str]:
+        return [p.name for p in PROCEDURES]
+
+    def do_set_i18n(self, name: str) -> bool:
+        return False
+
+    def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        spec = procedure_named(name)
+        proc = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self._run, None)
+        proc.set_image_types("RGB*, GRAY*")
+        proc.set_sensitivity_mask(
+            Gimp.ProcedureSensitivityMask.DRAWABLE
+            | Gimp.ProcedureSensitivityMask.DRAWABLES
+            | Gimp.ProcedureSensitivityMask.NO_DRAWABLES
+        )
+        proc.set_menu_label(spec.label)
+        proc.add_menu_path(MENU_PATH)
+        proc.set_documentation(spec.blurb, spec.blurb, name)
+        proc.set_attribution("latentbrush", "latentbrush contributors", "2026")
+        for arg in spec.args:
+            _add_argument(proc, arg)
+        if spec.operation:
+            for ret in RETURN_VALUES:
+                _add_return_value(proc, ret)
+        return proc
+
+    def _run(self, procedure, run_mode, image, drawables, config, data):  # signature fixed by GIMP
+        spec = procedure_named(procedure.get_name())
+        files = JobFiles(jobs_folder(), image.get_id())
+        if not spec.operation:
+            return self._cancel(procedure, files)
+        if run_mode == Gimp.RunMode.INTERACTIVE and not _ask(procedure, config, spec):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+        values = {arg.name: config.get_property(arg.name) for arg in spec.args}
+        if spec.needs_selection and Gimp.Selection.is_empty(image):
+            return _failure(procedure, Gimp.PDBStatusType.CALLING_ERROR, f"{spec.blurb}: select an area first")
+        Gegl.init(None)  # GEGL operations (preview stretching) are not loaded in a plug-in until then
+        Gimp.progress_init(f"latentbrush: {spec.operation}")
+        host = GimpHost(image)
+        outcome = run_operation(host, spec.operation, values, url=server_url(values, os.environ), files=files)
+        Gimp.progress_end()
+        if outcome.status == "done":
+            return _success(procedure, outcome)
+        if outcome.status == "cancelled":
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, outcome.message)
+
+    @staticmethod
+    def _cancel(procedure: Gimp.Procedure, files: JobFiles) -> Gimp.ValueArray:
+        if files.request_cancel():
+            return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+        return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, "no latentbrush job is running on this image")
+
+
+def _ask(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, spec: Procedure) -> bool:
+    """The procedure dialog (GimpUi fills one widget per argument and remembers the last values)."""
+    from gi.repository import GimpUi  # only interactive runs need GTK
+
+    GimpUi.init("latentbrush")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "latentbrush: " + spec.label.replace("_", "").rstrip("."))
+    dialog.fill(None)
+    try:
+        return bool(dialog.run())
+    finally:
+        dialog.destroy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    Gimp.main(LatentbrushPlugIn.__gtype__, list(sys.argv if argv is None else argv))

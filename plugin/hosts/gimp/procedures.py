@@ -1,0 +1,123 @@
+"""The GIMP procedures latentbrush registers, as plain data (no gi), plus their argument mapping.
+
+One table describes each PDB procedure: name, menu label, operation and arguments. The plug-in
+(``plugin.py``) turns it into ``Gimp.ImageProcedure``s; tests and docs read it directly. Values
+coming back from a procedure config become ``GenerationSettings`` through ``settings_from_values``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from latentbrush.plugin.core.requests import GenerationSettings
+
+MENU_PATH = "<Image>/Filters/latentbrush"
+PLUGIN_BINARY = "latentbrush"  # the plug-in folder and entry file name GIMP requires to match
+DEFAULT_SERVER = "ws://127.0.0.1:7860"
+SERVER_ENV = "LATENTBRUSH_SERVER"
+RANDOM_SEED = -1
+MAX_GIMP_SEED = 2**31 - 1  # GParamSpecInt is signed 32-bit; the protocol allows up to 2**32-1
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One procedure argument. ``kind`` is "string", "int", "double" or "boolean"."""
+
+    name: str
+    kind: str
+    label: str
+    blurb: str
+    default: object
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str
+    label: str
+    blurb: str
+    operation: str  # "inpaint", "img2img", "txt2img", "upscale", or "" for Cancel
+    args: tuple[Arg, ...]
+    needs_selection: bool = False
+
+
+SERVER = Arg("server", "string", "Server", f"latentbrush server URL (empty: ${SERVER_ENV} or {DEFAULT_SERVER})", "")
+PROMPT = Arg("prompt", "string", "Prompt", "What to paint", "")
+NEGATIVE = Arg("negative-prompt", "string", "Negative prompt", "What to avoid", "")
+MODEL = Arg("model", "string", "Model", "Model name as the server lists it (empty: the server's default)", "")
+STEPS = Arg("steps", "int", "Steps", "Denoising steps", 20, 1, 200)
+SEED = Arg("seed", "int", "Seed", "Random seed (-1: random)", RANDOM_SEED, RANDOM_SEED, MAX_GIMP_SEED)
+CFG = Arg("cfg", "double", "Guidance", "Classifier-free guidance scale", 7.0, 0.0, 30.0)
+
+
+def _strength(default: float) -> Arg:
+    return Arg("strength", "double", "Strength", "How much to change (1: repaint fully)", default, 0.0, 1.0)
+
+
+GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, SEED, CFG)
+
+PROCEDURES: tuple[Procedure, ...] = (
+    Procedure(
+        "plug-in-latentbrush-inpaint", "_Inpaint Selection...", "Repaint the selection from the prompt",
+        "inpaint", (*GENERATION_ARGS, _strength(1.0), SERVER), needs_selection=True,
+    ),
+    Procedure(
+        "plug-in-latentbrush-refine", "_Refine (img2img)...",
+        "Rework the selection (or the whole image) at a strength below 1",
+        "img2img", (*GENERATION_ARGS, _strength(0.5), SERVER),
+    ),
+    Procedure(
+        "plug-in-latentbrush-generate", "_Generate...", "Paint the selection (or the canvas) from noise",
+        "txt2img", (*GENERATION_ARGS, SERVER),
+    ),
+    Procedure(
+        "plug-in-latentbrush-upscale", "_Upscale...", "Upscale the whole image (layers scaled, result on top)",
+        "upscale",
+        (
+            Arg("scale", "double", "Scale", "Upscale factor", 2.0, 1.0, 8.0),
+            Arg("upscaler", "string", "Upscaler", "Upscaler name (empty: best installed, 'lanczos': no model)", ""),
+            SERVER,
+        ),
+    ),
+    Procedure("plug-in-latentbrush-cancel", "_Cancel Job", "Cancel the job running on this image", "", ()),
+)
+
+# Every job procedure returns these (after the PDB status).
+RETURN_VALUES = (
+    Arg("result-image", "image", "Result image", "The image holding the result", None),
+    Arg("result-layer", "layer", "Result layer", "The layer holding the result", None),
+    Arg("seed-used", "int", "Seed used", "The seed the server used (-1: none)", RANDOM_SEED, RANDOM_SEED,
+        MAX_GIMP_SEED),
+    Arg("previews", "int", "Previews", "Preview frames shown while the job ran", 0, 0, 1 << 30),
+)
+
+
+def procedure_named(name: str) -> Procedure:
+    for proc in PROCEDURES:
+        if proc.name == name:
+            return proc
+    raise KeyError(f"procedure: no latentbrush procedure named {name!r}")
+
+
+def settings_from_values(values: Mapping[str, object], operation: str) -> GenerationSettings:
+    """The core's settings from a procedure's argument values (names as in ``PROCEDURES``)."""
+    seed = int(values.get("seed", RANDOM_SEED))  # type: ignore[call-overload]
+    strength = float(values.get("strength", 1.0))  # type: ignore[arg-type]
+    return GenerationSettings(
+        prompt=str(values.get("prompt", "") or ""),
+        negative_prompt=str(values.get("negative-prompt", "") or ""),
+        model=str(values.get("model", "") or ""),
+        steps=int(values.get("steps", 20)),  # type: ignore[call-overload]
+        cfg=float(values.get("cfg", 7.0)),  # type: ignore[arg-type]
+        seed=None if seed < 0 else seed,
+        strength=1.0 if operation == "txt2img" else strength,
+        upscaler=str(values.get("upscaler", "") or ""),
+        scale=float(values.get("scale", 2.0)),  # type: ignore[arg-type]
+    )
+
+
+def server_url(values: Mapping[str, object], env: Mapping[str, str]) -> str:
+    """The ``server`` argument, else $LATENTBRUSH_SERVER, else the local default."""
+    return str(values.get("server", "") or "") or env.get(SERVER_ENV, "") or DEFAULT_SERVER

@@ -1,0 +1,101 @@
+"""Run one job inside the GIMP plug-in process: the core's asyncio client and controller, for the
+whole job, on this process's main thread (the only one allowed to call libgimp).
+
+Previews arrive as client events and go straight into the "[Preview]" layer; a watcher polls the
+cancel file (``jobfiles``) ten times a second and turns it into the protocol's ``cancel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from latentbrush.plugin.core import history as hs
+from latentbrush.plugin.core.client import Client, ClientError, ReconnectPolicy
+from latentbrush.plugin.core.controller import Controller, ControllerError
+from latentbrush.plugin.core.history import JobRecord
+from latentbrush.plugin.core.requests import GenerationSettings, RequestError
+from latentbrush.plugin.core.token import TokenError
+from latentbrush.plugin.deps import MissingDependency
+
+from .host import GimpHost
+from .jobfiles import JobFiles, RunningJob
+from .procedures import settings_from_values
+
+CANCEL_POLL_SECONDS = 0.1
+# A plug-in must not hang GIMP's "running" state forever when the server went away for good.
+RECONNECT = ReconnectPolicy(initial_delay=0.5, max_delay=5.0, max_attempts=6)
+EXPECTED_ERRORS = (ControllerError, RequestError, ClientError, TokenError, MissingDependency, OSError)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: str  # "done", "cancelled" or "error"
+    image: Any = None  # Gimp.Image holding the result
+    layer: Any = None  # Gimp.Layer with the (first) result
+    seed: int | None = None
+    previews: int = 0
+    message: str = ""
+
+
+def run_operation(
+    host: GimpHost, operation: str, values: Mapping[str, object], *, url: str, files: JobFiles
+) -> JobOutcome:
+    """Run ``operation`` with the procedure's argument ``values``; never raises for expected failures."""
+    settings = settings_from_values(values, operation)
+    host.remove_stale_previews()  # left behind by a run GIMP killed (its progress "cancel" button)
+    try:
+        record = asyncio.run(_run(host, operation, settings, url, files))
+    except EXPECTED_ERRORS as exc:
+        host.remove_preview()
+        host.report_status(f"Error: {exc}", None)
+        return JobOutcome("error", previews=host.previews_shown, message=f"latentbrush {operation}: {exc}")
+    return _outcome(host, record)
+
+
+def _outcome(host: GimpHost, record: JobRecord) -> JobOutcome:
+    if record.state == hs.DONE and record.results:
+        first = record.results[0]
+        return JobOutcome("done", host.image, first.handle, first.seed, host.previews_shown)
+    if record.state == hs.CANCELLED:
+        return JobOutcome("cancelled", previews=host.previews_shown, message="cancelled")
+    message = record.error or f"the job ended as {record.state} without a result"
+    return JobOutcome("error", previews=host.previews_shown, message=f"latentbrush {record.op}: {message}")
+
+
+async def _run(host: GimpHost, op: str, settings: GenerationSettings, url: str, files: JobFiles) -> JobRecord:
+    client = Client(url, client_name="latentbrush-gimp", reconnect=RECONNECT)
+    await client.connect()
+    controller = Controller(host, client)
+    try:
+        record = await controller.submit(settings, op)
+        files.start(RunningJob(record.job_id, os.getpid(), 0, op))
+        watcher = asyncio.get_running_loop().create_task(_watch(controller, host, record.job_id, op, files))
+        try:
+            return await controller.wait(record.job_id)
+        finally:
+            files.finish()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher  # re-raises anything the watcher hit
+    finally:
+        controller.close()
+        await client.close()
+
+
+async def _watch(controller: Controller, host: GimpHost, job_id: str, op: str, files: JobFiles) -> None:
+    """Turn a cancel request into a protocol cancel; keep the running file's preview count current."""
+    shown = 0
+    while True:
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+        if files.cancel_requested():
+            host.report_status(f"{op}: cancelling", None)
+            await controller.cancel(job_id)
+            return
+        if host.previews_shown != shown:
+            shown = host.previews_shown
+            files.update(RunningJob(job_id, os.getpid(), shown, op))

@@ -1,0 +1,212 @@
+"""The Krita implementation of the core's ``Host`` interface, over one ``krita.Document``.
+
+Facts it relies on (measured in Krita 5.1.5, see ``tests/e2e/krita``):
+
+- ``Document.pixelData`` reads the projection; for "RGBA"/"U8" the bytes are B, G, R, A. The
+  projection is only recomposited by ``refreshProjection()``, so reads refresh and wait first.
+  Past the canvas edge it returns the background layer's default pixel (white), not
+  transparency, so reads are clipped to the canvas and the rest is filled with zeros.
+- ``Document.selection()`` is None without a selection and has size 0 after "deselect";
+  its bounds are *not* clipped to the canvas and may even lie wholly outside it.
+- ``Selection.pixelData`` gives one byte of coverage per pixel (feathered edges in between).
+- Undo: see ``preview.py``. One result is one "Add Layer" step. ``addChildNode`` records a
+  step per child even into a group that is not in the image yet, but ``setChildNodes`` on such
+  a detached group records nothing; so a batch is built as a complete group and then added:
+  one "Add Layer" step for the whole batch. ``scaleImage`` (upscale) is one "Scale Image" step.
+
+Every method runs on the UI thread and never modifies an existing layer of the painter's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from latentbrush.plugin.core.geometry import Bounds, Extent, intersect, paste, relative_to, swap_red_blue
+from latentbrush.plugin.core.host import Pixels, Selection
+
+from .colorspace import ColorSpace, check_supported, from_document_depth, to_document_depth
+from .images import scale_pixels
+from .preview import PreviewLayer
+
+StatusSink = Callable[[str, "float | None"], None]
+
+
+def _bgra8(pixels: Pixels) -> bytes:
+    expected = pixels.bounds.width * pixels.bounds.height * 4
+    if len(pixels.data) != expected:
+        raise ValueError(f"pixels.data: {len(pixels.data)} bytes for {tuple(pixels.bounds)}, expected {expected}")
+    if pixels.format == "bgra8":
+        return bytes(pixels.data)
+    if pixels.format == "rgba8":
+        return swap_red_blue(pixels.data)
+    raise ValueError(f"pixels.format: the Krita host writes bgra8 or rgba8, got {pixels.format!r}")
+
+
+class KritaHost:
+    """``Host`` for one job on one Krita document.
+
+    ``batch`` > 1 collects that many results and adds them as one group called ``group_name``
+    (one undo step); results of a job that ends early are grouped when the preview is removed.
+    ``status`` receives ``report_status`` calls (the docker's progress line); ``on_preview`` is
+    called after each preview frame reached the layer (the docker measures latency with it).
+    ``results`` keeps every result added, for the docker's history (re-apply, thumbnails).
+    """
+
+    pixel_format = "bgra8"
+
+    def __init__(
+        self,
+        document: Any,
+        *,
+        batch: int = 1,
+        group_name: str = "",
+        status: StatusSink | None = None,
+        on_preview: Callable[[], None] | None = None,
+    ) -> None:
+        self._doc = document
+        self._status = status
+        self._on_preview = on_preview
+        self.results: list[tuple[str, Pixels]] = []
+        self._batch = max(1, batch)
+        self._group_name = group_name or "[Generated] batch"
+        self._pending: list[tuple[str, Pixels]] = []
+        self.group: Any = None  # the batch group once it was added
+        self.preview = PreviewLayer(document, to_document_depth=self._widen)
+
+    @property
+    def document(self) -> Any:
+        return self._doc
+
+    # ----------------------------------------------------------------------------- reading
+
+    def color_space(self) -> ColorSpace:
+        return ColorSpace(str(self._doc.colorModel()), str(self._doc.colorDepth()))
+
+    def check_document(self) -> None:
+        """Raise ``UnsupportedDocument`` (with advice) for colour spaces we cannot handle yet."""
+        check_supported(self.color_space())
+
+    def canvas_size(self) -> Extent:
+        return Extent(int(self._doc.width()), int(self._doc.height()))
+
+    def read_pixels(self, bounds: Bounds) -> Pixels:
+        """The visible composite of ``bounds`` without our preview; transparent past the canvas."""
+        self.check_document()
+        out = bytearray(bounds.width * bounds.height * 4)
+        inside = intersect(bounds, Bounds.of(self.canvas_size()))
+        if not inside.is_empty():
+            raw = self._read_projection(inside)
+            data = from_document_depth(raw, self.color_space())
+            if inside == bounds:
+                return Pixels(bounds, "bgra8", data)
+            paste(out, bounds.extent, 4, data, relative_to(inside, bounds))
+        return Pixels(bounds, "bgra8", bytes(out))
+
+    def selection(self) -> Selection | None:
+        """Selection coverage clipped to the canvas; None when nothing (or nothing on the canvas) is selected."""
+        sel = self._doc.selection()
+        if sel is None or sel.width() <= 0 or sel.height() <= 0:
+            return None
+        inside = intersect(Bounds(sel.x(), sel.y(), sel.width(), sel.height()), Bounds.of(self.canvas_size()))
+        if inside.is_empty():
+            return None
+        data = bytes(sel.pixelData(*inside))
+        if not data.strip(b"\0"):
+            return None
+        return Selection(inside, data)
+
+    # ----------------------------------------------------------------------------- writing
+
+    def add_result_layer(self, name: str, pixels: Pixels) -> Any:
+        """A new paint layer holding ``pixels`` at their offset, on top of the stack; one undo step.
+
+        When a preview layer exists it is reused for the result (see ``preview.py``), so the
+        job leaves exactly one "Add Layer" entry in the undo history. In a batch the result is
+        held until the batch is complete; the call that completes it returns the group.
+        """
+        if self._batch > 1:
+            _bgra8(pixels)  # a bad buffer fails now, not when the batch completes
+            self.results.append((name, pixels))
+            self._pending.append((name, pixels))
+            return self._add_group() if len(self._pending) >= self._batch else None
+        data = self._widen(_bgra8(pixels))
+        self.results.append((name, pixels))
+        node = self.preview.adopt(name)
+        if node is None:
+            node = self._doc.createNode(name, "paintlayer")
+            node.setPixelData(data, *pixels.bounds)
+            self._doc.rootNode().addChildNode(node, None)
+        else:
+            node.setPixelData(data, *pixels.bounds)
+        self._doc.refreshProjection()
+        return node
+
+    def add_result_group(self, name: str, layers: Sequence[tuple[str, Pixels]]) -> Any:
+        """A group called ``name`` holding one layer per result, first result at the bottom; one undo step."""
+        self.preview.remove()
+        children = []
+        for layer_name, pixels in layers:
+            node = self._doc.createNode(layer_name, "paintlayer")
+            node.setPixelData(self._widen(_bgra8(pixels)), *pixels.bounds)
+            children.append(node)
+        group = self._doc.createGroupLayer(name)
+        group.setChildNodes(children)  # detached: records no undo step (see module docstring)
+        self._doc.rootNode().addChildNode(group, None)
+        self._doc.refreshProjection()
+        return group
+
+    def show_preview(self, pixels: Pixels) -> None:
+        """Show a frame over ``pixels.bounds``, stretched when ``pixels.size`` differs (previews come downscaled)."""
+        size = pixels.data_extent
+        target = pixels.bounds
+        if size == target.extent:
+            self.preview.show(target, _bgra8(pixels))
+        else:
+            expected = size.width * size.height * 4
+            if len(pixels.data) != expected:
+                raise ValueError(f"pixels.data: {len(pixels.data)} bytes for a {size.width}x{size.height} frame")
+            scaled = scale_pixels(pixels.data, size.width, size.height, pixels.format, target.width, target.height)
+            self.preview.show(target, scaled)
+        if self._on_preview is not None:
+            self._on_preview()
+
+    def remove_preview(self) -> None:
+        """End of a job: drop the preview, and group any batch results that arrived."""
+        self.preview.remove()
+        if self._pending and self.group is None:
+            self._add_group()
+
+    def resize_canvas(self, extent: Extent) -> None:
+        """Scale the whole document (every layer) to ``extent``: one "Scale Image" undo step."""
+        self.preview.remove()  # its frames are in the old coordinates
+        self._doc.scaleImage(extent.width, extent.height, int(self._doc.xRes()), int(self._doc.yRes()), "Bicubic")
+        self._doc.waitForDone()
+
+    def report_status(self, text: str, progress: float | None = None) -> None:
+        if self._status is not None:
+            self._status(text, progress)
+
+    # ----------------------------------------------------------------------------- internals
+
+    def _add_group(self) -> Any:
+        self.group = self.add_result_group(self._group_name, self._pending)
+        self._pending = []
+        return self.group
+
+    def _widen(self, bgra8: bytes) -> bytes:
+        return to_document_depth(bgra8, self.color_space())
+
+    def _read_projection(self, bounds: Bounds) -> bytes:
+        node = self.preview.node
+        hidden = node is not None and node.visible()
+        if hidden:
+            node.setVisible(False)
+        try:
+            self._doc.refreshProjection()
+            self._doc.waitForDone()
+            return bytes(self._doc.pixelData(*bounds))
+        finally:
+            if hidden:
+                node.setVisible(True)
+                self._doc.refreshProjection()

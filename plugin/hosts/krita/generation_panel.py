@@ -1,0 +1,212 @@
+"""The docker's generation section: model, prompts, the four operations and their parameters."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from latentbrush.plugin.core.requests import GenerationSettings
+
+from ...qt import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    Qt,
+    QVBoxLayout,
+    QWidget,
+    pyqtSignal,
+)
+from .settings import DockerSettings
+
+DEFAULT_SAMPLERS = ("Euler a", "Euler", "DPM++ 2M Karras", "DDIM", "UniPC")
+# docker buttons -> the controller's operation names (None: chosen from the selection)
+OPERATIONS = {"generate": "txt2img", "inpaint": "inpaint", "refine": "img2img", "upscale": "upscale"}
+
+
+def _prompt_box(placeholder: str, lines: int) -> QPlainTextEdit:
+    box = QPlainTextEdit()
+    box.setPlaceholderText(placeholder)
+    box.setTabChangesFocus(True)
+    box.setFixedHeight(box.fontMetrics().lineSpacing() * lines + 12)
+    return box
+
+
+class GenerationPanel(QWidget):
+    """Emits ``operation_requested(name)`` with a key of ``OPERATIONS``."""
+
+    operation_requested = pyqtSignal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = QComboBox()
+        self.model.setObjectName("latentbrush_model")
+        self.model.setToolTip("Models the server offers")
+        self.prompt = _prompt_box("Prompt: what to paint", 3)
+        self.prompt.setObjectName("latentbrush_prompt")
+        self.negative = _prompt_box("Negative prompt", 2)
+        self.negative.setObjectName("latentbrush_negative")
+
+        self.buttons: dict[str, QPushButton] = {}
+        for name, text, tip in (
+            ("generate", "Generate", "Paint the selection (or the canvas) from noise"),
+            ("inpaint", "Inpaint", "Repaint the selection, guided by its surroundings"),
+            ("refine", "Refine", "Rework the selection (or the canvas) keeping its composition"),
+            ("upscale", "Upscale", "Upscale the whole image"),
+        ):
+            button = QPushButton(text)
+            button.setObjectName(f"latentbrush_{name}")
+            button.setToolTip(tip)
+            button.clicked.connect(lambda _checked=False, n=name: self.operation_requested.emit(n))
+            self.buttons[name] = button
+
+        self.strength = QSlider(Qt.Orientation.Horizontal)
+        self.strength.setRange(1, 100)
+        self.strength.setObjectName("latentbrush_strength")
+        self.strength_label = QLabel()
+        self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v}%"))
+        self.upscale_factor = QDoubleSpinBox()
+        self.upscale_factor.setRange(1.0, 8.0)
+        self.upscale_factor.setSingleStep(0.5)
+        self.upscale_factor.setSuffix("×")
+        self.upscaler = QComboBox()
+        self.upscaler.setToolTip("Upscaler model; Lanczos needs none")
+
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 200)
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(0.0, 30.0)
+        self.cfg.setSingleStep(0.5)
+        self.sampler = QComboBox()
+        self.sampler.addItems(DEFAULT_SAMPLERS)
+        self.random_seed = QCheckBox("Random")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)  # QSpinBox is a signed int; the protocol allows up to 2^32-1
+        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 16)
+
+        grid = QGridLayout()
+        grid.addWidget(self.buttons["generate"], 0, 0)
+        grid.addWidget(self.buttons["inpaint"], 0, 1)
+        grid.addWidget(self.buttons["refine"], 1, 0)
+        strength_row = QHBoxLayout()
+        strength_row.addWidget(self.strength, 1)
+        strength_row.addWidget(self.strength_label)
+        grid.addLayout(strength_row, 1, 1)
+        grid.addWidget(self.buttons["upscale"], 2, 0)
+        upscale_row = QHBoxLayout()
+        upscale_row.addWidget(self.upscale_factor)
+        upscale_row.addWidget(self.upscaler, 1)
+        grid.addLayout(upscale_row, 2, 1)
+
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.random_seed)
+        form = QFormLayout()
+        form.addRow("Steps", self.steps)
+        form.addRow("CFG", self.cfg)
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Seed", seed_row)
+        form.addRow("Batch", self.batch)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.model)
+        layout.addWidget(self.prompt)
+        layout.addWidget(self.negative)
+        layout.addLayout(grid)
+        layout.addLayout(form)
+        self.load(DockerSettings())
+
+    # ----------------------------------------------------------------------------- values
+
+    def generation_settings(self, op: str | None) -> GenerationSettings:
+        """The request settings for ``op`` (a controller operation name, or None)."""
+        strength = self.strength.value() / 100 if op == "img2img" else 1.0
+        return GenerationSettings(
+            prompt=self.prompt.toPlainText().strip(),
+            negative_prompt=self.negative.toPlainText().strip(),
+            model=str(self.model.currentData() or ""),
+            sampler=self.sampler.currentText(),
+            steps=self.steps.value(),
+            cfg=self.cfg.value(),
+            seed=None if self.random_seed.isChecked() else self.seed.value(),
+            strength=strength,
+            batch=self.batch.value() if op != "upscale" else 1,
+            upscaler=str(self.upscaler.currentData() or ""),
+            scale=self.upscale_factor.value(),
+        )
+
+    def load(self, s: DockerSettings) -> None:
+        self.prompt.setPlainText(s.prompt)
+        self.negative.setPlainText(s.negative_prompt)
+        self.steps.setValue(s.steps)
+        self.cfg.setValue(s.cfg)
+        self._select_text(self.sampler, s.sampler)
+        self.seed.setValue(min(max(s.seed, 0), self.seed.maximum()))
+        self.random_seed.setChecked(s.random_seed)
+        self.seed.setEnabled(not s.random_seed)
+        self.batch.setValue(s.batch)
+        self.strength.setValue(round(s.strength * 100))
+        self.strength_label.setText(f"{self.strength.value()}%")
+        self.upscale_factor.setValue(s.upscale_factor)
+        self._wanted_model, self._wanted_upscaler = s.model, s.upscaler
+
+    def store(self, s: DockerSettings) -> DockerSettings:
+        """``s`` with this panel's values."""
+        return replace(
+            s,
+            prompt=self.prompt.toPlainText(),
+            negative_prompt=self.negative.toPlainText(),
+            model=str(self.model.currentData() or self._wanted_model),
+            sampler=self.sampler.currentText(),
+            steps=self.steps.value(),
+            cfg=self.cfg.value(),
+            seed=self.seed.value(),
+            random_seed=self.random_seed.isChecked(),
+            batch=self.batch.value(),
+            strength=self.strength.value() / 100,
+            upscale_factor=self.upscale_factor.value(),
+            upscaler=str(self.upscaler.currentData() or self._wanted_upscaler),
+        )
+
+    def set_server_info(self, hello: Any) -> None:
+        """Fill the model, sampler and upscaler lists from a ServerHello (None clears them)."""
+        self.model.clear()
+        self.upscaler.clear()
+        if hello is None:
+            return
+        for info in hello.models:
+            kind = " (inpaint)" if info.inpaint else ""
+            self.model.addItem(f"{info.name} — {info.base}{kind}", info.name)
+        wanted = self._wanted_model or hello.default_model
+        self.model.setCurrentIndex(max(0, self.model.findData(wanted)))
+        self.upscaler.addItem("Best installed", "")
+        for name in hello.upscalers:
+            self.upscaler.addItem(name, name)
+        if "lanczos" not in hello.upscalers:
+            self.upscaler.addItem("Lanczos (no model)", "lanczos")
+        self.upscaler.setCurrentIndex(max(0, self.upscaler.findData(self._wanted_upscaler)))
+        if hello.samplers:
+            current = self.sampler.currentText()
+            self.sampler.clear()
+            self.sampler.addItems(list(hello.samplers))
+            self._select_text(self.sampler, current)
+
+    def set_running(self, running: bool) -> None:
+        for button in self.buttons.values():
+            button.setEnabled(not running)
+
+    @staticmethod
+    def _select_text(combo: QComboBox, text: str) -> None:
+        index = combo.findText(text)
+        if index >= 0:
+            combo.setCurrentIndex(index)

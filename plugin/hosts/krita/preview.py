@@ -1,0 +1,99 @@
+"""The single locked "[Preview]" paint layer that shows a running job's denoising steps.
+
+Undo, as measured in Krita 5.1.5 (``tests/e2e/krita``): ``addChildNode`` records an "Add Layer"
+command and ``Node.remove()`` a "Remove Layer" command; ``setPixelData``, ``setLocked``,
+``setName`` and ``setVisible`` record nothing. The Python API has no way to add or remove a
+node outside the undo stack (``setChildNodes`` on the root reorders layers and trips Krita's
+asserts), so:
+
+- a job with one result turns the preview layer *into* the result layer (``adopt``): renamed,
+  unlocked, cleared and overwritten. The job is one "Add Layer" step; Ctrl+Z removes the result.
+- a cancelled or failed job (and a batch or an upscale) removes the preview: "Add Layer" +
+  "Remove Layer". The layer is emptied and hidden first, so undoing that far back brings back an
+  invisible, empty layer rather than a stale picture.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latentbrush.plugin.core.geometry import Bounds, union
+
+PREVIEW_LAYER_NAME = "[Preview]"
+
+
+def top_level_nodes(document: Any) -> list[Any]:
+    return list(document.rootNode().childNodes())
+
+
+def is_attached(document: Any, node: Any) -> bool:
+    """Whether ``node`` is still a top-level node of ``document`` (undo may have removed it)."""
+    uid = node.uniqueId()
+    return any(n.uniqueId() == uid for n in top_level_nodes(document))
+
+
+class PreviewLayer:
+    """Owns at most one preview node in one document; every write is at canvas coordinates."""
+
+    def __init__(self, document: Any, *, to_document_depth: Any = None) -> None:
+        self._doc = document
+        self._node: Any = None
+        self._painted = Bounds(0, 0, 0, 0)  # union of what the preview has drawn since it was made
+        self._widen = to_document_depth or (lambda data: data)
+        self.frames_shown = 0
+
+    @property
+    def node(self) -> Any:
+        """The live preview node, or None (never made, removed, or undone away)."""
+        if self._node is not None and not is_attached(self._doc, self._node):
+            self._node, self._painted = None, Bounds(0, 0, 0, 0)
+        return self._node
+
+    def show(self, bounds: Bounds, bgra: bytes) -> None:
+        """Draw 8-bit BGRA ``bgra`` covering ``bounds``; creates the layer on the first frame."""
+        node = self.node or self._create()
+        stale = self._painted
+        if not stale.is_empty() and union(stale, bounds) != bounds:
+            # the previous frame reached outside this one: clear it so no stale border remains
+            node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale)
+        node.setPixelData(self._widen(bgra), *bounds)
+        self._painted = bounds
+        self.frames_shown += 1
+        self._doc.refreshProjection()  # Krita does not recomposite after setPixelData by itself
+
+    def remove(self) -> bool:
+        """Remove the layer if it exists; returns whether there was one."""
+        node = self.node
+        if node is None:
+            return False
+        self._clear(node)
+        node.setVisible(False)  # what an undo past this point brings back: nothing to see
+        self._node = None
+        node.remove()
+        self._doc.refreshProjection()
+        return True
+
+    def adopt(self, name: str) -> Any:
+        """Turn the preview into an empty, unlocked layer called ``name``; None if there is none."""
+        node = self.node
+        if node is None:
+            return None
+        self._clear(node)
+        node.setLocked(False)
+        node.setName(name)
+        self._node = None
+        return node
+
+    def _clear(self, node: Any) -> None:
+        stale = self._painted
+        if not stale.is_empty():
+            node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale)
+        self._painted = Bounds(0, 0, 0, 0)
+
+    def _create(self) -> Any:
+        node = self._doc.createNode(PREVIEW_LAYER_NAME, "paintlayer")
+        node.setLocked(True)  # the painter cannot draw on it by mistake
+        self._doc.rootNode().addChildNode(node, None)  # None = on top of the stack
+        self._node = node
+        self._painted = Bounds(0, 0, 0, 0)
+        return node

@@ -1,0 +1,110 @@
+"""Start and stop a local ``latentbrush-server`` as a child process (QProcess: never blocks the UI).
+
+The server prints ``latentbrush-server listening on ws://HOST:PORT`` once it accepts connections;
+``--port 0`` lets it pick a free port, so that line is how the docker learns the URL.
+The plugin never imports the backend: it only runs the command the painter configured.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import sys
+from collections import deque
+
+from ...qt import QObject, QProcess, QProcessEnvironment, pyqtSignal, qbytes
+
+LISTENING = re.compile(r"latentbrush-server listening on (wss?://\S+)")
+SERVER_PROGRAM = "latentbrush-server"
+LOG_LINES = 40  # kept for the error message when the server dies
+
+
+def split_command(text: str) -> list[str]:
+    """A configured command line -> argv; "" means ``latentbrush-server`` from PATH."""
+    text = text.strip()
+    if not text:
+        found = shutil.which(SERVER_PROGRAM)
+        return [found] if found else []
+    return shlex.split(text, posix=sys.platform != "win32")
+
+
+class LocalServer(QObject):
+    """One backend child process. Signals: ``listening(url)``, ``failed(message)``, ``stopped(code)``."""
+
+    listening = pyqtSignal(str)
+    failed = pyqtSignal(str)
+    stopped = pyqtSignal(int)
+    output = pyqtSignal(str)  # every line the server prints
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._process: QProcess | None = None
+        self._buffer = ""
+        self._lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.url = ""
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning
+
+    def start(self, argv: list[str], extra_args: tuple[str, ...] = ("--port", "0")) -> None:
+        """Launch ``argv + extra_args``; ``listening`` or ``failed`` follows."""
+        if self.running:
+            raise RuntimeError("the local server is already running")
+        if not argv:
+            self.failed.emit(
+                f"'{SERVER_PROGRAM}' is not on PATH: install the backend (installers/setup.sh) or set the "
+                "server command, e.g. '/path/to/venv/bin/python -m latentbrush.backend'"
+            )
+            return
+        self.url, self._buffer = "", ""
+        self._lines.clear()
+        process = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        for name in ("PYTHONPATH", "PYTHONHOME"):  # Krita's embedded Python settings must not leak
+            env.remove(name)
+        process.setProcessEnvironment(env)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        process.readyReadStandardOutput.connect(self._read)
+        process.errorOccurred.connect(self._error)
+        process.finished.connect(self._finished)
+        self._process = process
+        process.start(argv[0], [*argv[1:], *extra_args])
+
+    def stop(self, timeout_ms: int = 5000) -> None:
+        """Terminate the server and wait for it (used when Krita closes); kill if it lingers."""
+        process = self._process
+        if process is None or process.state() == QProcess.ProcessState.NotRunning:
+            return
+        process.terminate()
+        if not process.waitForFinished(timeout_ms):
+            process.kill()
+            process.waitForFinished(1000)
+
+    def recent_output(self) -> str:
+        return "\n".join(self._lines)
+
+    def _read(self) -> None:
+        if self._process is None:
+            return
+        self._buffer += qbytes(self._process.readAllStandardOutput()).decode("utf-8", "replace")
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            line = line.rstrip("\r")
+            self._lines.append(line)
+            self.output.emit(line)
+            match = LISTENING.search(line)
+            if match and not self.url:
+                self.url = match.group(1)
+                self.listening.emit(self.url)
+
+    def _error(self, error: object) -> None:
+        if error == QProcess.ProcessError.FailedToStart and self._process is not None:
+            self.failed.emit(f"cannot start the server ({self._process.program()}): {self._process.errorString()}")
+
+    def _finished(self, code: int, _status: object = None) -> None:
+        if not self.url:
+            tail = self.recent_output().strip()
+            self.failed.emit(f"the server exited with code {code} before listening" + (f":\n{tail}" if tail else ""))
+        self.stopped.emit(int(code))

@@ -1,0 +1,146 @@
+"""Checks across the fields of a job request, which the per-field type walk cannot express.
+
+SPEC.md "Job request" is normative; the order of checks here decides which error a request
+with several faults gets, and the conformance vectors rely on it:
+geometry, operation/field combinations, upscale tiling, formats, then server limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from .errors import ErrorCode, ProtocolError
+from .messages import PREVIEW_FORMATS, PREVIEW_NONE, RESULT_FORMATS, JobRequest, Limits, Rect, Size, UpscaleParams
+
+NEEDS_IMAGE = frozenset({"img2img", "inpaint", "upscale"})
+
+
+def _round(value: float) -> int:
+    """Round half up; Python's round() rounds half to even, which another language would not."""
+    return int(value + 0.5)
+
+
+def upscale_size(job: JobRequest) -> Size:
+    """Size of an upscale result: ``upscale.target``, else the region times ``upscale.scale``."""
+    params = job.upscale or UpscaleParams()
+    if params.target is not None:
+        return params.target
+    return Size(max(1, _round(job.region.width * params.scale)), max(1, _round(job.region.height * params.scale)))
+
+
+def upscale_rect(job: JobRequest) -> Rect:
+    """Where an upscale result lies in the upscaled canvas (the canvas scaled like the region)."""
+    out = upscale_size(job)
+    sx = out.width / job.region.width
+    sy = out.height / job.region.height
+    return Rect(_round(job.region.x * sx), _round(job.region.y * sy), out.width, out.height)
+
+
+def _error(code: ErrorCode, message: str, field: str, job: JobRequest) -> ProtocolError:
+    return ProtocolError(code, message, field, job.id)
+
+
+def _check_geometry(job: JobRequest) -> ProtocolError | None:
+    canvas = Rect(0, 0, job.canvas.width, job.canvas.height)
+    context = job.context or job.region
+    for inner, outer, field, outer_name in (
+        (job.region, canvas, "job.region", "canvas"),
+        (context, canvas, "job.context", "canvas"),
+        (job.region, context, "job.region", "context"),
+    ):
+        if not outer.contains(inner):
+            return _error(ErrorCode.OUT_OF_BOUNDS, f"rectangle is not inside the {outer_name}", field, job)
+    return None
+
+
+def _check_operation(job: JobRequest) -> ProtocolError | None:
+    if job.op in NEEDS_IMAGE and job.image is None:
+        return _error(ErrorCode.MISSING_FIELD, f"{job.op} needs an image blob", "job.image", job)
+    if job.op == "txt2img" and job.image is not None:
+        return _error(ErrorCode.BAD_FIELD, "txt2img takes no image (inpaint at strength 1 uses one)", "job.image", job)
+    if job.op == "inpaint" and job.mask is None:
+        return _error(ErrorCode.MISSING_FIELD, "inpaint needs a mask blob", "job.mask", job)
+    if job.op == "upscale" and job.mask is not None:
+        return _error(ErrorCode.BAD_FIELD, "upscale takes no mask", "job.mask", job)
+    if job.op == "txt2img" and job.strength != 1.0:
+        return _error(ErrorCode.BAD_FIELD, "txt2img starts from noise: strength must be 1", "job.strength", job)
+    if job.op != "upscale" and job.upscale is not None:
+        return _error(ErrorCode.BAD_FIELD, "upscale parameters only apply to op upscale", "job.upscale", job)
+    if job.op == "upscale" and job.resolution is not None:
+        return _error(ErrorCode.BAD_FIELD, "upscale sets its output size with upscale.target", "job.resolution", job)
+    if job.op == "upscale" and job.batch != 1:
+        return _error(ErrorCode.BAD_FIELD, "upscale makes one image", "job.batch", job)
+    if job.upscale is not None:
+        if job.upscale.seam_fix != "none" and not job.upscale.refine:
+            return _error(ErrorCode.BAD_FIELD, "seam fix needs refine", "job.upscale.seam_fix", job)
+        if 2 * job.upscale.overlap >= job.upscale.tile:
+            return _error(ErrorCode.BAD_FIELD, "overlap must be less than half the tile", "job.upscale.overlap", job)
+        if 2 * job.upscale.refine_padding >= job.upscale.refine_tile:
+            return _error(
+                ErrorCode.BAD_FIELD, "padding must be less than half the tile", "job.upscale.refine_padding", job
+            )
+    return None
+
+
+def _check_formats(
+    job: JobRequest, preview_formats: Collection[str], result_formats: Collection[str]
+) -> ProtocolError | None:
+    if job.preview_format != PREVIEW_NONE and job.preview_format not in preview_formats:
+        return _error(ErrorCode.NOT_SUPPORTED, "preview format not offered by the server", "job.preview_format", job)
+    if job.result_format not in result_formats:
+        return _error(ErrorCode.NOT_SUPPORTED, "result format not offered by the server", "job.result_format", job)
+    return None
+
+
+def _check_limits(job: JobRequest, max_pixels: int | None, limits: Limits | None) -> ProtocolError | None:
+    if limits is not None:
+        if job.steps > limits.max_steps:
+            return _error(ErrorCode.TOO_LARGE, f"more than {limits.max_steps} steps", "job.steps", job)
+        if job.batch > limits.max_batch:
+            return _error(ErrorCode.TOO_LARGE, f"batch larger than {limits.max_batch}", "job.batch", job)
+        max_pixels = limits.max_pixels if max_pixels is None else max_pixels
+    if max_pixels is None:
+        return None
+    sizes = [("job.context", job.context or job.region), ("job.region", job.region)]
+    if job.resolution is not None:
+        sizes.append(("job.resolution", job.resolution))
+    if job.op == "upscale":
+        sizes.append(("job.upscale", upscale_size(job)))
+    for field, size in sizes:
+        if size.width * size.height > max_pixels:
+            return _error(ErrorCode.TOO_LARGE, f"more than {max_pixels} pixels", field, job)
+    return None
+
+
+def check_job(
+    job: JobRequest,
+    max_pixels: int | None = None,
+    *,
+    limits: Limits | None = None,
+    preview_formats: Collection[str] = PREVIEW_FORMATS,
+    result_formats: Collection[str] = RESULT_FORMATS,
+) -> ProtocolError | None:
+    """Checks across fields (SPEC.md "Job request"); the first fault found, or None.
+
+    ``limits`` (the server hello's) adds the step and batch limits and supplies ``max_pixels``
+    when that is not given; ``preview_formats``/``result_formats`` are those the server offers.
+    """
+    return (
+        _check_geometry(job)
+        or _check_operation(job)
+        or _check_formats(job, preview_formats, result_formats)
+        or _check_limits(job, max_pixels, limits)
+    )
+
+
+def check_blob(job: JobRequest, name: str, width: int, height: int) -> ProtocolError | None:
+    """A stored blob used as ``job.image`` or ``job.mask`` (``name``) must be exactly the context's size."""
+    context = job.context or job.region
+    if (width, height) != (context.width, context.height):
+        return _error(
+            ErrorCode.SIZE_MISMATCH,
+            f"blob is {width}x{height}, the context is {context.width}x{context.height}",
+            f"job.{name}",
+            job,
+        )
+    return None

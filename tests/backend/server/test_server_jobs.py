@@ -1,0 +1,209 @@
+"""Queue, cancel, fairness, resume and back-pressure, with the fake engine over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from latentbrush.protocol import Cancel, QueryQueue, Rect
+from server_fakes import FakeEngine
+from server_harness import TestClient, job, running_server, submit
+from websockets.exceptions import ConnectionClosed
+
+
+def run(coro) -> None:
+    asyncio.run(coro)
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    held = FakeEngine()
+    held.hold()
+    yield held
+    held.release()
+
+
+def test_cancel_queued_job_updates_positions(engine):
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url) as client:
+            for name in ("a", "b", "c"):
+                await client.send(submit(job(name)))
+            await client.wait_for("a", "started")
+            await client.wait_position("b", 0)
+            before = await client.wait_position("c", 1)
+            await client.send(Cancel("b"))
+            assert type((await client.finish("b")).final).TYPE == "cancelled"
+            after = await client.wait_position("c", 0)
+            assert after == [*before, 0]  # exactly one update, sent when the job ahead left
+            engine.release()
+            assert type((await client.finish("a")).final).TYPE == "done"
+            assert type((await client.finish("c")).final).TYPE == "done"
+            assert engine.runs == ["a", "c"]  # the cancelled job never reached the engine
+            assert set(client.traces["b"].kinds) == {"queued", "cancelled"}
+
+    run(scenario())
+
+
+def test_cancel_running_job_then_serve_the_next(engine):
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("run1", steps=50)))
+            await client.send(submit(job("run2", steps=2)))
+            await client.wait_for("run1", "started")
+            await client.send(Cancel("run1"))
+            trace = await client.finish("run1")
+            assert trace.kinds[-1] == "cancelled" and trace.results == []
+            engine.release()
+            assert type((await client.finish("run2")).final).TYPE == "done"
+            # cancelling a finished job is an error naming the job, not a crash
+            await client.send(Cancel("run1"))
+            error = await client.wait_for("run1", "error")
+            assert (error.code, error.field) == ("unknown_job", "job_id")
+
+    run(scenario())
+
+
+def test_fair_round_robin_between_clients(engine):
+    async def scenario():
+        async with running_server(engine) as server:
+            async with TestClient.connect(server.url) as greedy, TestClient.connect(server.url) as modest:
+                for name in ("g1", "g2", "g3", "g4"):
+                    await greedy.send(submit(job(name)))
+                await greedy.wait_for("g1", "started")
+                await greedy.wait_position("g4", 2)
+                await modest.send(submit(job("m1")))
+                await modest.send(submit(job("m2")))
+                # m1 overtakes g2..g4: the greedy client was just served
+                await modest.wait_position("m1", 0)
+                await modest.wait_position("m2", 2)
+                await greedy.wait_position("g2", 1)
+                await greedy.wait_position("g4", 4)
+                engine.release()
+                for name in ("g1", "g2", "g3", "g4"):
+                    assert type((await greedy.finish(name)).final).TYPE == "done"
+                for name in ("m1", "m2"):
+                    assert type((await modest.finish(name)).final).TYPE == "done"
+                assert engine.runs == ["g1", "m1", "g2", "m2", "g3", "g4"]
+
+    run(scenario())
+
+
+def test_duplicate_job_id_and_queue_full(engine):
+    async def scenario():
+        async with running_server(engine, max_queue=2) as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("x1")))
+            await client.wait_for("x1", "started")
+            await client.send(submit(job("x1")))
+            duplicate = await client.wait_for("x1", "error")
+            assert (duplicate.code, duplicate.field) == ("duplicate_job", "job.id")
+            client.traces["x1"].messages.remove(duplicate)  # about the refused request, not the job
+            await client.send(submit(job("x2")))
+            await client.send(submit(job("x3")))
+            await client.send(submit(job("x4")))
+            full = await client.finish("x4")
+            assert (full.final.code, full.final.job_id) == ("queue_full", "x4")
+            engine.release()
+            for name in ("x1", "x2", "x3"):
+                assert type((await client.finish(name)).final).TYPE == "done"
+            # an id stays taken after its job ended
+            await client.send(submit(job("x2")))
+            await client.wait_until(lambda: bool(client.seen("x2", "error")))
+            assert client.seen("x2", "error")[0].code == "duplicate_job"
+
+    run(scenario())
+
+
+def test_results_wait_for_a_client_that_reconnects(engine):
+    async def scenario():
+        async with running_server(engine) as server:
+            async with TestClient.connect(server.url, client_id="painter-1") as client:
+                await client.send(submit(job("r1", steps=2, seed=5)))
+                await client.send(submit(job("r2", steps=2)))
+                await client.wait_for("r1", "started")
+            # disconnected: both jobs finish with nobody listening
+            engine.release()
+            while len(engine.runs) < 2:
+                await asyncio.sleep(0.01)
+            async with TestClient.connect(server.url, client_id="painter-1") as back:
+                assert back.hello.resumed is True and back.hello.client_id == "painter-1"
+                first = await back.finish("r1")
+                second = await back.finish("r2")
+                assert first.final.seeds == (5,) and len(first.results) == 1
+                assert len(second.results) == 1
+            # delivered once: a third connection has nothing left to replay
+            async with TestClient.connect(server.url, client_id="painter-1") as third:
+                await third.send(QueryQueue())
+                assert (await third.next_other()).jobs == ()
+                assert third.traces == {}
+
+    run(scenario())
+
+
+def test_running_job_keeps_streaming_to_the_new_connection(engine):
+    async def scenario():
+        async with running_server(engine) as server:
+            async with TestClient.connect(server.url, client_id="painter-2") as client:
+                await client.send(submit(job("live", steps=3)))
+                await client.wait_for("live", "started")
+            async with TestClient.connect(server.url, client_id="painter-2") as back:
+                assert back.hello.resumed is True
+                started = await back.wait_for("live", "started")  # the server repeats where the job stands
+                assert started.total == 3
+                engine.release()
+                trace = await back.finish("live")
+                assert trace.kinds[-1] == "done" and len(trace.results) == 1
+                assert [m.step for m in trace.messages if type(m).TYPE == "progress"] == [1, 2, 3]
+
+    run(scenario())
+
+
+def test_new_connection_with_same_client_id_takes_over(engine):
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url, client_id="twice") as old:
+            await old.send(submit(job("t1", steps=1)))
+            await old.wait_for("t1", "started")
+            async with TestClient.connect(server.url, client_id="twice") as new:
+                with pytest.raises(ConnectionClosed):
+                    while True:
+                        await old.recv()
+                engine.release()
+                assert type((await new.finish("t1")).final).TYPE == "done"
+
+    run(scenario())
+
+
+def test_slow_client_gets_fewer_previews_but_every_result():
+    """A client that stops reading: previews are replaced, never queued without bound."""
+    engine = FakeEngine(preview_size=(512, 512))  # 1 MiB per raw preview frame
+    steps = 40
+
+    async def scenario():
+        async with running_server(engine, max_frame_bytes=64 * 1024 * 1024) as server:
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # no kernel autotuning to 32 MB
+            async with TestClient.connect(server.url, sock=sock, max_queue=2) as client:
+                request = job("slow", size=512, steps=steps, preview_format="rgba8", preview_max_side=512)
+                await client.send(submit(request))
+                while not engine.completed:  # not reading while the whole job runs
+                    await asyncio.sleep(0.01)
+                trace = await client.finish("slow")
+                assert trace.kinds[-1] == "done" and len(trace.results) == 1
+                assert [m.step for m in trace.messages if type(m).TYPE == "progress"] == list(range(1, steps + 1))
+                steps_seen = [h.step for h, _ in trace.previews]
+                assert 0 < len(steps_seen) < steps
+                assert steps_seen == sorted(steps_seen) and steps_seen[-1] == steps  # the newest, in order
+
+    run(scenario())
+
+
+def test_region_outside_context_rejected_but_connection_serves_on():
+    async def scenario():
+        async with running_server() as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("bad", context=Rect(0, 0, 32, 32), region=Rect(16, 16, 32, 32))))
+            error = await client.wait_for("bad", "error")
+            assert (error.code, error.field) == ("out_of_bounds", "job.region")
+            await client.send(submit(job("good")))
+            assert type((await client.finish("good")).final).TYPE == "done"
+
+    run(scenario())

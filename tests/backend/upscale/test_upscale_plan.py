@@ -1,0 +1,70 @@
+"""Output size and model-pass planning."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from latentbrush.backend.upscale.plan import PassPlan, model_passes, output_size, pass_tile_count
+from latentbrush.protocol import Rect, Size, UpscaleParams
+
+
+@pytest.mark.parametrize(
+    ("region", "params", "expected"),
+    [
+        (Size(100, 60), UpscaleParams(scale=2), Size(200, 120)),
+        (Size(33, 17), UpscaleParams(scale=3), Size(99, 51)),
+        (Size(33, 17), UpscaleParams(scale=1.5), Size(50, 26)),  # 49.5 -> 50 (half to even), 25.5 -> 26
+        (Size(1, 1), UpscaleParams(scale=1.0), Size(1, 1)),
+        (Size(100, 60), UpscaleParams(scale=2, target=Size(333, 77)), Size(333, 77)),  # target wins
+    ],
+)
+def test_output_size(region: Size, params: UpscaleParams, expected: Size) -> None:
+    assert output_size(region, params) == expected
+    assert output_size(Rect(5, 9, region.width, region.height), params) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "scale", "expected"),
+    [
+        (Size(100, 100), Size(200, 200), 4, [(100, 100)]),  # one pass, reduced afterwards
+        (Size(100, 100), Size(400, 400), 4, [(100, 100)]),
+        (Size(100, 100), Size(800, 800), 4, [(100, 100), (200, 200)]),  # 4x model for 8x: 400 reduced to 200
+        (Size(100, 100), Size(600, 600), 4, [(100, 100), (150, 150)]),
+        (Size(100, 100), Size(800, 800), 2, [(100, 100), (200, 200), (400, 400)]),
+        (Size(100, 100), Size(50, 50), 4, [(100, 100)]),  # smaller target: still one model pass
+        (Size(64, 64), Size(128, 128), 1, [(64, 64)]),  # a 1x restoration model runs once
+        (Size(10, 30), Size(80, 40), 4, [(10, 30), (20, 10)]),  # aspect change: the larger factor decides
+    ],
+)
+def test_model_passes(source: Size, target: Size, scale: int, expected: list[tuple[int, int]]) -> None:
+    passes = model_passes(source, target, scale)
+    assert [(p.input.width, p.input.height) for p in passes] == expected
+    assert all(p.scale == scale for p in passes)
+
+
+@given(st.integers(1, 300), st.integers(1, 300), st.floats(1.0, 8.0), st.sampled_from([1, 2, 3, 4, 8]))
+def test_passes_reach_the_target_without_overshooting_a_whole_pass(w: int, h: int, factor: float, scale: int) -> None:
+    source = Size(w, h)
+    target = output_size(source, UpscaleParams(scale=factor))
+    passes = model_passes(source, target, scale)
+    last = passes[-1].output
+    assert passes[0].input == source
+    if scale == 1:  # a restoration model runs once; the final Lanczos resize does the scaling
+        assert passes == (PassPlan(source, 1),)
+    else:
+        assert last.width >= target.width and last.height >= target.height
+        need = max(target.width / w, target.height / h)
+        assert len(passes) == max(1, math.ceil(math.log(need) / math.log(scale) - 1e-9))
+        if len(passes) > 1:  # the last pass starts from at most ceil(target / scale)
+            assert last.width <= target.width + scale - 1 and last.height <= target.height + scale - 1
+
+
+def test_pass_plan_output_and_tile_count() -> None:
+    assert PassPlan(Size(3, 5), 4).output == Size(12, 20)
+    assert pass_tile_count(Size(1024, 1024), 512, 32) == 9
+    assert pass_tile_count(Size(992, 500), 512, 32) == 2
+    assert pass_tile_count(Size(4000, 4000), 0, 32) == 1  # untiled
+    assert pass_tile_count(Size(100, 100), 50, 8, multiple_of=16) == 9  # tile fitted to 48

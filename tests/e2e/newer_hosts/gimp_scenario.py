@@ -1,0 +1,255 @@
+# GIMP 3 end-to-end scenario for the latentbrush plug-in; exec'd by GIMP's python-fu-eval:
+#   gimp-console-3.x -i --quit --batch-interpreter=python-fu-eval \
+#       -b 'exec(open("/lb/tests/e2e/newer_hosts/gimp_scenario.py").read())'
+# python-fu-eval has already required the gi versions of Gimp and Gegl. Runs in the
+# batch plug-in process; the latentbrush plug-in (installed in this profile) runs in its own.
+# Env: E2E_OUT (report + PNGs), LATENTBRUSH_SERVER / LATENTBRUSH_TOKEN_FILE (read by the plug-in),
+#      E2E_STEPS (denoising steps, default 4), E2E_SCREENSHOT=1 (GUI run: show the image, grab the screen).
+# Every check raises with the step's name, so GIMP exits 64 and the log says which step failed.
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from gi.repository import Gegl, Gimp, Gio
+
+OUT = os.environ.get("E2E_OUT", "/tmp/gimp-e2e")
+STEPS = int(os.environ.get("E2E_STEPS", "4"))
+W, H = 256, 192
+RGBA = "R'G'B'A u8"
+PDB = Gimp.get_pdb()
+REPORT = {"gimp": Gimp.version(), "python": sys.version.split()[0], "steps": {}}
+_T0 = time.time()
+
+# The plug-in's own bundle, to use the same planning code and cancel files it uses.
+sys.path.insert(0, os.path.join(Gimp.directory(), "plug-ins", "latentbrush", "lib"))
+from latentbrush.plugin.core.geometry import Bounds, Extent  # noqa: E402
+from latentbrush.plugin.core.planning import plan_region  # noqa: E402
+from latentbrush.plugin.hosts.gimp.jobfiles import JobFiles  # noqa: E402
+
+
+def log(*args):
+    print("[gimp-e2e +%.1fs]" % (time.time() - _T0), *args, file=sys.stderr, flush=True)
+
+
+class StepFailed(AssertionError):
+    pass
+
+
+def check(step, ok, message):
+    if not ok:
+        raise StepFailed(f"step {step}: {message}")
+
+
+def read(drawable, x, y, w, h):
+    return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(x, y, w, h), 1.0, RGBA, Gegl.AbyssPolicy.NONE))
+
+
+def composite(image):
+    """Visible pixels of the whole canvas (merged on a throw-away duplicate)."""
+    dup = image.duplicate()
+    merged = dup.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+    data = read(merged, 0, 0, image.get_width(), image.get_height())
+    dup.delete()
+    return data
+
+
+def outside_equal(a, b, width, box):
+    """True when two RGBA canvases agree on every pixel outside ``box``; also returns the count compared."""
+    compared = 0
+    for y in range(len(a) // (width * 4)):
+        row_a, row_b = a[y * width * 4:(y + 1) * width * 4], b[y * width * 4:(y + 1) * width * 4]
+        if box.y <= y < box.bottom:
+            left, right = box.x * 4, box.right * 4
+            if row_a[:left] != row_b[:left] or row_a[right:] != row_b[right:]:
+                return False, compared
+            compared += width - box.width
+        else:
+            if row_a != row_b:
+                return False, compared
+            compared += width
+    return True, compared
+
+
+def crop(canvas, width, box):
+    return b"".join(canvas[(y * width + box.x) * 4:(y * width + box.right) * 4] for y in range(box.y, box.bottom))
+
+
+def layer_bounds(layer):
+    _, x, y = layer.get_offsets()
+    return Bounds(x, y, layer.get_width(), layer.get_height())
+
+
+def names(image):
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+def run_procedure(name, image, **args):
+    proc = PDB.lookup_procedure(name)
+    if proc is None:
+        raise StepFailed(f"procedure {name} is not registered (plug-in not installed or not executable?)")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", image.get_layers()[-1:])
+    for key, value in args.items():
+        config.set_property(key.replace("_", "-"), value)
+    result = proc.run(config)
+    values = [result.index(i) for i in range(result.length())]
+    status = values[0]
+    error = ""
+    if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 and isinstance(values[1], str):
+        error = values[1]
+    return status, values[1:], error
+
+
+def make_image():
+    image = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
+    bg = Gimp.Layer.new(image, "painter background", W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(bg, None, 0)
+    # a deterministic picture: colour ramps plus a dark disc, so changes are visible and checkable
+    rows = []
+    for y in range(H):
+        row = bytearray()
+        for x in range(W):
+            inside = (x - 170) ** 2 + (y - 70) ** 2 < 40 ** 2
+            row += bytes((30, 30, 60, 255)) if inside else bytes((x * 255 // W, y * 255 // H, 160, 255))
+        rows.append(bytes(row))
+    buf = bg.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, W, H), RGBA, b"".join(rows))
+    buf.flush()
+    bg.update(0, 0, W, H)
+    return image, bg
+
+
+def job_step(step, proc, image, user_layers, selection, strength, **args):
+    """Run one job procedure and check what every job must leave behind."""
+    t = time.time()
+    before_user = [read(layer, 0, 0, layer.get_width(), layer.get_height()) for layer in user_layers]
+    before_names = names(image)
+    before = composite(image)
+    status, values, error = run_procedure(proc, image, **args)
+    check(step, status == Gimp.PDBStatusType.SUCCESS, f"{proc} returned {status} {error}")
+    result_image, layer, seed, previews = values
+    check(step, layer is not None and layer.is_valid(), "no result layer returned")
+    check(step, result_image.get_id() == image.get_id(), "result is not in the same image")
+    check(step, previews >= 1, f"{previews} preview frames reached the preview layer")
+    check(step, "[Preview]" not in names(image), f"the preview layer is still there: {names(image)}")
+    check(step, names(image) == [layer.get_name(), *before_names], f"layers {names(image)} after {before_names}")
+    for original, user in zip(before_user, user_layers, strict=True):
+        check(step, read(user, 0, 0, user.get_width(), user.get_height()) == original, "a user layer changed")
+    bounds = layer_bounds(layer)
+    if selection is not None:
+        expected = plan_region(Extent(W, H), selection, strength).region
+        check(step, bounds == expected, f"result layer at {tuple(bounds)}, planned region {tuple(expected)}")
+        check(step, bounds.x <= selection.x and bounds.right >= selection.right, "result does not cover the selection")
+        same, compared = outside_equal(before, composite(image), W, bounds)
+        check(step, same, "visible pixels changed outside the result region")
+        cx, cy = selection.x + selection.width // 2, selection.y + selection.height // 2
+        alpha = read(layer, cx - bounds.x, cy - bounds.y, 1, 1)[3]
+        check(step, alpha == 255, f"result alpha {alpha} at the selection centre")
+    else:
+        compared = 0
+    changed = read(layer, 0, 0, bounds.width, bounds.height) != crop(before, W, bounds)
+    REPORT["steps"][step] = {
+        "seconds": round(time.time() - t, 2), "previews": previews, "seed": seed, "layer": layer.get_name(),
+        "bounds": list(bounds), "unchanged_pixels_checked": compared, "content_differs": changed,
+    }
+    log(step, "ok:", REPORT["steps"][step])
+    return layer
+
+
+def cancel_step(image, selection):
+    """Start a long job, ask for cancel (what the Cancel procedure does) after the first preview."""
+    step = "cancel"
+    t = time.time()
+    before_names = names(image)
+    files = JobFiles(os.path.join(Gimp.directory(), "latentbrush", "jobs"), image.get_id())
+    seen = {}
+
+    def canceller():
+        # plain file I/O in a thread; libgimp is never touched from here
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            job = files.running()
+            if job is not None and job.previews >= 1:
+                seen["previews_at_cancel"] = job.previews
+                seen["requested"] = files.request_cancel()
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=canceller, daemon=True)
+    thread.start()
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection)
+    status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="to be cancelled", steps=200, seed=5)
+    thread.join(5)
+    check(step, seen.get("requested") is True, f"the job never reported a preview to cancel after ({seen})")
+    check(step, status == Gimp.PDBStatusType.CANCEL, f"inpaint returned {status} {error}, expected CANCEL")
+    check(step, names(image) == before_names, f"layers {names(image)} after cancel, before {before_names}")
+    check(step, files.running() is None and not files.cancel_requested(), "job files left behind")
+    REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), **seen}
+    log(step, "ok:", REPORT["steps"][step])
+
+
+def screenshot(image, path_png):
+    """GUI runs only: show the image, let GIMP paint, grab the X screen with xwd, convert with GIMP."""
+    display = Gimp.Display.new(image)
+    Gimp.displays_flush()
+    time.sleep(float(os.environ.get("E2E_SHOT_DELAY", "4")))
+    xwd = path_png[:-4] + ".xwd"
+    subprocess.run(["xwd", "-root", "-silent", "-out", xwd], check=True, timeout=30)
+    shot = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(xwd))
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, shot, Gio.File.new_for_path(path_png), None)
+    shot.delete()
+    os.remove(xwd)
+    display.delete()
+    log("screenshot ->", path_png)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    log("GIMP", Gimp.version(), "python", sys.version.split()[0], "server", os.environ.get("LATENTBRUSH_SERVER"))
+    image, bg = make_image()
+    sel = Bounds(96, 64, 64, 48)
+
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
+    inpainted = job_step("inpaint", "plug-in-latentbrush-inpaint", image, [bg], sel, 1.0,
+                         prompt="a glowing orb", steps=STEPS, seed=1234)
+    check("inpaint", REPORT["steps"]["inpaint"]["seed"] == 1234, "the server did not use the requested seed")
+
+    cancel_step(image, sel)
+
+    refine_sel = Bounds(24, 24, 72, 56)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *refine_sel)
+    job_step("img2img", "plug-in-latentbrush-refine", image, [bg, inpainted], refine_sel, 0.5,
+             prompt="watercolour", steps=STEPS, seed=99, strength=0.5)
+
+    Gimp.Selection.none(image)
+    result_png = os.path.join(OUT, "result.png")
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(result_png), None)
+    if os.environ.get("E2E_SCREENSHOT") == "1":
+        screenshot(image, os.path.join(OUT, "screenshot.png"))
+
+    step = "upscale"
+    t = time.time()
+    status, values, error = run_procedure("plug-in-latentbrush-upscale", image, scale=2.0, upscaler="")
+    check(step, status == Gimp.PDBStatusType.SUCCESS, f"upscale returned {status} {error}")
+    layer, previews = values[1], values[3]
+    check(step, (image.get_width(), image.get_height()) == (2 * W, 2 * H), "the image was not scaled to 2x")
+    check(step, layer_bounds(layer) == Bounds(0, 0, 2 * W, 2 * H), f"upscaled layer at {tuple(layer_bounds(layer))}")
+    check(step, (bg.get_width(), bg.get_height()) == (2 * W, 2 * H), "the user's layer was not scaled with the image")
+    check(step, "[Preview]" not in names(image), "preview layer left behind")
+    REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), "previews": previews, "layer": layer.get_name()}
+    log(step, "ok:", REPORT["steps"][step])
+
+    REPORT["layers"] = names(image)
+    REPORT["seconds"] = round(time.time() - _T0, 2)
+    with open(os.path.join(OUT, "report.json"), "w") as f:
+        json.dump(REPORT, f, indent=1)
+    image.delete()
+    log("ALL STEPS PASSED")
+
+
+main()

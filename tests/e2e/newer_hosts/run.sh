@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# End-to-end tests of latentbrush in hosts Debian 12 does not ship, each in a cached debootstrap
+# chroot (installers/chroots): Krita 6 (sid + experimental: PyQt6, Python 3.14), GIMP 3.2 (sid)
+# and GIMP 3.0 (trixie). The backend runs on this machine on the built-in tiny model; the chroots
+# share its network namespace, so the plug-ins reach it on 127.0.0.1.
+#
+# usage: run.sh [gimp30] [gimp32] [krita6]        (default: all three)
+# env:   LB_E2E_OUT     outputs (logs, reports, PNGs; default /tmp/latentbrush-newer-hosts)
+#        LB_PYTHON      Python with latentbrush + backend installed (default: the repo's .venv)
+#        LB_CHROOT_BASE chroot cache (default /var/cache/latentbrush/chroots); LB_FRESH=1 rebuilds
+#        LB_E2E_STEPS   denoising steps per job (default 4)
+# Needs root and a reachable Debian mirror the first time (about 2-3 min to build the chroots).
+# Exit 0 only when every target passed; a failure prints "FAIL: <host>: <step>" and the log tail.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+. "$ROOT/installers/chroots/common.sh"
+export LB_T0=$(date +%s)
+OUT=${LB_E2E_OUT:-/tmp/latentbrush-newer-hosts}
+PY=${LB_PYTHON:-$ROOT/.venv/bin/python}
+STEPS=${LB_E2E_STEPS:-4}
+TARGETS=" ${*:-gimp30 gimp32 krita6} "
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (chroot, mount)" >&2; exit 2; }
+
+BACKEND_PID=
+FAILED=()
+cleanup() {
+  if [ -n "$BACKEND_PID" ]; then kill "$BACKEND_PID" 2>/dev/null || true; wait "$BACKEND_PID" 2>/dev/null || true; fi
+  for name in trixie sid; do lb_umount_under "$(lb_root "$name")"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {  # $1 = host, $2 = step, $3 = log file
+  FAILED+=("$1")
+  echo "FAIL: $1: $2 (log: $3)"
+  [ -f "$3" ] && grep -vE 'Gtk-WARNING|^\s*$|Glycin|wire_read|Binding loop|QML' "$3" | tail -25 | sed 's/^/    /'
+  return 0
+}
+wants() { [[ "$TARGETS" == *" $1 "* ]]; }
+
+# ------------------------------------------------------------------------------------ chroots
+needed=()
+wants gimp30 && needed+=(trixie)
+{ wants gimp32 || wants krita6; } && needed+=(sid)
+lb_log "== chroots: ${needed[*]} (cache $LB_CHROOT_BASE)"
+if ! "$ROOT/installers/chroots/build.sh" "${needed[@]}"; then
+  echo "FAIL: chroots: build (logs: $LB_CHROOT_BASE/build-*.log)"; exit 1
+fi
+
+# ------------------------------------------------------------------------------------ backend
+rm -rf "$OUT"; mkdir -p "$OUT"
+lb_log "== backend: $PY -m latentbrush.backend (tiny model)"
+HF_HUB_OFFLINE=1 "$PY" -m latentbrush.backend --port 0 --token-file "$OUT/token" \
+  >"$OUT/backend.stdout" 2>"$OUT/backend.log" &
+BACKEND_PID=$!
+URL=
+for _ in $(seq 1 240); do
+  URL=$(sed -n 's/^latentbrush-server listening on \(ws:\/\/.*\)$/\1/p' "$OUT/backend.stdout" | head -1)
+  [ -n "$URL" ] && break
+  kill -0 "$BACKEND_PID" 2>/dev/null || break
+  sleep 0.5
+done
+if [ -z "$URL" ]; then fail backend "start (no 'listening on' line within 120 s)" "$OUT/backend.log"; exit 1; fi
+lb_log "backend listening on $URL"
+
+mount_for_tests() {  # $1 = chroot name: system mounts, the repo read-only at /lb, outputs at /out
+  local R; R=$(lb_root "$1")
+  lb_mount_system "$R"
+  mountpoint -q "$R/lb" || lb_bind "$ROOT" "$R" /lb ro
+  mountpoint -q "$R/out" || lb_bind "$OUT" "$R" /out
+}
+
+in_test_chroot() {  # $1 = chroot name, $2 = out subfolder (HOME and E2E_OUT), rest = command
+  local name=$1 sub=$2; shift 2
+  lb_in_chroot "$(lb_root "$name")" HOME="/out/$sub/home" E2E_OUT="/out/$sub" E2E_STEPS="$STEPS" \
+    LATENTBRUSH_SERVER="$URL" LATENTBRUSH_TOKEN_FILE=/out/token "$@"
+}
+
+# ------------------------------------------------------------------------------------ GIMP
+run_gimp() {  # $1 = target, $2 = chroot, $3 = GIMP version, $4 = gui|console
+  local target=$1 chroot=$2 version=$3 mode=$4 log rc=0 t
+  log="$OUT/$target/gimp.log"; t=$(date +%s)
+  mkdir -p "$OUT/$target/home"
+  lb_log "== $target: GIMP $version ($mode) in $chroot"
+  if ! "$PY" "$ROOT/installers/gimp_install.py" --config-dir "$OUT/$target/home/.config/GIMP" --version "$version" \
+      >"$OUT/$target/install.log" 2>&1; then
+    fail "$target" "install (installers/gimp_install.py)" "$OUT/$target/install.log"; return
+  fi
+  mount_for_tests "$chroot"
+  local batch=(--batch-interpreter=python-fu-eval -b 'exec(open("/lb/tests/e2e/newer_hosts/gimp_scenario.py").read())')
+  if [ "$mode" = gui ]; then
+    in_test_chroot "$chroot" "$target" E2E_SCREENSHOT=1 timeout -k 10 300 \
+      xvfb-run -a -s "-screen 0 1440x900x24" "gimp-$version" --no-splash --quit "${batch[@]}" >"$log" 2>&1 || rc=$?
+  else
+    in_test_chroot "$chroot" "$target" timeout -k 10 300 \
+      "gimp-console-$version" -i --quit "${batch[@]}" >"$log" 2>&1 || rc=$?
+  fi
+  lb_log "$target: GIMP exit $rc after $(( $(date +%s) - t ))s"
+  grep -E '^\[gimp-e2e' "$log" | sed 's/^/    /' || true
+  if [ "$rc" != 0 ] || ! grep -q 'ALL STEPS PASSED' "$log"; then
+    local where
+    where=$(grep -oE 'step [a-z0-9_]+: .*' "$log" | tail -1)
+    fail "$target" "${where:-GIMP exited $rc before the scenario finished}" "$log"; return
+  fi
+  if ! "$PY" "$HERE/check_outputs.py" gimp "$OUT/$target" >>"$log" 2>&1; then
+    fail "$target" "output check (check_outputs.py)" "$log"; return
+  fi
+  echo "PASS: $target (GIMP $version, $(( $(date +%s) - t ))s)"
+}
+
+wants gimp30 && run_gimp gimp30 trixie 3.0 console
+wants gimp32 && run_gimp gimp32 sid 3.2 gui
+
+# ------------------------------------------------------------------------------------ Krita 6
+if wants krita6; then
+  # shellcheck source=krita6.sh
+  . "$HERE/krita6.sh"
+  run_krita6
+fi
+
+cleanup; BACKEND_PID=; trap - EXIT
+lb_log "== total $(( $(date +%s) - LB_T0 ))s"
+if [ ${#FAILED[@]} -gt 0 ]; then echo "FAILED: ${FAILED[*]}"; exit 1; fi
+echo "ALL PASSED:$TARGETS"

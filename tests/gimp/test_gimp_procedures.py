@@ -1,0 +1,60 @@
+"""The GIMP procedure table and its mapping to the core's settings (plugin/hosts/gimp/procedures.py)."""
+
+from __future__ import annotations
+
+import pytest
+from latentbrush.plugin.core.requests import OPERATIONS
+from latentbrush.plugin.hosts.gimp.procedures import (
+    DEFAULT_SERVER,
+    MAX_GIMP_SEED,
+    PROCEDURES,
+    procedure_named,
+    server_url,
+    settings_from_values,
+)
+
+
+def test_every_operation_has_one_procedure_and_there_is_a_cancel():
+    ops = [p.operation for p in PROCEDURES]
+    assert sorted(op for op in ops if op) == sorted(OPERATIONS)
+    assert ops.count("") == 1
+    assert all(p.name.startswith("plug-in-latentbrush-") for p in PROCEDURES)
+    assert len({p.name for p in PROCEDURES}) == len(PROCEDURES)
+
+
+@pytest.mark.parametrize("proc", [p for p in PROCEDURES if p.operation])
+def test_defaults_make_valid_settings(proc):
+    values = {arg.name: arg.default for arg in proc.args}
+    settings = settings_from_values(values, proc.operation)
+    assert settings.seed is None  # -1 = let the server pick
+    for arg in proc.args:
+        if arg.minimum is not None:
+            assert arg.minimum <= arg.default <= arg.maximum, arg.name
+
+
+def test_values_map_onto_generation_settings():
+    values = {"prompt": "orb", "negative-prompt": "blur", "model": "tiny", "steps": 7, "seed": 42,
+              "cfg": 5.5, "strength": 0.4}
+    s = settings_from_values(values, "img2img")
+    assert (s.prompt, s.negative_prompt, s.model, s.steps, s.seed, s.cfg, s.strength) == (
+        "orb", "blur", "tiny", 7, 42, 5.5, 0.4)
+    assert settings_from_values(values, "txt2img").strength == 1.0  # generate always starts from noise
+    up = settings_from_values({"scale": 3.0, "upscaler": "lanczos"}, "upscale")
+    assert (up.scale, up.upscaler) == (3.0, "lanczos")
+
+
+def test_seed_range_fits_gimp_ints():
+    seed = procedure_named("plug-in-latentbrush-inpaint").args
+    spec = next(a for a in seed if a.name == "seed")
+    assert spec.maximum == MAX_GIMP_SEED == 2**31 - 1
+
+
+def test_server_url_precedence():
+    assert server_url({"server": "ws://a:1"}, {"LATENTBRUSH_SERVER": "ws://b:2"}) == "ws://a:1"
+    assert server_url({"server": ""}, {"LATENTBRUSH_SERVER": "ws://b:2"}) == "ws://b:2"
+    assert server_url({}, {}) == DEFAULT_SERVER
+
+
+def test_unknown_procedure_is_named():
+    with pytest.raises(KeyError, match="plug-in-nope"):
+        procedure_named("plug-in-nope")

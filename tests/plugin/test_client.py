@@ -1,0 +1,246 @@
+"""The protocol client against a scriptable in-process server (plugin_fake_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from latentbrush.plugin.core import events as ev
+from latentbrush.plugin.core.client import Blob, Client, ConnectError, ReconnectPolicy, RequestRefused
+from latentbrush.protocol import JobRequest, Rect, Size
+from plugin_fake_server import FakeServer, result_color, solid, wait_for
+
+FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05)
+
+
+def run(test, **server_options):
+    """Run ``test(server)`` on a fresh loop with a started fake server."""
+
+    async def main():
+        server = FakeServer(**server_options)
+        await server.start()
+        try:
+            return await asyncio.wait_for(test(server), 60)
+        finally:
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def job(job_id: str, **fields) -> JobRequest:
+    base = {"id": job_id, "op": "txt2img", "canvas": Size(64, 64), "region": Rect(0, 0, 32, 16),
+            "preview_format": "rgba8", "result_format": "rgba8", "seed": 5}
+    base.update(fields)
+    return JobRequest(**base)
+
+
+class Recorder:
+    def __init__(self, client: Client) -> None:
+        self.events: list[ev.ClientEvent] = []
+        client.add_listener(self.events.append)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def final(self, job_id: str):
+        found = [e for e in self.events if isinstance(e, ev.FINAL_EVENTS) and e.job_id == job_id]
+        return found[0] if found else None
+
+
+def test_handshake_assigns_client_id_and_lists_models():
+    async def test(server):
+        client = Client(server.url, token=server.token)
+        hello = await client.connect()
+        models = await client.query_models()
+        await client.close()
+        assert hello.client_id and client.client_id == hello.client_id
+        assert [m.name for m in models.models] == ["fake"]
+        assert server.hellos[0].client_id is None  # a fresh client does not claim a session
+        assert client.state is ev.ConnectionState.CLOSED
+
+    run(test)
+
+
+def test_wrong_token_is_a_fatal_connect_error():
+    async def test(server):
+        client = Client(server.url, token="not-the-token")
+        with pytest.raises(ConnectError) as info:
+            await client.connect()
+        assert info.value.fatal and "unauthorized" in str(info.value)
+        assert client.state is ev.ConnectionState.FAILED
+
+    run(test)
+
+
+def test_unreachable_server_is_a_connect_error():
+    async def test(server):
+        url = server.url
+        await server.stop()
+        with pytest.raises(ConnectError) as info:
+            await Client(url, token="x", open_timeout=2).connect()
+        assert not info.value.fatal and url in str(info.value)
+
+    run(test)
+
+
+def test_upload_skips_blobs_the_server_has():
+    async def test(server):
+        client = Client(server.url, token=server.token)
+        await client.connect()
+        image = Blob(solid("rgba8", 8, 4, (1, 2, 3)), "rgba8", 8, 4)
+        mask = Blob(b"\xff" * 32, "gray8", 8, 4)
+        first = await client.upload([image, mask])
+        second = await client.upload([image])
+        await client.close()
+        assert first == [image.hash, mask.hash] and second == [image.hash]
+        assert server.uploads == 2
+        assert (client.stats.blobs_uploaded, client.stats.blobs_skipped) == (2, 1)
+
+    run(test)
+
+
+def test_job_events_arrive_in_order_with_payloads():
+    async def test(server):
+        client = Client(server.url, token=server.token)
+        rec = Recorder(client)
+        await client.connect()
+        position = await client.submit(job("j1", batch=2))
+        await wait_for(lambda: rec.final("j1"), "job end")
+        await client.close()
+        kinds = [type(e).__name__ for e in rec.events if getattr(e, "job_id", None) == "j1"]
+        assert position == 0
+        steps = ["JobProgress", "JobPreview"] * 3
+        assert kinds == ["JobQueued", "JobStarted", *steps, "JobResult", "JobResult", "JobDone"]
+        results = rec.of(ev.JobResult)
+        assert [r.header.seed for r in results] == [5, 6]
+        assert results[1].payload[:4] == bytes((*result_color(1, 6), 255))
+        assert len(results[0].payload) == 32 * 16 * 4
+        assert rec.final("j1").seeds == (5, 6)
+        assert client.active_jobs == {}
+
+    run(test, steps=3)
+
+
+def test_refused_submit_raises_with_the_field():
+    async def test(server):
+        client = Client(server.url, token=server.token)
+        rec = Recorder(client)
+        await client.connect()
+        with pytest.raises(RequestRefused) as info:
+            await client.submit(job("j2", model="no-such-model"))
+        queue = await client.query_queue()  # the connection still works
+        await client.close()
+        assert info.value.error.field == "job.model" and info.value.error.code == "unknown_model"
+        assert info.value.error.job_id == "j2"
+        assert not rec.of(ev.JobFailed)  # reported once, to the caller
+        assert queue.jobs == () and client.active_jobs == {}
+
+    run(test)
+
+
+def test_dropped_connection_resumes_and_delivers_the_result():
+    async def test(server):
+        server.gated = True
+        client = Client(server.url, token=server.token, reconnect=FAST)
+        rec = Recorder(client)
+        await client.connect()
+        first_id = client.client_id
+        await client.submit(job("j3"))
+        await wait_for(lambda: rec.of(ev.JobStarted), "job start")
+        await server.drop_connections()
+        server.gate.set()  # the job runs on while the client is away
+        await wait_for(lambda: rec.final("j3"), "job end after reconnect")
+        await client.close()
+        states = [e.state for e in rec.of(ev.ConnectionChanged)]
+        assert ev.ConnectionState.RECONNECTING in states
+        reconnected = [e for e in rec.of(ev.ConnectionChanged) if e.state is ev.ConnectionState.CONNECTED and e.attempt]
+        assert reconnected and reconnected[0].resumed
+        assert server.hellos[-1].client_id == first_id
+        assert isinstance(rec.final("j3"), ev.JobDone)
+        assert len([r for r in rec.of(ev.JobResult) if r.job_id == "j3"]) == 1
+        assert client.stats.reconnects == 1
+
+    run(test, steps=4)
+
+
+def test_server_restart_reports_the_lost_job():
+    async def test(server):
+        server.gated = True
+        client = Client(server.url, token=server.token, reconnect=FAST)
+        rec = Recorder(client)
+        await client.connect()
+        await client.submit(job("j4"))
+        await wait_for(lambda: rec.of(ev.JobStarted), "job start")
+        await server.restart()
+        await wait_for(lambda: rec.final("j4"), "lost job reported")
+        # the client works again on the new server
+        await client.submit(job("j5"))
+        server.gate.set()
+        await wait_for(lambda: rec.final("j5"), "second job")
+        await client.close()
+        lost = rec.final("j4")
+        assert isinstance(lost, ev.JobFailed) and lost.code == ev.LOST_JOB and "submit it again" in lost.message
+        assert isinstance(rec.final("j5"), ev.JobDone)
+
+    run(test)
+
+
+def test_cancel_mid_job():
+    async def test(server):
+        server.gated = True
+        client = Client(server.url, token=server.token)
+        rec = Recorder(client)
+        await client.connect()
+        await client.submit(job("j6"))
+        await wait_for(lambda: rec.of(ev.JobStarted), "job start")
+        await client.cancel("j6")
+        session = server.sessions[client.client_id]
+        await wait_for(lambda: session.jobs["j6"] == "cancelling", "cancel received")
+        server.gate.set()
+        await wait_for(lambda: rec.final("j6"), "cancel")
+        await client.close()
+        assert isinstance(rec.final("j6"), ev.JobCancelled)
+        assert not rec.of(ev.JobResult)
+
+    run(test)
+
+
+def test_broken_listener_is_reported_and_does_not_stop_the_client():
+    async def test(server):
+        client = Client(server.url, token=server.token)
+
+        def broken(event):
+            if isinstance(event, ev.JobStarted):
+                raise RuntimeError("listener bug")
+
+        client.add_listener(broken)
+        rec = Recorder(client)
+        await client.connect()
+        await client.submit(job("j7"))
+        await wait_for(lambda: rec.final("j7"), "job end")
+        await client.close()
+        failures = rec.of(ev.ClientFailure)
+        assert len(failures) == 1 and "listener bug" in failures[0].message
+        assert isinstance(rec.final("j7"), ev.JobDone)
+
+    run(test)
+
+
+def test_gives_up_after_max_attempts_and_fails_active_jobs():
+    async def test(server):
+        server.gated = True
+        client = Client(server.url, token=server.token,
+                        reconnect=ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3))
+        rec = Recorder(client)
+        await client.connect()
+        await client.submit(job("j8"))
+        await wait_for(lambda: rec.of(ev.JobStarted), "job start")
+        await server.stop()
+        await wait_for(lambda: client.state is ev.ConnectionState.FAILED, "give up")
+        await client.close()
+        lost = rec.final("j8")
+        assert isinstance(lost, ev.JobFailed) and lost.code == ev.LOST_JOB
+        attempts = [e.attempt for e in rec.of(ev.ConnectionChanged) if e.state is ev.ConnectionState.RECONNECTING]
+        assert max(attempts) == 3
+
+    run(test)

@@ -1,0 +1,173 @@
+"""The controller driving the headless host against the scriptable server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from PIL import Image
+from plugin_fake_server import FakeServer, result_color, wait_for
+
+from latentbrush.plugin.core.client import Client
+from latentbrush.plugin.core.controller import Controller, ControllerError
+from latentbrush.plugin.core.geometry import Bounds, Extent
+from latentbrush.plugin.core.requests import GenerationSettings
+from latentbrush.plugin.hosts.headless import HeadlessHost, composite_over
+
+
+def canvas_image(width=96, height=64) -> Image.Image:
+    rng = np.random.default_rng(3)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8), "RGBA")
+
+
+def run(test, **server_options):
+    async def main():
+        server = FakeServer(**server_options)
+        await server.start()
+        client = Client(server.url, token=server.token)
+        await client.connect()
+        try:
+            return await asyncio.wait_for(test(server, client), 60)
+        finally:
+            await client.close()
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def test_inpaint_previews_result_layer_and_status():
+    host = HeadlessHost(canvas_image(), rect=Bounds(40, 20, 16, 12))
+
+    async def test(server, client):
+        controller = Controller(host, client)
+        record = await controller.run(GenerationSettings(prompt="a small red house", seed=9, steps=3), "inpaint")
+        return record, controller
+
+    record, controller = run(test, steps=3)
+    assert record.state == "done", record.error
+    assert record.op == "inpaint" and record.plan.mask_bounds == Bounds(40, 20, 16, 12)
+    assert (record.request.context.x, record.request.context.width) == (record.plan.context.x, record.plan.context.width)
+    assert host.preview_count == 3 and not host.preview_visible
+    [layer] = host.layers
+    assert layer.name == "[Generated] a small red house (9)"
+    assert layer.bounds == record.plan.region
+    assert layer.image.getpixel((0, 0)) == (*result_color(0, 9), 255)
+    assert any("step 3/3" in s.text for s in host.statuses)
+    assert host.statuses[-1].progress == 1.0 and "done" in host.statuses[-1].text
+    assert record.seeds == (9,) and record.provenance()["model"] == "fake"
+    assert controller.history.get(record.job_id) is record
+
+
+def test_batch_gives_one_layer_per_image_and_bgra_hosts_get_bgra():
+    host = HeadlessHost(canvas_image(), pixel_format="bgra8")
+
+    async def test(server, client):
+        return await Controller(host, client).run(GenerationSettings(prompt="sky", seed=3, batch=2), "txt2img")
+
+    record = run(test)
+    assert record.state == "done"
+    assert [layer.name for layer in host.layers] == ["[Generated] sky (3)", "[Generated] sky (4)"]
+    # the host asked for bgra8 and decodes it as such: colours come out right
+    assert host.layers[1].image.getpixel((5, 5)) == (*result_color(1, 4), 255)
+    assert all(layer.bounds == Bounds(0, 0, 96, 64) for layer in host.layers)
+
+
+def test_upscale_resizes_canvas_then_adds_the_layer():
+    host = HeadlessHost(canvas_image(50, 30))
+
+    async def test(server, client):
+        return await Controller(host, client).run(GenerationSettings(scale=2.5, upscaler="lanczos"), "upscale")
+
+    record = run(test)
+    assert record.state == "done"
+    assert host.canvas.size == (125, 75)  # 50 * 2.5, 30 * 2.5 (half up)
+    [layer] = host.layers
+    assert layer.bounds == Bounds(0, 0, 125, 75) and layer.name == "[Upscaled] lanczos x2.5"
+    # upscale previews come in upscaled-canvas pixels and are shown on the canvas as it was
+    bounds, _ = host.last_preview
+    assert bounds == Bounds(0, 0, 50, 30)
+
+
+def test_cancel_removes_preview_and_records_cancelled():
+    host = HeadlessHost(canvas_image(), rect=Bounds(0, 0, 20, 20))
+
+    async def test(server, client):
+        server.gated = True
+        controller = Controller(host, client)
+        record = await controller.submit(GenerationSettings(prompt="x"), "inpaint")
+        await wait_for(lambda: controller.history.get(record.job_id).state == "started", "start")
+        await controller.cancel()
+        session = server.sessions[client.client_id]
+        await wait_for(lambda: session.jobs[record.job_id] == "cancelling", "cancel received")
+        server.gate.set()
+        return await controller.wait(record.job_id)
+
+    record = run(test)
+    assert record.state == "cancelled" and not host.layers and not host.preview_visible
+    assert host.statuses[-1].text == "Cancelled"
+
+
+def test_inpaint_without_selection_is_refused_before_any_upload():
+    host = HeadlessHost(canvas_image())
+
+    async def test(server, client):
+        with pytest.raises(ControllerError, match="select"):
+            await Controller(host, client).submit(GenerationSettings(), "inpaint")
+        return server.uploads
+
+    assert run(test) == 0
+
+
+def test_refused_request_ends_the_record_with_the_field():
+    host = HeadlessHost(canvas_image(), rect=Bounds(10, 10, 8, 8))
+
+    async def test(server, client):
+        controller = Controller(host, client)
+        with pytest.raises(Exception, match="unknown_model"):
+            await controller.submit(GenerationSettings(model="missing"), "inpaint")
+        return controller.history.records[-1]
+
+    record = run(test)
+    assert record.state == "error" and record.error_code == "unknown_model"
+    assert "job.model" in record.error
+
+
+def test_host_failure_becomes_a_job_error():
+    host = HeadlessHost(canvas_image(), rect=Bounds(10, 10, 8, 8))
+
+    def broken(name, pixels):
+        raise RuntimeError("layer stack is locked")
+
+    host.add_result_layer = broken
+
+    async def test(server, client):
+        return await Controller(host, client).run(GenerationSettings(), "inpaint")
+
+    record = run(test)
+    assert record.state == "error" and "layer stack is locked" in record.error
+    assert not host.preview_visible
+
+
+def test_unchanged_context_is_not_uploaded_twice():
+    host = HeadlessHost(canvas_image(), rect=Bounds(10, 10, 8, 8))
+
+    async def test(server, client):
+        controller = Controller(host, client)
+        await controller.run(GenerationSettings(seed=1), "inpaint")
+        await controller.run(GenerationSettings(seed=2), "inpaint")
+        return server.uploads, client.stats.blobs_skipped
+
+    assert run(test) == (2, 2)  # image + mask once, then both skipped
+
+
+def test_composite_is_exact_where_alpha_is_zero_or_full():
+    rng = np.random.default_rng(0)
+    dst = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    src = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    src[:4, :, 3] = 0
+    src[4:6, :, 3] = 255
+    out = composite_over(dst, src)
+    assert np.array_equal(out[:4], dst[:4]) and np.array_equal(out[4:6], src[4:6])
+    host = HeadlessHost(Image.fromarray(dst, "RGBA"))
+    assert host.canvas_size() == Extent(8, 8)

@@ -1,0 +1,84 @@
+"""Requests built from plans survive the protocol codec unchanged and pass check_job."""
+
+from __future__ import annotations
+
+import pytest
+from latentbrush.plugin.core.geometry import Bounds, Extent
+from latentbrush.plugin.core.planning import plan_generate, plan_region, plan_whole_canvas
+from latentbrush.plugin.core.requests import (
+    GenerationSettings,
+    RequestError,
+    TransferFormats,
+    build_request,
+    choose_operation,
+    new_job_id,
+)
+from latentbrush.protocol import Submit, blob_hash, check_job, decode_client_message, encode_message
+
+IMAGE = blob_hash(b"image")
+MASK = blob_hash(b"mask")
+SETTINGS = GenerationSettings(prompt="a red barn", negative_prompt="blurry", steps=12, cfg=5.5, seed=42, batch=2)
+
+
+def round_trip(job):
+    decoded = decode_client_message(encode_message(Submit(job)))
+    assert isinstance(decoded, Submit), decoded
+    return decoded.job
+
+
+@pytest.mark.parametrize("op", ["txt2img", "img2img", "inpaint", "upscale"])
+def test_each_operation_round_trips_and_checks(op):
+    canvas = Extent(1001, 601)
+    plan = plan_whole_canvas(canvas) if op == "upscale" else plan_region(canvas, Bounds(950, 300, 51, 40))
+    if op == "txt2img":
+        plan = plan_generate(plan)
+    settings = SETTINGS if op != "img2img" else GenerationSettings(prompt="x", strength=0.4)
+    job = build_request(op, plan, settings, job_id=new_job_id(), image=IMAGE, mask=MASK,
+                        formats=TransferFormats("bgra8", "bgra8", 256))
+    assert round_trip(job) == job
+    assert check_job(job, 4096 * 4096) is None
+    assert job.op == op
+    assert (job.preview_format, job.result_format, job.preview_max_side) == ("bgra8", "bgra8", 256)
+    if op == "inpaint":
+        assert (job.region.x, job.region.width) == (plan.region.x, plan.region.width)
+        assert (job.mask_grow, job.mask_feather, job.mask_blend) == (plan.grow, plan.feather, plan.blend)
+        assert (job.prompt, job.negative_prompt, job.seed, job.batch, job.steps, job.cfg) == (
+            "a red barn", "blurry", 42, 2, 12, 5.5)
+    if op == "txt2img":  # no image; the selection's mask shapes the alpha
+        assert job.image is None and job.mask == MASK and job.context == job.region
+    if op == "img2img":
+        assert job.strength == 0.4 and job.mask == MASK
+    if op == "upscale":
+        assert job.upscale is not None and job.upscale.scale == 2.0 and job.region == job.context
+
+
+def test_img2img_without_selection_sends_no_mask():
+    job = build_request("img2img", plan_whole_canvas(Extent(64, 64)), GenerationSettings(strength=0.5),
+                        job_id="j", image=IMAGE, mask=MASK)
+    assert job.mask is None and job.mask_grow == 0
+
+
+def test_bad_settings_name_the_field():
+    plan = plan_whole_canvas(Extent(64, 64))
+    with pytest.raises(RequestError) as info:
+        build_request("txt2img", plan, GenerationSettings(steps=0), job_id="j")
+    assert info.value.error.field == "steps"
+    with pytest.raises(RequestError) as info:
+        build_request("inpaint", plan_region(Extent(64, 64), Bounds(1, 1, 5, 5)), SETTINGS, job_id="j", image=IMAGE)
+    assert info.value.error.field == "mask"
+    with pytest.raises(RequestError) as info:
+        build_request("img2img", plan, SETTINGS, job_id="j")
+    assert info.value.error.field == "image"
+    with pytest.raises(RequestError) as info:
+        build_request("paint", plan, SETTINGS, job_id="j")
+    assert info.value.error.field == "op"
+    with pytest.raises(RequestError) as info:
+        build_request("inpaint", plan_region(Extent(64, 64), Bounds(1, 1, 5, 5)), GenerationSettings(prefill="bogus"),
+                      job_id="j", image=IMAGE, mask=MASK)
+    assert info.value.error.field == "prefill"
+
+
+def test_operation_rule():
+    assert choose_operation(True, 1.0) == "inpaint"
+    assert choose_operation(False, 1.0) == "txt2img"
+    assert choose_operation(True, 0.5) == choose_operation(False, 0.3) == "img2img"

@@ -39,7 +39,7 @@ EngineFactory = Callable[[ServerConfig], EngineLike]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="latentbrush-server", description="latentbrush diffusion backend (protocol v1)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 = any free port (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 = a free port (default {DEFAULT_PORT})")
     p.add_argument("--models", type=Path, default=None, metavar="DIR", help="folder of models (checkpoints, upscalers)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:1, mps, cpu")
     p.add_argument("--dtype", default="auto", help="auto, float16, bfloat16, float32")
@@ -85,7 +85,7 @@ def real_engine_factory(config: ServerConfig) -> EngineLike:
     return Engine(
         EngineSettings(
             models_dir=config.models_dir, device=config.device, dtype=config.dtype,
-            offload=config.cpu_offload, vae_tiling=config.vae_tiling,
+            cpu_offload=config.cpu_offload, vae_tiling=config.vae_tiling,
         )
     )
 

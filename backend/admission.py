@@ -34,17 +34,21 @@ def admit(
     blobs: BlobCache,
     engine_check: Callable[[JobRequest], ProtocolError | None],
 ) -> tuple[np.ndarray | None, np.ndarray | None] | ProtocolError:
-    """(image, mask) decoded blobs for an acceptable job, or the first problem found."""
+    """(image, mask) decoded blobs for an acceptable job, or the first problem found.
+
+    The order is SPEC.md 9.5 steps 3 to 5: fields across each other, then the engine's names,
+    then the blobs (duplicate ids and the queue limit need the session: ``service.py``).
+    """
     err = check_job(job, limits=limits)
     if err is not None:
         return err
+    err = engine_check(job)
+    if err is not None:
+        return err if err.job_id else replace(err, job_id=job.id)
     image = _blob_for(blobs, job, "image")
     if isinstance(image, ProtocolError):
         return image
     mask = _blob_for(blobs, job, "mask")
     if isinstance(mask, ProtocolError):
         return mask
-    err = engine_check(job)
-    if err is not None:
-        return err if err.job_id else replace(err, job_id=job.id)
     return image, mask

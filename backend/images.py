@@ -63,14 +63,14 @@ def _decode_encoded(header: BlobHeader, payload: bytes | memoryview) -> np.ndarr
                 return ProtocolError(
                     ErrorCode.BAD_IMAGE,
                     f"payload is {im.size[0]}x{im.size[1]}, header says {header.width}x{header.height}",
-                    "width",
+                    "payload",
                 )
             im.load()
             if im.mode in SINGLE_CHANNEL_MODES:
                 return np.asarray(im.convert("L")).copy()
             return np.asarray(im.convert("RGBA")).copy()
     except Image.UnidentifiedImageError:
-        return ProtocolError(ErrorCode.BAD_IMAGE, f"payload is not a {header.format.upper()} image", "format")
+        return ProtocolError(ErrorCode.BAD_IMAGE, f"payload is not a {header.format.upper()} image", "payload")
     except Exception as exc:  # hostile bytes can make a decoder raise anything
         return ProtocolError(ErrorCode.BAD_IMAGE, f"cannot decode {header.format}: {str(exc)[:160]}", "payload")
 
@@ -92,15 +92,12 @@ def as_rgba(pixels: np.ndarray) -> np.ndarray:
 def as_mask(pixels: np.ndarray) -> np.ndarray:
     """Any decoded blob -> H x W mask (255 = repaint).
 
-    Single channel is the mask itself. A colour image with any transparency means its alpha;
-    a fully opaque colour image means its luminance (a black/white mask painted in RGB).
+    Single channel is the mask itself; a colour image gives its luminance, ITU-R 601-2 as
+    Pillow's "L" conversion computes it (SPEC.md 8: alpha has no meaning in 1.0).
     """
     if pixels.ndim == 2:
         return pixels
-    alpha = pixels[..., 3]
-    if int(alpha.min()) < 255:
-        return np.ascontiguousarray(alpha)
-    return np.asarray(Image.fromarray(pixels[..., :3], "RGB").convert("L"))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB").convert("L"))
 
 
 def blob_size(pixels: np.ndarray) -> tuple[int, int]:

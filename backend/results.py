@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
-from latentbrush.protocol import JobRequest, ResultHeader, encode_frame
+from latentbrush.protocol import JobRequest, Rect, ResultHeader, encode_frame, upscale_rect
 
 from .events import JobOutput
 from .images import encode_result
@@ -21,18 +21,26 @@ def check_output_image(index: int, image: Any) -> np.ndarray:
     return image
 
 
-def encode_results(job: JobRequest, output: JobOutput) -> tuple[bytes, ...]:
-    """One ``ResultHeader`` frame per image, in the job's ``result_format``, each covering ``job.region``.
+def result_rect(job: JobRequest) -> Rect:
+    """Where results go (SPEC.md 10.2): the region, or for an upscale its rectangle in the upscaled canvas."""
+    return upscale_rect(job) if job.op == "upscale" else job.region
 
-    For upscales the image is larger than the region; ``width``/``height`` say its real size.
-    """
+
+def encode_results(job: JobRequest, output: JobOutput) -> tuple[bytes, ...]:
+    """One ``ResultHeader`` frame per image, in the job's ``result_format``, each exactly ``result_rect``."""
+    rect = result_rect(job)
     frames = []
     for index, image in enumerate(output.images):
         pixels = check_output_image(index, image)
+        if pixels.shape[:2] != (rect.height, rect.width):
+            raise ValueError(
+                f"engine returned image {index} of {pixels.shape[1]}x{pixels.shape[0]}, "
+                f"the result rectangle is {rect.width}x{rect.height}"
+            )
         encoded = encode_result(pixels, job.result_format)
         seed = output.seeds[index] if index < len(output.seeds) else None
         header = ResultHeader(
-            job_id=job.id, index=index, rect=job.region, format=job.result_format,
+            job_id=job.id, index=index, rect=rect, format=job.result_format,
             width=encoded.width, height=encoded.height, seed=seed, stride=encoded.stride,
         )
         frames.append(encode_frame(header, encoded.data))

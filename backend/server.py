@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad token)
 CLOSE_PROTOCOL = 1002  # RFC 6455: protocol error (version mismatch)
+CLOSE_SUPERSEDED = 4000  # SPEC.md 11: another connection resumed this session
 FRAME_SLACK = MAX_HEADER_BYTES + 1024 * 1024  # frames a little over the limit get a named error, not a cut
 _HASH = re.compile(HASH_PATTERN)
 
@@ -137,10 +138,10 @@ class LatentbrushServer:
             given = bearer_token(request.headers.get("Authorization"))
             if given is not None and not token_matches(self._token, given):
                 log.warning("refused handshake from %s: wrong bearer token", connection.remote_address)
-                return connection.respond(HTTPStatus.UNAUTHORIZED, "wrong token\n")
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized: wrong token\n")
             return None
         log.warning("refused handshake from %s: %s", connection.remote_address, reason)
-        return connection.respond(HTTPStatus.FORBIDDEN, reason + "\n")
+        return connection.respond(HTTPStatus.FORBIDDEN, f"forbidden_origin: {reason}\n")
 
     @property
     def server_name(self) -> str:
@@ -203,7 +204,7 @@ class LatentbrushServer:
         outbox = Outbox(ws)
         session, resumed, previous = self._service.attach(hello.client_id, outbox)
         if previous is not None:
-            self._service.spawn(previous.connection.close(CLOSE_POLICY, "session resumed elsewhere"), "close old")
+            self._service.spawn(previous.connection.close(CLOSE_SUPERSEDED, "session resumed elsewhere"), "close old")
         log.info(
             "client %s (%s) connected from %s%s",
             session.client_id, hello.client[:64], ws.remote_address, " (resumed)" if resumed else "",
@@ -259,8 +260,8 @@ class LatentbrushServer:
 
     def _on_submit(self, session: Session, submit: Submit) -> None:
         job = submit.job
-        if self._service.knows(session, job.id):
-            session.error(ProtocolError(ErrorCode.DUPLICATE_JOB, f"job id {job.id} was used before", "job.id"), job.id)
+        if self._service.holds(session, job.id):  # no job_id in the error: the earlier job goes on
+            session.send(Error(ErrorCode.DUPLICATE_JOB.value, f"job {job.id} is still held by this session", "job.id"))
             return
         admitted = admit(job, self._limits, self._blobs, self._worker.check)
         if isinstance(admitted, ProtocolError):

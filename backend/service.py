@@ -38,8 +38,9 @@ from .worker import Outcome, Worker
 
 log = logging.getLogger(__name__)
 
-KNOWN_IDS_PER_SESSION = 4096  # job ids remembered for DUPLICATE_JOB after their jobs are gone
-IDLE_SESSION_TTL_S = 3600.0  # a disconnected session with nothing to deliver is dropped after this
+KNOWN_IDS_PER_SESSION = 4096  # ids of delivered jobs, so a late cancel of one is ignored, not an error
+IDLE_SESSION_TTL_S = 30 * 60.0  # a session without a connection expires after this (SPEC.md 11)
+MAX_IDLE_SESSIONS = 256  # beyond this many disconnected sessions the oldest expire early
 
 
 @dataclass(eq=False)
@@ -107,13 +108,17 @@ class JobService:
     # ------------------------------------------------------------------------- sessions
 
     def attach(self, client_id: str | None, outbox: Outbox) -> tuple[Session, bool, Outbox | None]:
-        """Bind a connection to a session: (session, resumed, the connection it took over)."""
+        """Bind a connection to a session: (session, resumed, the connection it supersedes).
+
+        An id the server does not hold (never seen, or expired) gets a fresh session with a
+        fresh id (SPEC.md 4 step 5): ids are 128 random bits, so they cannot be guessed.
+        """
         self._prune_sessions()
-        client_id = client_id or uuid.uuid4().hex
-        session = self.sessions.get(client_id)
+        session = self.sessions.get(client_id) if client_id else None
         resumed = session is not None
         if session is None:
-            session = self.sessions[client_id] = Session(client_id)
+            session = Session(uuid.uuid4().hex)
+            self.sessions[session.client_id] = session
         previous, session.outbox, session.disconnected_at = session.outbox, outbox, None
         if previous is not None:
             previous.close()  # its unsent items are replayed below, once, on the new connection
@@ -138,28 +143,39 @@ class JobService:
         self._prune_sessions()
 
     def _prune_sessions(self) -> None:
-        """Forget disconnected sessions that have nothing left to deliver, or were gone too long."""
+        """Expire sessions disconnected too long, and the oldest idle ones beyond a count."""
         now = time.monotonic()
-        for client_id, session in list(self.sessions.items()):
-            if session.outbox is not None or session.disconnected_at is None:
-                continue
-            if any(not record.is_final for record in session.jobs.values()):
-                continue  # still running or queued: the client may come back for it
-            expired = now - session.disconnected_at >= IDLE_SESSION_TTL_S
-            if expired or not (session.jobs or session.known_ids):
-                for record in session.jobs.values():
-                    self._forget_retained(record)
-                del self.sessions[client_id]
-                self._queue.forget_client(client_id)
+        idle = sorted(
+            (s for s in self.sessions.values() if s.outbox is None and s.disconnected_at is not None),
+            key=lambda s: s.disconnected_at or 0.0,
+        )
+        excess = len(idle) - MAX_IDLE_SESSIONS
+        for rank, session in enumerate(idle):
+            if rank < excess or now - (session.disconnected_at or now) >= IDLE_SESSION_TTL_S:
+                self._expire(session)
+
+    def _expire(self, session: Session) -> None:
+        """SPEC.md 11: an expired session's queued jobs are dropped and its results freed."""
+        log.info("session %s expired with %d jobs", session.client_id, len(session.jobs))
+        del self.sessions[session.client_id]
+        for record in session.jobs.values():
+            if self._queue.remove(session.client_id, record.job_id) is None and not record.is_final:
+                record.cancel.set()  # running: nobody will ever collect it
+            self._forget_retained(record)
+        session.jobs.clear()
+        self._queue.forget_client(session.client_id)
+        self._announce_positions()
 
     # ------------------------------------------------------------------------- requests
 
-    def knows(self, session: Session, job_id: str) -> bool:
-        return job_id in session.jobs or job_id in session.known_ids
+    def holds(self, session: Session, job_id: str) -> bool:
+        """Is ``job_id`` queued, running, or finished but undelivered in this session?"""
+        return job_id in session.jobs
 
     def submit(self, session: Session, record: JobRecord) -> ProtocolError | None:
-        if len(self._queue) >= self._max_queue:
-            return ProtocolError(ErrorCode.QUEUE_FULL, f"the queue holds {self._max_queue} jobs already", "job")
+        unfinished = sum(1 for r in session.jobs.values() if not r.is_final)
+        if unfinished >= self._max_queue:
+            return ProtocolError(ErrorCode.QUEUE_FULL, f"this client has {unfinished} unfinished jobs already")
         session.jobs[record.job_id] = record
         session.remember(record.job_id)
         self._queue.push(record)
@@ -168,10 +184,14 @@ class JobService:
         return None
 
     def cancel(self, session: Session, job_id: str) -> ProtocolError | None:
+        """SPEC.md 9.7; a job that already had its final message is left alone, without answer."""
         record = session.jobs.get(job_id)
-        if record is None or record.is_final:
-            what = "has already ended" if record is not None or job_id in session.known_ids else "is unknown"
-            return ProtocolError(ErrorCode.UNKNOWN_JOB, f"job {job_id} {what}", "job_id")
+        if record is None:
+            if job_id in session.known_ids:
+                return None
+            return ProtocolError(ErrorCode.UNKNOWN_JOB, f"this session has no job {job_id}", "job_id", job_id)
+        if record.is_final:
+            return None
         if record.state == QUEUED and self._queue.remove(session.client_id, job_id) is not None:
             self._finish(record, Cancelled(job_id), CANCELLED)
             self._announce_positions()
@@ -187,29 +207,28 @@ class JobService:
         for position, record in enumerate(self._queue.order()):
             if record.position != position:
                 record.position = position
-                self._session_of(record).send(Queued(record.job_id, position))
+                self._send(record, Queued(record.job_id, position))
 
-    def _session_of(self, record: JobRecord) -> Session:
+    def _send(self, record: JobRecord, msg: Any) -> None:
         session = self.sessions.get(record.client_id)
-        if session is None:  # sessions with live jobs are never pruned; recreate defensively
-            session = self.sessions[record.client_id] = Session(record.client_id)
-        return session
+        if session is not None:
+            session.send(msg)
 
     # ------------------------------------------------------------------------- worker events
 
     def on_started(self, record: JobRecord, total: int, seed: int | None) -> None:
         record.state, record.total, record.seed = STARTED, total, seed
         record.started_at = record.started_at or time.monotonic()
-        self._session_of(record).send(Started(record.job_id, total, seed))
+        self._send(record, Started(record.job_id, total, seed))
 
     def on_progress(self, record: JobRecord, step: int, total: int, stage: str) -> None:
         record.step, record.total, record.stage = step, total, stage
-        self._session_of(record).send(Progress(record.job_id, step, total, stage))
+        self._send(record, Progress(record.job_id, step, total, stage))
 
     def on_preview(self, record: JobRecord, index: int, frame: bytes) -> None:
-        outbox = self._session_of(record).outbox
-        if outbox is not None and not record.is_final:
-            outbox.preview(record.job_id, index, frame)
+        session = self.sessions.get(record.client_id)
+        if session is not None and session.outbox is not None and not record.is_final:
+            session.outbox.preview(record.job_id, index, frame)
 
     # ------------------------------------------------------------------------- scheduling
 
@@ -268,10 +287,13 @@ class JobService:
     def _finish(self, record: JobRecord, final: Any, state: str) -> None:
         record.state, record.final, record.finished_at = state, final, time.monotonic()
         record.release_inputs()
+        session = self.sessions.get(record.client_id)
+        if session is None or session.jobs.get(record.job_id) is not record:
+            record.frames = ()  # its session expired: nobody can collect it
+            return
         self._retained[record] = None
         self._retained_bytes += record.retained_bytes
         self._enforce_retention()
-        session = self._session_of(record)
         if session.outbox is not None:
             self._send_final(session, record)
 

@@ -41,6 +41,9 @@ ENTRY = ROOT / "plugin" / "hosts" / "gimp" / "gimp_entry.py"
 VENDOR_SCRIPT = ROOT / "installers" / "vendor_websockets.py"
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_PLUGIN_PARTS = ("hosts/krita", "qt.py")  # Qt code has no place in GIMP's Python
+# GIMP 3 runs plug-ins with the system's or its bundle's Python: 3.12 in the Windows/macOS/Flatpak
+# builds, 3.13 in Debian trixie, 3.14 in sid. So websockets 17 (Python >= 3.11) may be vendored.
+GIMP_MIN_PYTHON = "3.11"
 
 
 class InstallError(RuntimeError):
@@ -92,36 +95,48 @@ def _copy_installed_websockets(target: Path) -> None:
     )
 
 
-def vendor_websockets(target: Path) -> None:
+def vendor_websockets(target: Path, wheel: Path | None = None, min_python: str = GIMP_MIN_PYTHON) -> None:
     """Put websockets into ``target`` (``latentbrush/plugin/vendor``) for GIMP's Python."""
     if (target / "websockets").is_dir():
         return  # came along with plugin/ (a checkout that already vendored it)
     if VENDOR_SCRIPT.is_file():
-        done = subprocess.run(
-            [sys.executable, str(VENDOR_SCRIPT), "--target", str(target)], capture_output=True, text=True
-        )
+        command = [sys.executable, str(VENDOR_SCRIPT), "--target", str(target), "--min-python", min_python]
+        if wheel is not None:
+            command += ["--wheel", str(wheel)]
+        done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0 or not (target / "websockets").is_dir():
             raise InstallError(f"vendoring websockets failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return
+    if wheel is not None:
+        raise InstallError(f"--wheel needs {VENDOR_SCRIPT}")
     target.mkdir(parents=True, exist_ok=True)
     _copy_installed_websockets(target)
 
 
-def build_plugin_folder(dest: Path, *, vendor: bool = True) -> Path:
+def build_plugin_folder(
+    dest: Path, *, vendor: bool = True, wheel: Path | None = None, min_python: str = GIMP_MIN_PYTHON
+) -> Path:
     """Write the complete plug-in folder into ``dest`` (must not exist yet); returns ``dest``."""
     dest.mkdir(parents=True)
     lib = dest / "lib" / PLUGIN_NAME
     _copy_tree(ROOT / "plugin", lib / "plugin", SKIP_PLUGIN_PARTS)
     _copy_tree(ROOT / "protocol", lib / "protocol")
     if vendor:
-        vendor_websockets(lib / "plugin" / "vendor")
+        vendor_websockets(lib / "plugin" / "vendor", wheel, min_python)
     entry = dest / f"{PLUGIN_NAME}.py"
     shutil.copy2(ENTRY, entry)
     entry.chmod(entry.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return dest
 
 
-def install(config_dir: Path, versions: tuple[str, ...] = GIMP_VERSIONS, *, vendor: bool = True) -> list[Path]:
+def install(
+    config_dir: Path,
+    versions: tuple[str, ...] = GIMP_VERSIONS,
+    *,
+    vendor: bool = True,
+    wheel: Path | None = None,
+    min_python: str = GIMP_MIN_PYTHON,
+) -> list[Path]:
     """Install (replacing any earlier copy) for each GIMP version; returns the plug-in folders."""
     written = []
     for version in versions:
@@ -130,7 +145,7 @@ def install(config_dir: Path, versions: tuple[str, ...] = GIMP_VERSIONS, *, vend
         if staging.exists():
             shutil.rmtree(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
-        build_plugin_folder(staging, vendor=vendor)
+        build_plugin_folder(staging, vendor=vendor, wheel=wheel, min_python=min_python)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)  # GIMP never sees half a plug-in
@@ -155,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", dest="versions", action="append", choices=GIMP_VERSIONS,
                         help="GIMP version to install for (repeatable; default: all)")
     parser.add_argument("--no-vendor", action="store_true", help="leave websockets out (GIMP's Python has it)")
+    parser.add_argument("--wheel", type=Path, help="vendor websockets from this wheel (default: the installed copy)")
+    parser.add_argument("--min-python", default=GIMP_MIN_PYTHON,
+                        help=f"oldest Python the vendored websockets must support (default {GIMP_MIN_PYTHON})")
     parser.add_argument("--uninstall", action="store_true", help="remove the plug-in instead")
     args = parser.parse_args(argv)
     config_dir = args.config_dir or default_config_dir()
@@ -164,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             done = uninstall(config_dir, versions)
             print("removed:" if done else "nothing to remove", *done, sep="\n  ")
         else:
-            for path in install(config_dir, versions, vendor=not args.no_vendor):
+            for path in install(config_dir, versions, vendor=not args.no_vendor, wheel=args.wheel,
+                                min_python=args.min_python):
                 print(f"installed {path / (PLUGIN_NAME + '.py')}")
             print("Restart GIMP; the commands are under Filters > latentbrush.")
     except (InstallError, OSError) as exc:

@@ -111,7 +111,7 @@ def _copy_tree(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
     shutil.copytree(src, dst, ignore=ignore)
 
 
-def _vendor_websockets(target: Path) -> None:
+def _vendor_websockets(target: Path, wheel: Path | None = None, min_python: str | None = None) -> None:
     """Put websockets into ``target`` (latentbrush/plugin/vendor) for Krita's Python."""
     prebuilt = ROOT / "plugin" / "vendor"
     if (target / "websockets").is_dir():
@@ -120,10 +120,26 @@ def _vendor_websockets(target: Path) -> None:
         shutil.copytree(prebuilt, target, dirs_exist_ok=True)
         return
     if not VENDOR_SCRIPT.is_file():
-        raise InstallError(f"cannot vendor websockets: {VENDOR_SCRIPT} is missing")
-    done = subprocess.run([sys.executable, str(VENDOR_SCRIPT), "--target", str(target)], capture_output=True, text=True)
+        _copy_installed_websockets(target)
+        return
+    command = [sys.executable, str(VENDOR_SCRIPT), "--target", str(target)]
+    if wheel is not None:
+        command += ["--wheel", str(wheel)]
+    if min_python:
+        command += ["--min-python", min_python]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0 or not (target / "websockets").is_dir():
         raise InstallError(f"vendoring websockets failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def _copy_installed_websockets(target: Path) -> None:
+    """Fallback without installers/vendor_websockets.py: the websockets this Python has installed."""
+    try:
+        import websockets
+    except ImportError:
+        raise InstallError(f"cannot vendor websockets: {VENDOR_SCRIPT} is missing and websockets is not installed")
+    shutil.copytree(Path(websockets.__file__).parent, target / "websockets",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def _load_actions() -> ModuleType:
@@ -137,7 +153,7 @@ def _load_actions() -> ModuleType:
     return module
 
 
-def build_bundle(dest: Path, *, vendor: bool = True) -> Path:
+def build_bundle(dest: Path, *, vendor: bool = True, wheel: Path | None = None, min_python: str | None = None) -> Path:
     """Write the bundle files into ``dest`` (created; must not exist yet); returns ``dest``."""
     dest.mkdir(parents=True)
     package = dest / PLUGIN_NAME
@@ -147,7 +163,7 @@ def build_bundle(dest: Path, *, vendor: bool = True) -> Path:
     shutil.copy2(TEMPLATES / f"{PLUGIN_NAME}.desktop", dest / f"{PLUGIN_NAME}.desktop")
     (dest / f"{PLUGIN_NAME}.action").write_text(_load_actions().action_file_xml(), encoding="utf-8")
     if vendor:
-        _vendor_websockets(package / "plugin" / "vendor")
+        _vendor_websockets(package / "plugin" / "vendor", wheel, min_python)
     return dest
 
 
@@ -193,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
                         "with --profile only when given)")
     parser.add_argument("--no-install", action="store_true", help="only build the zip")
     parser.add_argument("--no-vendor", action="store_true", help="leave websockets out (Krita's Python has it)")
+    parser.add_argument("--websockets-wheel", type=Path, help="vendor websockets from this wheel")
+    parser.add_argument("--min-python", help="oldest Python the bundle must run on (default: vendor_websockets.py's)")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="latentbrush-bundle-") as tmp:
-            bundle = build_bundle(Path(tmp) / "bundle", vendor=not args.no_vendor)
+            bundle = build_bundle(Path(tmp) / "bundle", vendor=not args.no_vendor, wheel=args.websockets_wheel,
+                                  min_python=args.min_python)
             if args.zip:
                 print(f"bundle zip: {write_zip(bundle, args.zip)}")
             if not args.no_install:

@@ -15,7 +15,7 @@ from .codec import (
     encode_message,
 )
 from .errors import FATAL_CODES, ErrorCode, ProtocolError
-from .lifecycle import JobStatus, check_hello, negotiated_minor
+from .lifecycle import JobStatus, check_hello, check_server_hello, negotiated_minor
 from .messages import *  # noqa: F403 - the message types are the package's API
 from .validate import from_dict, to_dict
 
@@ -28,6 +28,7 @@ __all__ = [
     "check_blob",
     "check_hello",
     "check_job",
+    "check_server_hello",
     "decode_client_frame",
     "decode_client_message",
     "decode_server_frame",

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import struct
+from collections.abc import Collection
 from typing import Any
 
 from .errors import ErrorCode, ProtocolError
@@ -131,11 +132,13 @@ def _parse_json(data: Any, limit: int) -> dict[str, Any] | ProtocolError:
 
 
 def _job_id_hint(obj: dict[str, Any]) -> str | None:
-    """The job a failed message was about, read without trusting the rest of it."""
-    candidate = obj.get("job_id")
-    job = obj.get("job")
-    if candidate is None and isinstance(job, dict):
-        candidate = job.get("id")
+    """The id of a submitted job whose message failed, read without trusting the rest of it.
+
+    Only for ``submit``: an error with a job id ends that job (SPEC.md 7.7), and a malformed
+    ``cancel`` must not end the job it names.
+    """
+    job = obj.get("job") if obj.get("type") == "submit" else None
+    candidate = job.get("id") if isinstance(job, dict) else None
     return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None
 
 
@@ -218,9 +221,16 @@ def _check_raw_length(
     return None
 
 
-def decode_client_frame(data: bytes | memoryview, max_bytes: int, max_pixels: int | None = None) -> Any:
+def decode_client_frame(
+    data: bytes | memoryview,
+    max_bytes: int,
+    max_pixels: int | None = None,
+    *,
+    formats: Collection[str] | None = None,
+) -> Any:
     """Server side: a blob upload. Returns (BlobHeader, payload) or ProtocolError; never raises.
 
+    ``formats``: the server hello's ``blob_formats`` when the server offers fewer than all.
     The content hash is checked here, so a stored blob always matches its address.
     """
     split = _split_frame(data, max_bytes)
@@ -230,6 +240,8 @@ def decode_client_frame(data: bytes | memoryview, max_bytes: int, max_pixels: in
     header = _decode_typed(obj, CLIENT_FRAMES, strict=True)
     if isinstance(header, ProtocolError):
         return header
+    if formats is not None and header.format not in formats:
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"this server does not take {header.format} blobs", "format")
     if max_pixels is not None and header.width * header.height > max_pixels:
         return ProtocolError(ErrorCode.TOO_LARGE, f"image over {max_pixels} pixels", "width")
     err = _check_raw_length(header.format, header.width, header.height, header.stride, payload)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ErrorCode, ProtocolError
-from .messages import PROTOCOL_MINOR, PROTOCOL_VERSION, ClientHello
+from .messages import PROTOCOL_MINOR, PROTOCOL_VERSION, ClientHello, ServerHello
 
 NEW = "new"
 EVENTS = ("queued", "started", "progress", "preview", "result", "done", "error", "cancelled")
@@ -39,6 +39,17 @@ def check_hello(hello: ClientHello) -> ProtocolError | None:
         return ProtocolError(
             ErrorCode.VERSION_MISMATCH,
             f"server speaks protocol {PROTOCOL_VERSION}, client asked for {hello.protocol}",
+            "protocol",
+        )
+    return None
+
+
+def check_server_hello(hello: ServerHello) -> ProtocolError | None:
+    """The client's verdict on a server hello: another major version means closing the connection."""
+    if hello.protocol != PROTOCOL_VERSION:
+        return ProtocolError(
+            ErrorCode.VERSION_MISMATCH,
+            f"client speaks protocol {PROTOCOL_VERSION}, server answered {hello.protocol}",
             "protocol",
         )
     return None

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from .errors import ProtocolError
 
-__all__ = [
+__all__ = [  # grouped: constants, type aliases, classes
     "CLIENT_FRAMES",
     "CLIENT_MESSAGES",
     "HASH_PATTERN",

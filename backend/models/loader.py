@@ -223,7 +223,8 @@ def load_taesd(taesd_dir: Path | None, family: str, placement: Placement) -> Aut
         candidates.append(taesd_dir)
     for folder in candidates:
         if (folder / "config.json").is_file():
-            taesd = AutoencoderTiny.from_pretrained(folder, local_files_only=True, **dtype_kwarg(placement.dtype(family)))
+            dtype = dtype_kwarg(placement.dtype(family))
+            taesd = AutoencoderTiny.from_pretrained(folder, local_files_only=True, **dtype)
             return taesd.to(placement.device).eval()
     return None
 

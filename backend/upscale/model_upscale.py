@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..events import EngineError, JobCancelled
 from .plan import PassPlan
-from .tiles import Accumulator, Box, Span, TileGrid, clamp_overlap, fit_tile_size, tile_grid
+from .tiles import Accumulator, Box, Span, TileGrid, fit_tile_size, tile_grid
 
 MIN_TILE = 32  # below this the overlap dominates and the job is better failed than crawled through
 _UNTILED_HINTS = ("DISCOURAGED", "INTERNAL")
@@ -84,6 +84,7 @@ class ModelTiler:
         req = model.size_requirements
         self._minimum = int(getattr(req, "minimum", 0))
         self._multiple_of = int(getattr(req, "multiple_of", 1))
+        self._square = bool(getattr(req, "square", False))
         self.tile = fit_tile_size(tile, self._minimum, self._multiple_of)
         self.overlap = overlap
         self.cancel = cancel
@@ -99,7 +100,10 @@ class ModelTiler:
         """
         if self.untiled:
             return TileGrid((Span(0, width),), (Span(0, height),))
-        return tile_grid(width, height, self.tile, clamp_overlap(self.tile, self.overlap))
+        return self._grid(width, height, self.tile)
+
+    def _grid(self, width: int, height: int, limit: int) -> TileGrid:
+        return tile_grid(width, height, limit, self.overlap, self._multiple_of, self._square)
 
     def run(self, image: np.ndarray, on_tile: TileDone | None = None) -> np.ndarray:
         """One pass over ``image`` (H x W x 3 float32); returns (H*s) x (W*s) x 3 float32."""
@@ -136,14 +140,14 @@ class ModelTiler:
                     raise
                 self._shrink(max(height, width))
         limit = self.limit if self.limit is not None else max(height, width)
-        return self._blend(image, tile_grid(width, height, limit, clamp_overlap(limit, self.overlap)))
+        return self._blend(image, self._grid(width, height, limit))
 
     def _shrink(self, failed_side: int) -> None:
-        """Halve the tile limit below the side that just ran out of memory."""
+        """Halve the tile limit below the side that just ran out of memory (not below ``MIN_TILE``)."""
         free_device_memory(self.model.device)
         self.oom_retries += 1
-        new = fit_tile_size(max(failed_side // 2, 1), self._minimum, self._multiple_of)
-        if failed_side // 2 < MIN_TILE or new >= failed_side:
+        new = fit_tile_size(max(failed_side // 2, MIN_TILE), self._minimum, self._multiple_of)
+        if new >= failed_side:
             raise EngineError(
                 ErrorCode.OUT_OF_MEMORY,
                 f"the upscaler ran out of {self.model.device} memory even on {failed_side} px tiles",

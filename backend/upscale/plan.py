@@ -18,8 +18,6 @@ from typing import NamedTuple
 
 from latentbrush.protocol import Rect, Size, UpscaleParams
 
-from .tiles import clamp_overlap, fit_tile_size, tile_grid
-
 
 class PassPlan(NamedTuple):
     """One model pass: the input is resized to ``input`` first (if it differs), then scaled by ``scale``."""
@@ -54,11 +52,3 @@ def model_passes(source: Size, target: Size, model_scale: int) -> tuple[PassPlan
         shrunk = Size(min(current.width, last_input.width), min(current.height, last_input.height))
         passes.append(PassPlan(shrunk, model_scale))
     return tuple(passes)
-
-
-def pass_tile_count(size: Size, tile: int, overlap: int, *, minimum: int = 0, multiple_of: int = 1) -> int:
-    """How many top-level tiles one pass over ``size`` runs (one when ``tile`` is 0: untiled)."""
-    if tile <= 0:
-        return 1
-    side = fit_tile_size(tile, minimum, multiple_of)
-    return tile_grid(size.width, size.height, side, clamp_overlap(side, overlap)).count

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from latentbrush.protocol import Size
 from PIL import Image
@@ -34,9 +32,10 @@ class PreviewCanvas:
     def paste(self, pixels: np.ndarray, box: Box, space: Size) -> None:
         """Shows ``pixels``, which cover ``box`` of an image of size ``space``, at the matching place."""
         fx, fy = self.size.width / space.width, self.size.height / space.height
-        x0, y0 = math.floor(box.x * fx), math.floor(box.y * fy)
-        x1 = min(self.size.width, max(x0 + 1, math.ceil((box.x + box.width) * fx)))
-        y1 = min(self.size.height, max(y0 + 1, math.ceil((box.y + box.height) * fy)))
+        x0 = min(self.size.width - 1, round(box.x * fx))
+        y0 = min(self.size.height - 1, round(box.y * fy))
+        x1 = min(self.size.width, max(x0 + 1, round((box.x + box.width) * fx)))
+        y1 = min(self.size.height, max(y0 + 1, round((box.y + box.height) * fy)))
         self._rgb[y0:y1, x0:x1] = _resize(to_uint8(pixels), Size(x1 - x0, y1 - y0))
 
     def frame(self) -> np.ndarray:

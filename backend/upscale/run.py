@@ -102,8 +102,11 @@ def run_upscale(
     if events.cancel.is_set():
         raise JobCancelled()
     out = to_uint8(lanczos_resize(rgb, target))
+    whole = Box(0, 0, target.width, target.height)
     if model is None:
-        report("upscale", out, Box(0, 0, target.width, target.height), target)
+        report("upscale", out, whole, target)
+    elif canvas is not None:  # tiles were pasted unblended; the refine previews build on the real result
+        canvas.paste(out, whole, target)
 
     if steps and refine is not None:
 

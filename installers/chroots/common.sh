@@ -15,8 +15,8 @@ LB_CHROOT_LAYOUT=1
 # python3-websockets is deliberately absent: the plug-ins must work with the websockets they bundle.
 lb_packages() {
   case "$1" in
-    trixie) echo "gimp xvfb xauth" ;;
-    sid) echo "krita python3-pyqt6 qt6-svg-plugins gimp xvfb xauth x11-apps" ;;
+    trixie) echo "gimp xvfb xauth xdotool" ;;
+    sid) echo "krita python3-pyqt6 qt6-svg-plugins gimp xvfb xauth x11-apps xdotool" ;;
     *) echo "lb_packages: unknown chroot '$1' (trixie|sid)" >&2; return 2 ;;
   esac
 }

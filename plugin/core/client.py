@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -257,14 +258,10 @@ class Client:
         except Exception as exc:
             raise ConnectError(str(exc), fatal=True)
         options: dict[str, Any] = {"compression": None, "open_timeout": self.open_timeout, "max_size": self._max_size()}
-        if self.loopback:
+        if self.loopback and "proxy" in inspect.signature(connect).parameters:  # websockets >= 15
             options["proxy"] = None  # never send loopback traffic through an environment proxy
         try:
-            try:
-                ws = await connect(self.url, **options)
-            except TypeError:  # websockets < 15 has no proxy option
-                options.pop("proxy", None)
-                ws = await connect(self.url, **options)
+            ws = await connect(self.url, **options)
         except InvalidStatus as exc:
             raise _refused_upgrade(self.url, exc)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:

@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any, Literal, Union
 
 from hypothesis import strategies as st
-
 from latentbrush.protocol import messages
 from latentbrush.protocol.codec import blob_hash
 

@@ -6,8 +6,6 @@ import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from protocol_strategies import blob_frame, message, server_frame
-
 from latentbrush.protocol import (
     decode_client_frame,
     decode_client_message,
@@ -19,6 +17,7 @@ from latentbrush.protocol import (
     to_dict,
 )
 from latentbrush.protocol.messages import CLIENT_MESSAGES, SERVER_MESSAGES, JobRequest
+from protocol_strategies import blob_frame, message, server_frame
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BIG = 1 << 30

@@ -6,10 +6,9 @@ import dataclasses
 import re
 
 import pytest
-from protocol_spec_tables import SPEC_PATH, expected_rows, message_classes, spec_tables
-
 from latentbrush.protocol import FATAL_CODES, ErrorCode
 from latentbrush.protocol.messages import CLIENT_FRAMES, CLIENT_MESSAGES, SERVER_FRAMES, SERVER_MESSAGES
+from protocol_spec_tables import SPEC_PATH, expected_rows, message_classes, spec_tables
 
 SPEC = SPEC_PATH.read_text(encoding="utf-8")
 TABLES = spec_tables(SPEC)

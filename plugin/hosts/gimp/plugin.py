@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from gi.repository import Gegl, Gimp, GLib, GObject
@@ -69,7 +70,8 @@ def _success(proc: Gimp.Procedure, outcome: JobOutcome) -> Gimp.ValueArray:
 
 
 def _failure(proc: Gimp.Procedure, status: Gimp.PDBStatusType, message: str) -> Gimp.ValueArray:
-    return proc.new_return_values(status, GLib.Error(message))
+    error = GLib.Error.new_literal(GLib.quark_from_string("latentbrush"), message, 0)
+    return proc.new_return_values(status, error)
 
 
 class LatentbrushPlugIn(Gimp.PlugIn):
@@ -100,6 +102,15 @@ class LatentbrushPlugIn(Gimp.PlugIn):
         return proc
 
     def _run(self, procedure, run_mode, image, drawables, config, data):  # signature fixed by GIMP
+        try:
+            return self._run_procedure(procedure, run_mode, image, config)
+        except Exception as exc:
+            # GIMP shows the message; without return values it would only log "no return values"
+            traceback.print_exc()
+            Gimp.progress_end()
+            return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"latentbrush: internal error: {exc!r}")
+
+    def _run_procedure(self, procedure, run_mode, image, config):
         spec = procedure_named(procedure.get_name())
         files = JobFiles(jobs_folder(), image.get_id())
         if not spec.operation:

@@ -60,7 +60,7 @@ def run_operation(
 def _outcome(host: GimpHost, record: JobRecord) -> JobOutcome:
     if record.state == hs.DONE and record.results:
         first = record.results[0]
-        return JobOutcome("done", host.image, first.handle, first.seed, host.previews_shown)
+        return JobOutcome("done", host.image, first.layer, first.seed, host.previews_shown)
     if record.state == hs.CANCELLED:
         return JobOutcome("cancelled", previews=host.previews_shown, message="cancelled")
     message = record.error or f"the job ended as {record.state} without a result"

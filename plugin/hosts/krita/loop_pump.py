@@ -6,8 +6,9 @@ second thread (the Krita API is not thread-safe) the pump steps the asyncio loop
 returns at once (the select timeout is 0 because a callback is ready). Coroutines therefore run
 on the UI thread and may call the Krita API directly.
 
-Tick rate: fast while a *busy* task runs (a job streaming previews), slow while only long-lived
-tasks wait (an idle connection), and no timer at all when the loop has no tasks.
+Tick rate: fast while a *busy* task runs (a job streaming previews), slow while only other
+tasks wait (an idle connection; this counts tasks the loop's own code started, like the
+client's reader), and no timer at all when the loop has no tasks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 BUSY_INTERVAL_MS = 5  # a job is streaming: previews should reach the canvas within a few ms
 IDLE_INTERVAL_MS = 50  # only a connection waits: server messages are still read 20x a second
 ROUNDS_PER_TICK = 4  # loop iterations per tick: a frame's bytes -> reader -> our callback
+FLUSH_ROUNDS = 3  # after the last task ends: run its done callbacks (they are plain callbacks, not tasks)
 
 
 class AsyncioPump(QObject):
@@ -47,7 +49,6 @@ class AsyncioPump(QObject):
         self._loop = asyncio.new_event_loop()
         self._busy_ms = busy_ms
         self._idle_ms = idle_ms
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: set[asyncio.Task[Any]] = set()
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.step)
@@ -74,7 +75,6 @@ class AsyncioPump(QObject):
             coro.close()
             raise RuntimeError("the asyncio pump is closed")
         task = self._loop.create_task(coro)
-        self._tasks.add(task)
         if busy:
             self._busy.add(task)
         task.add_done_callback(self._finished)
@@ -88,9 +88,10 @@ class AsyncioPump(QObject):
         if self._closed or self._loop.is_running():
             return  # re-entered from a nested Qt loop inside a callback: the outer step continues
         for _ in range(ROUNDS_PER_TICK):
-            self._loop.call_soon(self._loop.stop)
-            self._loop.run_forever()
-            if not self._tasks:
+            self._run_once()
+            if not self._has_tasks():
+                for _ in range(FLUSH_ROUNDS):
+                    self._run_once()
                 break
         self._retune()
 
@@ -99,18 +100,25 @@ class AsyncioPump(QObject):
         if self._closed:
             return
         self._timer.stop()
-        for task in list(self._tasks):
+        for task in asyncio.all_tasks(self._loop):
             task.cancel()
         for _ in range(grace_rounds):
-            if not self._tasks:
+            if not self._has_tasks():
                 break
-            self._loop.call_soon(self._loop.stop)
-            self._loop.run_forever()
+            self._run_once()
+        for _ in range(FLUSH_ROUNDS):
+            self._run_once()
         self._closed = True
         self._loop.close()
 
+    def _run_once(self) -> None:
+        self._loop.call_soon(self._loop.stop)
+        self._loop.run_forever()
+
+    def _has_tasks(self) -> bool:
+        return bool(asyncio.all_tasks(self._loop))
+
     def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
         self._busy.discard(task)
         if task.cancelled():
             return
@@ -122,7 +130,7 @@ class AsyncioPump(QObject):
     def _retune(self) -> None:
         if self._closed:
             return
-        if not self._tasks:
+        if not self._has_tasks():
             self._timer.stop()
             return
         interval = self._busy_ms if self._busy else self._idle_ms

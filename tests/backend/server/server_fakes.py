@@ -4,7 +4,7 @@ It reports ``started``, then per step ``progress`` and one ``preview`` per batch
 RGBA images derived from the input pixels and the seed, so tests can check exactly what arrived:
 
 * colour = ``rgb_for(seed + index)`` everywhere; alpha = the mask (inpaint) or 255;
-* a preview of step ``s`` is a solid ``(s, 255 - s, index)`` image of ``preview_size``.
+* a preview of step ``s`` is a solid ``(s, 255 - s, index)`` image of ``preview_size`` over the region.
 
 Tests steer it: after ``hold()`` every run waits before its first step until ``release()`` or its
 cancel event, so a test can act while a job is known to be running; after ``lockstep()`` each
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from latentbrush.backend.events import JobCancelled, JobEvents, JobOutput
-from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError
+from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError, upscale_rect, upscale_size
 
 DEFAULT_SEED = 1234
 MODELS = (
@@ -112,10 +112,10 @@ class FakeEngine:
     ) -> JobOutput:
         self.runs.append(job.id)
         seed = DEFAULT_SEED if job.seed is None else job.seed
-        context = job.context or job.region
+        rect = upscale_rect(job) if job.op == "upscale" else job.region
         events.started(job.steps, seed)
         self._wait_at_gate(events)
-        width, height = self.preview_size or (context.width, context.height)
+        width, height = self.preview_size or (rect.width, rect.height)
         for step in range(1, job.steps + 1):
             if step > 1:
                 self._wait_for_step(events)
@@ -125,7 +125,7 @@ class FakeEngine:
             for index in range(job.batch):
                 rgb = np.empty((height, width, 3), dtype=np.uint8)
                 rgb[...] = (step % 256, (255 - step) % 256, index)
-                events.preview(step, job.steps, rgb, context, index)
+                events.preview(step, job.steps, rgb, rect, index)
         images = tuple(self._result(job, image, mask, seed + i) for i in range(job.batch))
         self.completed.append(job.id)
         return JobOutput(images, tuple(seed + i for i in range(job.batch)), {"model": job.model or "fake-sd"})
@@ -133,8 +133,8 @@ class FakeEngine:
     @staticmethod
     def _result(job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, seed: int) -> np.ndarray:
         if job.op == "upscale":
-            factor = int(job.upscale.scale) if job.upscale else 2
-            height, width = job.region.height * factor, job.region.width * factor
+            size = upscale_size(job)
+            height, width = size.height, size.width
         else:
             height, width = job.region.height, job.region.width
         out = np.empty((height, width, 4), dtype=np.uint8)

@@ -125,11 +125,11 @@ CASES: dict[str, tuple[Case, str, str | None]] = {
     ),
     "PNG announced as JPEG": (
         lambda c: c.ws.send(raw_frame(blob_dict(png_bytes(8, 8), "jpeg", 8, 8), png_bytes(8, 8))),
-        "bad_image", "format",
+        "bad_image", "payload",
     ),
     "PNG of another size": (
         lambda c: c.ws.send(raw_frame(blob_dict(png_bytes(8, 8), "png", 9, 8), png_bytes(8, 8))),
-        "bad_image", "width",
+        "bad_image", "payload",
     ),
     "raw payload of the wrong length": (
         lambda c: c.ws.send(raw_frame(blob_dict(b"\0" * 255, "rgba8", 8, 8), b"\0" * 255)), "bad_image", "payload",
@@ -255,6 +255,8 @@ def test_browser_handshakes_refused(headers, status):
                 async with connect(server.url, additional_headers=headers):
                     pass
             assert refused.value.response.status_code == status
+            expected = "forbidden_origin:" if status == 403 else "unauthorized:"
+            assert refused.value.response.body.decode().startswith(expected)
             async with TestClient.connect(server.url) as good:
                 assert type(good.hello).TYPE == "hello"
 
@@ -303,11 +305,10 @@ def test_bearer_token_replaces_the_hello_token():
 
 def test_silent_connection_closed_after_hello_timeout():
     async def scenario():
-        async with running_server(hello_timeout_s=0.2) as server:
-            async with TestClient.connect(server.url, hello=False) as client:
-                with pytest.raises(ConnectionClosed) as closed:
-                    await client.recv()
-                assert closed.value.rcvd.code == 1008
+        async with running_server(hello_timeout_s=0.2) as server, TestClient.connect(server.url, hello=False) as c:
+            with pytest.raises(ConnectionClosed) as closed:
+                await c.recv()
+            assert closed.value.rcvd.code == 1008
 
     run(scenario())
 
@@ -333,7 +334,8 @@ def test_frame_over_the_hard_limit_closes_only_that_connection():
 def test_malformed_hello_fields_named():
     async def scenario():
         async with running_server() as server, TestClient.connect(server.url, hello=False) as client:
-            await client.ws.send(encode_message(ClientHello(protocol=1, client="t", token=TOKEN))[:-1] + ',"client_id":"a b"}')
+            hello = encode_message(ClientHello(protocol=1, client="t", token=TOKEN))
+            await client.ws.send(hello[:-1] + ',"client_id":"a b"}')
             error = await client.recv()
             assert (error.code, error.field) == ("bad_field", "client_id")
 

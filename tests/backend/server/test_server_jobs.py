@@ -56,60 +56,70 @@ def test_cancel_running_job_then_serve_the_next(engine):
             assert trace.kinds[-1] == "cancelled" and trace.results == []
             engine.release()
             assert type((await client.finish("run2")).final).TYPE == "done"
-            # cancelling a finished job is an error naming the job, not a crash
+            # cancelling a job that has ended does nothing; cancelling one never submitted is an error
             await client.send(Cancel("run1"))
-            error = await client.wait_for("run1", "error")
-            assert (error.code, error.field) == ("unknown_job", "job_id")
+            await client.send(Cancel("never"))
+            error = await client.wait_for("never", "error")
+            assert (error.code, error.field, error.job_id) == ("unknown_job", "job_id", "never")
+            assert client.traces["run1"].kinds[-1] == "cancelled"
 
     run(scenario())
 
 
 def test_fair_round_robin_between_clients(engine):
     async def scenario():
-        async with running_server(engine) as server:
-            async with TestClient.connect(server.url) as greedy, TestClient.connect(server.url) as modest:
-                for name in ("g1", "g2", "g3", "g4"):
-                    await greedy.send(submit(job(name)))
-                await greedy.wait_for("g1", "started")
-                await greedy.wait_position("g4", 2)
-                await modest.send(submit(job("m1")))
-                await modest.send(submit(job("m2")))
-                # m1 overtakes g2..g4: the greedy client was just served
-                await modest.wait_position("m1", 0)
-                await modest.wait_position("m2", 2)
-                await greedy.wait_position("g2", 1)
-                await greedy.wait_position("g4", 4)
-                engine.release()
-                for name in ("g1", "g2", "g3", "g4"):
-                    assert type((await greedy.finish(name)).final).TYPE == "done"
-                for name in ("m1", "m2"):
-                    assert type((await modest.finish(name)).final).TYPE == "done"
-                assert engine.runs == ["g1", "m1", "g2", "m2", "g3", "g4"]
+        async with (
+            running_server(engine) as server,
+            TestClient.connect(server.url) as greedy,
+            TestClient.connect(server.url) as modest,
+        ):
+            for name in ("g1", "g2", "g3", "g4"):
+                await greedy.send(submit(job(name)))
+            await greedy.wait_for("g1", "started")
+            await greedy.wait_position("g4", 2)
+            await modest.send(submit(job("m1")))
+            await modest.send(submit(job("m2")))
+            # m1 overtakes g2..g4: the greedy client was just served
+            await modest.wait_position("m1", 0)
+            await modest.wait_position("m2", 2)
+            await greedy.wait_position("g2", 1)
+            await greedy.wait_position("g4", 4)
+            engine.release()
+            for name in ("g1", "g2", "g3", "g4"):
+                assert type((await greedy.finish(name)).final).TYPE == "done"
+            for name in ("m1", "m2"):
+                assert type((await modest.finish(name)).final).TYPE == "done"
+            assert engine.runs == ["g1", "m1", "g2", "m2", "g3", "g4"]
 
     run(scenario())
 
 
-def test_duplicate_job_id_and_queue_full(engine):
+def test_duplicate_job_id_and_queue_full_per_client(engine):
     async def scenario():
-        async with running_server(engine, max_queue=2) as server, TestClient.connect(server.url) as client:
+        async with (
+            running_server(engine, max_queue=2) as server,
+            TestClient.connect(server.url) as client,
+            TestClient.connect(server.url) as other,
+        ):
             await client.send(submit(job("x1")))
             await client.wait_for("x1", "started")
             await client.send(submit(job("x1")))
-            duplicate = await client.wait_for("x1", "error")
-            assert (duplicate.code, duplicate.field) == ("duplicate_job", "job.id")
-            client.traces["x1"].messages.remove(duplicate)  # about the refused request, not the job
+            duplicate = await client.next_other()  # no job_id: the earlier job goes on
+            assert (duplicate.code, duplicate.field, duplicate.job_id) == ("duplicate_job", "job.id", None)
             await client.send(submit(job("x2")))
             await client.send(submit(job("x3")))
-            await client.send(submit(job("x4")))
-            full = await client.finish("x4")
-            assert (full.final.code, full.final.job_id) == ("queue_full", "x4")
+            full = await client.finish("x3")
+            assert (full.final.code, full.final.job_id) == ("queue_full", "x3")
+            await other.send(submit(job("o1")))  # the limit is per client
+            await other.wait_for("o1", "queued")
             engine.release()
-            for name in ("x1", "x2", "x3"):
+            for name in ("x1", "x2"):
                 assert type((await client.finish(name)).final).TYPE == "done"
-            # an id stays taken after its job ended
-            await client.send(submit(job("x2")))
-            await client.wait_until(lambda: bool(client.seen("x2", "error")))
-            assert client.seen("x2", "error")[0].code == "duplicate_job"
+            assert type((await other.finish("o1")).final).TYPE == "done"
+            # a delivered job's id may be used again, and a rejected one too
+            await client.send(submit(job("x2", steps=1)))
+            await client.send(submit(job("x3", steps=1)))
+            await client.wait_until(lambda: len(client.seen("x2", "done")) == 2 and bool(client.seen("x3", "done")))
 
     run(scenario())
 
@@ -117,7 +127,8 @@ def test_duplicate_job_id_and_queue_full(engine):
 def test_results_wait_for_a_client_that_reconnects(engine):
     async def scenario():
         async with running_server(engine) as server:
-            async with TestClient.connect(server.url, client_id="painter-1") as client:
+            async with TestClient.connect(server.url) as client:
+                client_id = client.hello.client_id
                 await client.send(submit(job("r1", steps=2, seed=5)))
                 await client.send(submit(job("r2", steps=2)))
                 await client.wait_for("r1", "started")
@@ -125,14 +136,14 @@ def test_results_wait_for_a_client_that_reconnects(engine):
             engine.release()
             while len(engine.runs) < 2:
                 await asyncio.sleep(0.01)
-            async with TestClient.connect(server.url, client_id="painter-1") as back:
-                assert back.hello.resumed is True and back.hello.client_id == "painter-1"
+            async with TestClient.connect(server.url, client_id=client_id) as back:
+                assert back.hello.resumed is True and back.hello.client_id == client_id
                 first = await back.finish("r1")
                 second = await back.finish("r2")
                 assert first.final.seeds == (5,) and len(first.results) == 1
                 assert len(second.results) == 1
             # delivered once: a third connection has nothing left to replay
-            async with TestClient.connect(server.url, client_id="painter-1") as third:
+            async with TestClient.connect(server.url, client_id=client_id) as third:
                 await third.send(QueryQueue())
                 assert (await third.next_other()).jobs == ()
                 assert third.traces == {}
@@ -143,10 +154,11 @@ def test_results_wait_for_a_client_that_reconnects(engine):
 def test_running_job_keeps_streaming_to_the_new_connection(engine):
     async def scenario():
         async with running_server(engine) as server:
-            async with TestClient.connect(server.url, client_id="painter-2") as client:
+            async with TestClient.connect(server.url) as client:
+                client_id = client.hello.client_id
                 await client.send(submit(job("live", steps=3)))
                 await client.wait_for("live", "started")
-            async with TestClient.connect(server.url, client_id="painter-2") as back:
+            async with TestClient.connect(server.url, client_id=client_id) as back:
                 assert back.hello.resumed is True
                 started = await back.wait_for("live", "started")  # the server repeats where the job stands
                 assert started.total == 3
@@ -158,15 +170,17 @@ def test_running_job_keeps_streaming_to_the_new_connection(engine):
     run(scenario())
 
 
-def test_new_connection_with_same_client_id_takes_over(engine):
+def test_new_connection_with_same_client_id_supersedes_the_old(engine):
     async def scenario():
-        async with running_server(engine) as server, TestClient.connect(server.url, client_id="twice") as old:
+        async with running_server(engine) as server, TestClient.connect(server.url) as old:
             await old.send(submit(job("t1", steps=1)))
             await old.wait_for("t1", "started")
-            async with TestClient.connect(server.url, client_id="twice") as new:
-                with pytest.raises(ConnectionClosed):
+            async with TestClient.connect(server.url, client_id=old.hello.client_id) as new:
+                assert new.hello.resumed is True
+                with pytest.raises(ConnectionClosed) as closed:
                     while True:
                         await old.recv()
+                assert closed.value.rcvd.code == 4000
                 engine.release()
                 assert type((await new.finish("t1")).final).TYPE == "done"
 
@@ -193,6 +207,15 @@ def test_slow_client_gets_fewer_previews_but_every_result():
                 steps_seen = [h.step for h, _ in trace.previews]
                 assert 0 < len(steps_seen) < steps
                 assert steps_seen == sorted(steps_seen) and steps_seen[-1] == steps  # the newest, in order
+
+    run(scenario())
+
+
+def test_unknown_client_id_gets_a_fresh_session():
+    async def scenario():
+        async with running_server() as server, TestClient.connect(server.url, client_id="made-up") as client:
+            assert client.hello.resumed is False and client.hello.client_id != "made-up"
+            assert len(client.hello.client_id) >= 32
 
     run(scenario())
 

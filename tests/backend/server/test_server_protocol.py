@@ -136,7 +136,9 @@ def test_every_step_previewed_when_client_keeps_up():
 
     async def scenario():
         async with running_server(engine) as server, TestClient.connect(server.url) as client:
-            await client.send(submit(job("p1", size=256, steps=6, preview_max_side=64, preview_format="png")))
+            request = job("p1", size=256, context=Rect(0, 0, 256, 256), region=Rect(16, 32, 200, 100),
+                          steps=6, preview_max_side=64, preview_format="png")
+            await client.send(submit(request))
             trace = None
             seen = 0
             while trace is None or trace.final is None:
@@ -148,7 +150,7 @@ def test_every_step_previewed_when_client_keeps_up():
                     engine.advance()  # the next step only after this preview arrived
             assert [h.step for h, _ in trace.previews] == [1, 2, 3, 4, 5, 6]
             for header, payload in trace.previews:
-                assert header.rect == Rect(0, 0, 256, 256) and header.total == 6
+                assert header.rect == Rect(16, 32, 200, 100) and header.total == 6
                 assert (header.width, header.height) == (64, 32)  # longest side scaled to preview_max_side
                 picture = decode_png(payload)
                 assert picture.shape == (32, 64, 4) and tuple(picture[0, 0, :3]) == (header.step, 255 - header.step, 0)

@@ -7,7 +7,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from latentbrush.backend.upscale.plan import PassPlan, model_passes, output_size, pass_tile_count
+from latentbrush.backend.upscale.plan import PassPlan, model_passes, output_size
 from latentbrush.protocol import Rect, Size, UpscaleParams
 
 
@@ -62,9 +62,5 @@ def test_passes_reach_the_target_without_overshooting_a_whole_pass(w: int, h: in
             assert last.width <= target.width + scale - 1 and last.height <= target.height + scale - 1
 
 
-def test_pass_plan_output_and_tile_count() -> None:
+def test_pass_plan_output() -> None:
     assert PassPlan(Size(3, 5), 4).output == Size(12, 20)
-    assert pass_tile_count(Size(1024, 1024), 512, 32) == 9
-    assert pass_tile_count(Size(992, 500), 512, 32) == 2
-    assert pass_tile_count(Size(4000, 4000), 0, 32) == 1  # untiled
-    assert pass_tile_count(Size(100, 100), 50, 8, multiple_of=16) == 9  # tile fitted to 48

@@ -26,8 +26,12 @@ def test_names_list_models_in_both_folders_best_first_and_lanczos_last(models_di
         "esrgan/2x-tiny-esrgan.pth",
         LANCZOS,
     }
-    sizes = [(models_dir / "upscale" / n).stat().st_size if (models_dir / "upscale" / n).exists()
-             else (models_dir / "upscale_models" / n).stat().st_size for n in names[:-1]]
+    sizes = [
+        (models_dir / "upscale" / n).stat().st_size
+        if (models_dir / "upscale" / n).exists()
+        else (models_dir / "upscale_models" / n).stat().st_size
+        for n in names[:-1]
+    ]
     assert sizes == sorted(sizes, reverse=True), "all names say a scale, so the largest file comes first"
 
 
@@ -110,7 +114,9 @@ def expect_refusal(registry: UpscalerRegistry, name: str, code: ErrorCode, *word
 def test_random_bytes_safetensors_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "upscale").mkdir()
     (tmp_path / "upscale" / "4x-broken.safetensors").write_bytes(os.urandom(300))
-    expect_refusal(UpscalerRegistry(tmp_path), "4x-broken.safetensors", ErrorCode.NOT_SUPPORTED, "4x-broken.safetensors")
+    expect_refusal(
+        UpscalerRegistry(tmp_path), "4x-broken.safetensors", ErrorCode.NOT_SUPPORTED, "4x-broken.safetensors"
+    )
 
 
 def test_truncated_and_garbage_pth_are_clear_errors(tmp_path: Path, models_dir: Path) -> None:
@@ -151,7 +157,9 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path: Path) -
 def test_unknown_architecture_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "upscale").mkdir()
     save_file({"foo.weight": torch.zeros(3, 3)}, str(tmp_path / "upscale" / "mystery.safetensors"))
-    expect_refusal(UpscalerRegistry(tmp_path), "mystery", ErrorCode.NOT_SUPPORTED, "mystery.safetensors", "architecture")
+    expect_refusal(
+        UpscalerRegistry(tmp_path), "mystery", ErrorCode.NOT_SUPPORTED, "mystery.safetensors", "architecture"
+    )
 
 
 def test_ckpt_and_pt_files_are_not_listed_and_refused_by_name(tmp_path: Path, models_dir: Path) -> None:

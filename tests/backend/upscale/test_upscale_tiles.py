@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -20,24 +22,33 @@ from latentbrush.backend.upscale.tiles import (
 )
 
 
-def check_spans(spans: tuple[Span, ...], length: int, tile: int, overlap: int) -> None:
+def check_spans(spans: tuple[Span, ...], length: int, tile: int, overlap: int, multiple_of: int = 1) -> None:
     assert spans[0].start == 0
     assert spans[-1].end == length
     if length <= tile:
         assert spans == (Span(0, length),)
         return
-    assert all(s.length == tile for s in spans), "every tile has the full size"
-    for a, b in zip(spans, spans[1:], strict=False):
+    side = spans[0].length
+    assert all(s.length == side for s in spans), "every tile has the same size"
+    assert side % multiple_of == 0 or side == length
+    if tile % multiple_of == 0:
+        assert side <= tile
+    overlap = clamp_overlap(tile, overlap)
+    for a, b in itertools.pairwise(spans):
         assert a.start < b.start, "tiles advance"
-        assert a.end - b.start >= clamp_overlap(tile, overlap), "neighbours overlap at least as asked"
-    # no more tiles than needed: one fewer could not cover the length with that overlap
-    stride = tile - clamp_overlap(tile, overlap)
-    assert (len(spans) - 2) * stride + tile < length
+        assert a.end - b.start >= overlap, "neighbours overlap at least as asked"
+    # as few tiles as the tile size allows ...
+    assert (len(spans) - 2) * (tile - overlap) + tile < length
+    # ... and each no longer than needed for that count (before rounding up to multiple_of)
+    assert (side - multiple_of) * len(spans) - (len(spans) - 1) * overlap < length
 
 
-@given(st.integers(1, 3000), st.integers(1, 600), st.integers(0, 700))
-def test_axis_spans_cover_evenly_with_at_least_the_overlap(length: int, tile: int, overlap: int) -> None:
-    check_spans(axis_spans(length, tile, overlap), length, tile, overlap)
+@given(st.integers(1, 3000), st.integers(1, 600), st.integers(0, 700), st.sampled_from([1, 1, 2, 8, 16]))
+def test_axis_spans_cover_evenly_with_at_least_the_overlap(
+    length: int, tile: int, overlap: int, multiple_of: int
+) -> None:
+    tile = max(tile // multiple_of * multiple_of, multiple_of)
+    check_spans(axis_spans(length, tile, overlap, multiple_of), length, tile, overlap, multiple_of)
 
 
 @pytest.mark.parametrize(
@@ -45,15 +56,27 @@ def test_axis_spans_cover_evenly_with_at_least_the_overlap(length: int, tile: in
     [
         (100, 512, 32, [(0, 100)]),  # smaller than a tile
         (512, 512, 32, [(0, 512)]),  # exactly one tile
-        (513, 512, 32, [(0, 512), (1, 513)]),  # one pixel more: the second tile shifts in
-        (1024, 512, 32, [(0, 512), (256, 768), (512, 1024)]),  # stride 480 would leave a gap: 3 tiles
-        (992, 512, 32, [(0, 512), (480, 992)]),  # exactly two with a 32 px overlap
+        (513, 512, 32, [(0, 273), (240, 513)]),  # one pixel more: two tiles, each just large enough
+        (1024, 512, 32, [(0, 363), (331, 694), (661, 1024)]),  # 2 x 512 cannot overlap by 32: 3 x 363
+        (992, 512, 32, [(0, 512), (480, 992)]),  # exactly two full tiles with a 32 px overlap
         (7, 3, 1, [(0, 3), (2, 5), (4, 7)]),  # odd sizes
         (10, 4, 0, [(0, 4), (3, 7), (6, 10)]),  # no overlap asked: evenly spread, never a gap
     ],
 )
 def test_axis_spans_examples(length: int, tile: int, overlap: int, expected: list[tuple[int, int]]) -> None:
     assert [tuple(s) for s in axis_spans(length, tile, overlap)] == expected
+
+
+def test_axis_spans_round_the_tile_up_to_the_multiple() -> None:
+    assert [tuple(s) for s in axis_spans(1024, 512, 32, multiple_of=16)] == [(0, 368), (328, 696), (656, 1024)]
+
+
+def test_square_grid_uses_one_side_for_both_axes() -> None:
+    grid = tile_grid(1024, 600, 512, 32, square=True)
+    assert {c.length for c in grid.columns} == {r.length for r in grid.rows} == {363}
+    assert grid.columns[-1].end == 1024 and grid.rows[-1].end == 600
+    plain = tile_grid(1024, 600, 512, 32)
+    assert plain.rows[0].length == 316  # (600 + 32) / 2
 
 
 def test_axis_spans_rejects_empty() -> None:
@@ -65,7 +88,7 @@ def test_axis_spans_rejects_empty() -> None:
 def test_partition_spans_abut_and_differ_by_at_most_one(length: int, tile: int) -> None:
     spans = partition_spans(length, tile)
     assert spans[0].start == 0 and spans[-1].end == length
-    assert all(a.end == b.start for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(spans))
     lengths = {s.length for s in spans}
     assert max(lengths) <= tile and max(lengths) - min(lengths) <= 1
     assert len(spans) == -(-length // tile)
@@ -107,13 +130,13 @@ def test_weights_are_positive_and_sum_to_one_where_two_tiles_overlap(
 
 
 def test_weight_is_one_inside_and_ramps_only_towards_neighbours() -> None:
-    spans = axis_spans(1400, 512, 32)  # (0,512) (444,956) (888,1400): 68 px overlaps
-    assert [tuple(s) for s in spans] == [(0, 512), (444, 956), (888, 1400)]
+    spans = axis_spans(1400, 512, 32)
+    assert [tuple(s) for s in spans] == [(0, 488), (456, 944), (912, 1400)]  # 32 px overlaps
     first, middle, last = (axis_weights(spans, i) for i in range(3))
-    assert np.all(first[: 512 - 68] == 1.0) and first[-1] < 0.01  # the image-edge side is not ramped
-    assert middle[0] < 0.01 and middle[-1] < 0.01 and np.all(middle[68 : 512 - 68] == 1.0)
-    assert np.all(last[68:] == 1.0) and last[0] < 0.01
-    assert np.all(np.diff(middle[:68]) > 0) and np.all(np.diff(middle[-68:]) < 0)
+    assert np.all(first[: 488 - 32] == 1.0) and first[-1] < 0.02  # the image-edge side is not ramped
+    assert middle[0] < 0.02 and middle[-1] < 0.02 and np.all(middle[32 : 488 - 32] == 1.0)
+    assert np.all(last[32:] == 1.0) and last[0] < 0.02
+    assert np.all(np.diff(middle[:32]) > 0) and np.all(np.diff(middle[-32:]) < 0)
 
 
 @given(

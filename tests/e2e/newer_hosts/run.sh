@@ -49,6 +49,7 @@ if ! "$ROOT/installers/chroots/build.sh" "${needed[@]}"; then
 fi
 
 # ------------------------------------------------------------------------------------ backend
+case "$OUT" in /*/*) ;; *) echo "run.sh: LB_E2E_OUT must be an absolute path below a folder, not '$OUT'" >&2; exit 2 ;; esac
 rm -rf "$OUT"; mkdir -p "$OUT"
 lb_log "== backend: $PY -m latentbrush.backend (tiny model)"
 HF_HUB_OFFLINE=1 "$PY" -m latentbrush.backend --port 0 --token-file "$OUT/token" \
@@ -78,8 +79,8 @@ in_test_chroot() {  # $1 = chroot name, $2 = out subfolder (HOME and E2E_OUT), r
 }
 
 # ------------------------------------------------------------------------------------ GIMP
-run_gimp() {  # $1 = target, $2 = chroot, $3 = GIMP version, $4 = gui|console
-  local target=$1 chroot=$2 version=$3 mode=$4 log rc=0 t
+run_gimp() {  # $1 = target, $2 = chroot, $3 = GIMP version, $4 = gui|console, $5 = shot (screenshot too)
+  local target=$1 chroot=$2 version=$3 mode=$4 shot=${5:-} log rc=0 t
   log="$OUT/$target/gimp.log"; t=$(date +%s)
   mkdir -p "$OUT/$target/home"
   lb_log "== $target: GIMP $version ($mode) in $chroot"
@@ -87,10 +88,13 @@ run_gimp() {  # $1 = target, $2 = chroot, $3 = GIMP version, $4 = gui|console
       >"$OUT/$target/install.log" 2>&1; then
     fail "$target" "install (installers/gimp_install.py)" "$OUT/$target/install.log"; return
   fi
+  # no "Welcome" dialog over the canvas (GUI runs take the screenshot)
+  printf '(show-welcome-dialog no)\n' >"$OUT/$target/home/.config/GIMP/$version/gimprc"
   mount_for_tests "$chroot"
   local batch=(--batch-interpreter=python-fu-eval -b 'exec(open("/lb/tests/e2e/newer_hosts/gimp_scenario.py").read())')
   if [ "$mode" = gui ]; then
-    in_test_chroot "$chroot" "$target" E2E_SCREENSHOT=1 timeout -k 10 300 \
+    # GUI under Xvfb: real displays, and Ctrl+Z sent with xdotool checks the undo steps
+    in_test_chroot "$chroot" "$target" E2E_GUI=1 E2E_SCREENSHOT="${shot:+1}" timeout -k 10 300 \
       xvfb-run -a -s "-screen 0 1440x900x24" "gimp-$version" --no-splash --quit "${batch[@]}" >"$log" 2>&1 || rc=$?
   else
     in_test_chroot "$chroot" "$target" timeout -k 10 300 \
@@ -109,8 +113,8 @@ run_gimp() {  # $1 = target, $2 = chroot, $3 = GIMP version, $4 = gui|console
   echo "PASS: $target (GIMP $version, $(( $(date +%s) - t ))s)"
 }
 
-wants gimp30 && run_gimp gimp30 trixie 3.0 console
-wants gimp32 && run_gimp gimp32 sid 3.2 gui
+wants gimp30 && run_gimp gimp30 trixie 3.0 gui
+wants gimp32 && run_gimp gimp32 sid 3.2 gui shot
 
 # ------------------------------------------------------------------------------------ Krita 6
 if wants krita6; then

@@ -1,0 +1,1 @@
+"""The ``latentbrush`` command: a headless host of the plugin core (see ``main.py``)."""

@@ -1,0 +1,137 @@
+"""The command handlers behind ``main.py``: load inputs, run jobs, write files, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from latentbrush.plugin.core.client import ClientError, ConnectError
+from latentbrush.plugin.core.controller import ControllerError
+from latentbrush.plugin.core.geometry import Bounds
+from latentbrush.plugin.core.requests import GenerationSettings, RequestError
+from latentbrush.plugin.core.token import TokenError
+from latentbrush.plugin.deps import MissingDependency
+from latentbrush.plugin.hosts.headless import HeadlessHost
+from PIL import Image, UnidentifiedImageError
+
+from .local_server import ServerStartError
+from .main import EXIT_CONNECT, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE
+from .session import ConnectOptions, PreviewWriter, connected, run_job, write_results
+
+OPERATIONS = {"inpaint": "inpaint", "img2img": "img2img", "generate": "txt2img", "upscale": "upscale"}
+DEFAULT_CANVAS = (512, 512)
+
+
+class InputError(ValueError):
+    """A file or option the command cannot use; the message names it."""
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "demo":
+            from .demo import run_demo
+
+            return asyncio.run(run_demo(args))
+        if args.command == "models":
+            return asyncio.run(list_models(args))
+        return asyncio.run(run_image_job(args))
+    except (InputError, RequestError, ControllerError) as exc:
+        print(f"latentbrush {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConnectError, ServerStartError, TokenError, MissingDependency) as exc:
+        print(f"latentbrush {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
+    except ClientError as exc:
+        print(f"latentbrush {args.command}: {exc}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+
+
+def connect_options(args: argparse.Namespace) -> ConnectOptions:
+    return ConnectOptions(url=args.url, token=args.token, token_file=args.token_file,
+                          local=getattr(args, "local", False), models=args.models, device=args.device)
+
+
+def load_image(path: str, what: str, mode: str) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{what} {path} is not a readable image: {exc}")
+
+
+def make_host(args: argparse.Namespace) -> HeadlessHost:
+    if args.input:
+        canvas = load_image(args.input, "input image", "RGBA")
+    else:
+        size = getattr(args, "size", None) or DEFAULT_CANVAS
+        canvas = Image.new("RGBA", size, (0, 0, 0, 0))
+    mask = rect = None
+    if getattr(args, "mask", None):
+        if getattr(args, "rect", None):
+            raise InputError("give --mask or --rect, not both")
+        mask = load_image(args.mask, "mask image", "L")
+        if mask.size != canvas.size:
+            raise InputError(f"mask {args.mask} is {mask.size[0]}x{mask.size[1]}, the input is "
+                             f"{canvas.size[0]}x{canvas.size[1]}: they must match")
+    elif getattr(args, "rect", None):
+        rect = Bounds(*args.rect)
+    return HeadlessHost(canvas, mask=mask, rect=rect)
+
+
+def settings_from(args: argparse.Namespace) -> GenerationSettings:
+    return GenerationSettings(
+        prompt=args.prompt, negative_prompt=args.negative, model=args.model, sampler=args.sampler,
+        steps=args.steps, cfg=args.cfg, seed=args.seed, strength=getattr(args, "strength", 1.0), batch=args.batch,
+        upscaler=getattr(args, "upscaler", ""), scale=getattr(args, "scale", 2.0),
+        refine=getattr(args, "refine", False), refine_strength=getattr(args, "refine_strength", 0.3),
+    )
+
+
+def default_output(args: argparse.Namespace) -> Path:
+    if args.output:
+        return Path(args.output)
+    stem = Path(args.input).stem if args.input else "latentbrush"
+    return Path(f"{stem}-{args.command}.png")
+
+
+async def run_image_job(args: argparse.Namespace) -> int:
+    op = OPERATIONS[args.command]
+    host = make_host(args)
+    settings = settings_from(args)
+    writer = PreviewWriter(Path(args.previews) if args.previews else None, args.command, host)
+    host.preview_sink = writer
+    started = time.monotonic()
+    async with connected(connect_options(args), verbose=not args.quiet) as client:
+        record = await run_job(client, host, op, settings, label=args.command, show_progress=not args.quiet,
+                               previews=True, preview_max_side=args.preview_max_side)
+    if record.state != "done":
+        print(f"latentbrush {args.command}: job {record.state}: {record.error or ''}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    written = write_results(host, default_output(args), Path(args.layer_out) if args.layer_out else None)
+    if not args.quiet:
+        seeds = ", ".join(str(s) for s in record.seeds) or "-"
+        print(f"{args.command}: {len(host.layers)} image(s), seed {seeds}, {host.preview_count} previews, "
+              f"{time.monotonic() - started:.1f} s", file=sys.stderr)
+    for path in written + writer.paths:
+        print(path)
+    return EXIT_OK
+
+
+async def list_models(args: argparse.Namespace) -> int:
+    async with connected(connect_options(args), verbose=False) as client:
+        hello = client.hello
+        answer = await client.query_models()
+    print(f"server {hello.server} on {hello.device} ({hello.dtype})")
+    print("models:")
+    for m in answer.models:
+        default = "  (default)" if m.name == answer.default_model else ""
+        kind = "inpaint " if m.inpaint else ""
+        print(f"  {m.name:32s} {m.base:6s} {kind}{m.resolution}px {m.source}{default}")
+    print("upscalers: " + ", ".join(answer.upscalers))
+    print("samplers:  " + ", ".join(answer.samplers))
+    return EXIT_OK

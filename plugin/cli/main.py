@@ -1,0 +1,135 @@
+"""``latentbrush``: inpaint, refine, generate and upscale image files through a latentbrush server.
+
+Heavy modules (Pillow, numpy, the client) load inside the command handlers, so ``--help`` is fast.
+Exit codes: 0 done, 1 the job failed or was cancelled, 2 bad arguments or input, 3 no server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
+
+
+def _rect(text: str) -> tuple[int, int, int, int]:
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"--rect wants x,y,width,height, got {text!r}")
+    try:
+        x, y, w, h = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rect wants four integers, got {text!r}")
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"--rect width and height must be at least 1, got {text!r}")
+    return x, y, w, h
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(p) for p in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size wants WIDTHxHEIGHT, got {text!r}")
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"--size must be positive, got {text!r}")
+    return w, h
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server")
+    g.add_argument("--url", help="server address (default ws://127.0.0.1:7860)")
+    g.add_argument("--token", help="server token (default: read the local token file)")
+    g.add_argument("--token-file", help="file holding the server token")
+    g.add_argument("--local", action="store_true", help="start a latentbrush-server for this command and stop it after")
+    g.add_argument("--models", metavar="DIR", help="with --local: the server's models folder")
+    g.add_argument("--device", help="with --local: auto, cuda, cpu, mps ...")
+
+
+def _add_generation(p: argparse.ArgumentParser, *, strength: float | None) -> None:
+    g = p.add_argument_group("generation")
+    g.add_argument("-p", "--prompt", default="", help="what to paint")
+    g.add_argument("--negative", default="", help="what to avoid")
+    g.add_argument("--model", default="", help="model name (default: the server's default; see `latentbrush models`)")
+    g.add_argument("--sampler", default="Euler a")
+    g.add_argument("--steps", type=int, default=20)
+    g.add_argument("--cfg", type=float, default=7.0)
+    g.add_argument("--seed", type=int, default=None, help="default: the server picks one")
+    if strength is not None:
+        g.add_argument("--strength", type=float, default=strength, help=f"0..1 (default {strength})")
+    g.add_argument("--batch", type=int, default=1, help="images to make (one layer each)")
+
+
+def _add_io(p: argparse.ArgumentParser, *, input_required: bool = True, selection: bool = True) -> None:
+    g = p.add_argument_group("files")
+    g.add_argument("input", nargs=None if input_required else "?", help="input image (PNG, JPEG, ...)")
+    if selection:
+        g.add_argument("--mask", help="mask image, white = repaint (same size as the input)")
+        g.add_argument("--rect", type=_rect, help="rectangular selection x,y,width,height instead of a mask")
+    g.add_argument("-o", "--output", help="composited result (default: <input>-<command>.png)")
+    g.add_argument("--layer-out", help="the result layer as RGBA PNG (default: <output>.layer.png)")
+    g.add_argument("--previews", metavar="DIR", help="save every preview frame as PNG in DIR")
+    g.add_argument("--preview-max-side", type=int, default=512, help="longest side of preview frames")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentbrush", description="Inpaint, refine, generate and upscale images through a latentbrush server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inpaint", help="repaint the masked part of an image")
+    _add_io(p)
+    _add_generation(p, strength=1.0)
+    _add_connection(p)
+
+    p = sub.add_parser("img2img", help="refine an image (or the masked part) at a strength")
+    _add_io(p)
+    _add_generation(p, strength=0.5)
+    _add_connection(p)
+
+    p = sub.add_parser("generate", help="paint from noise: the whole canvas, or the mask's area")
+    _add_io(p, input_required=False)
+    p.add_argument("--size", type=_size, default=None, help="canvas WIDTHxHEIGHT when there is no input image")
+    _add_generation(p, strength=None)
+    _add_connection(p)
+
+    p = sub.add_parser("upscale", help="enlarge an image with an upscaler model (or Lanczos)")
+    _add_io(p, selection=False)
+    g = p.add_argument_group("upscale")
+    g.add_argument("--upscaler", default="", help="upscaler name (default: the best installed; 'lanczos' = no model)")
+    g.add_argument("--scale", type=float, default=2.0)
+    g.add_argument("--refine", action="store_true", help="refine the upscaled image with img2img in tiles")
+    g.add_argument("--refine-strength", type=float, default=0.3)
+    _add_generation(p, strength=None)
+    _add_connection(p)
+
+    p = sub.add_parser("models", help="list the server's models, upscalers and samplers")
+    _add_connection(p)
+
+    p = sub.add_parser("demo", help="draw a sample picture and run inpaint, img2img and generate on a local server")
+    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--models", metavar="DIR", help="models folder (default: the built-in tiny model)")
+    p.add_argument("--device", help="auto, cuda, cpu, mps ...")
+    p.add_argument("--url", help="use this running server instead of starting one")
+    p.add_argument("--token", help=argparse.SUPPRESS)
+    p.add_argument("--token-file", help="token of the --url server")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .commands import run_command  # Pillow, numpy and the client load only now
+
+    try:
+        return run_command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_JOB_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

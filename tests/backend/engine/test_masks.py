@@ -1,0 +1,141 @@
+"""Mask math at the edges: 1-px masks, masks touching borders, odd sizes, empty and full masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentbrush.backend.ops import masks
+
+SHAPES = [(1, 1), (1, 7), (7, 1), (5, 9), (16, 16), (31, 17)]
+
+
+def brute_max(a: np.ndarray, r: int) -> np.ndarray:
+    """Reference square max filter with replicated borders."""
+    h, w = a.shape
+    out = np.empty_like(a)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = a[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1].max()
+    return out
+
+
+def random_mask(shape: tuple[int, int], seed: int, density: float = 0.2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(shape) < density, 255, 0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("radius", [0, 1, 2, 5, 40])
+def test_grow_matches_brute_force(shape: tuple[int, int], radius: int) -> None:
+    for seed in range(3):
+        mask = random_mask(shape, seed)
+        np.testing.assert_array_equal(masks.grow(mask, radius), brute_max(mask, radius))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_grow_and_erode_work_on_grey_values(shape: tuple[int, int]) -> None:
+    grey = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(masks.grow(grey, 2), brute_max(grey, 2))
+    np.testing.assert_array_equal(masks.erode(grey, 2), 255 - brute_max(255 - grey, 2))
+
+
+def test_single_pixel_grows_to_a_square() -> None:
+    mask = np.zeros((9, 11), np.uint8)
+    mask[4, 5] = 255
+    grown = masks.grow(mask, 2)
+    expected = np.zeros_like(mask)
+    expected[2:7, 3:8] = 255
+    np.testing.assert_array_equal(grown, expected)
+    assert not masks.erode(mask, 1).any()  # a 1-px mask erodes away
+
+
+def test_mask_touching_the_border_is_not_eroded_from_outside() -> None:
+    mask = np.zeros((10, 10), np.uint8)
+    mask[:, :4] = 255  # left band touching the left, top and bottom borders
+    eroded = masks.erode(mask, 1)
+    assert (eroded[:, :3] == 255).all()  # only the inner edge moved
+    assert not eroded[:, 3:].any()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("value", [0, 255])
+def test_uniform_masks_are_fixed_points(shape: tuple[int, int], value: int) -> None:
+    mask = np.full(shape, value, np.uint8)
+    for out in (masks.grow(mask, 3), masks.erode(mask, 3), masks.feather(mask, 7),
+                masks.composite_mask(mask, mask, 6)):
+        np.testing.assert_array_equal(out, mask)
+
+
+def test_feather_spreads_exactly_radius_pixels() -> None:
+    mask = np.zeros((41, 41), np.uint8)
+    mask[20, 20] = 255
+    mask[15:26, 15:26] = 255
+    for radius in (1, 2, 3, 7, 10):
+        soft = masks.blur(mask, radius)
+        reach = masks.grow(mask, radius) > 0
+        assert (soft[~reach] == 0).all(), radius  # nothing beyond the radius
+        assert (soft[reach] > 0).all(), radius  # and everything within it is touched
+
+
+def test_blur_preserves_mass_away_from_borders() -> None:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 25:35] = 255
+    assert masks.blur(mask, 9).sum() == pytest.approx(mask.astype(np.float64).sum())
+
+
+def test_feather_is_monotone_and_symmetric() -> None:
+    mask = np.zeros((1, 21), np.uint8)
+    mask[0, 10:] = 255
+    row = masks.feather(mask, 6)[0].astype(int)
+    assert (np.diff(row) >= 0).all()
+    assert row[0] == 0 and row[-1] == 255
+    assert row[10] + row[9] == pytest.approx(255, abs=2)  # the half-way point sits on the edge
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("grow", "feather", "blend"), [(0, 0, 0), (1, 2, 3), (4, 0, 8), (0, 5, 1), (10, 10, 10)])
+def test_composite_alpha_is_zero_outside_the_grown_mask(
+    shape: tuple[int, int], grow: int, feather: int, blend: int
+) -> None:
+    for seed in range(2):
+        mask = random_mask(shape, seed, density=0.1)
+        grown, soft = masks.denoise_mask(mask, grow, feather)
+        alpha = masks.composite_mask(soft, grown, blend)
+        assert alpha.dtype == np.uint8 and alpha.shape == shape
+        assert not alpha[grown == 0].any()
+        np.testing.assert_array_equal(grown, brute_max(mask, grow))
+
+
+def test_composite_alpha_is_opaque_deep_inside() -> None:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:56, 8:56] = 255
+    grown, soft = masks.denoise_mask(mask, 4, 4)
+    alpha = masks.composite_mask(soft, grown, 8)
+    assert (alpha[20:44, 20:44] == 255).all()
+    assert 0 < alpha[8, 32] < 255  # soft at the original edge
+
+
+def test_composite_without_blend_is_the_grown_mask() -> None:
+    mask = random_mask((20, 30), 4)
+    grown, soft = masks.denoise_mask(mask, 2, 0)
+    np.testing.assert_array_equal(masks.composite_mask(soft, grown, 0), grown)
+
+
+def test_masks_must_be_2d_uint8() -> None:
+    with pytest.raises(ValueError, match="2-D uint8"):
+        masks.grow(np.zeros((4, 4), np.float32), 1)
+    with pytest.raises(ValueError, match="2-D uint8"):
+        masks.feather(np.zeros((4, 4, 1), np.uint8), 1)
+
+
+def test_resize_helpers() -> None:
+    mask = random_mask((13, 7), 2)
+    assert masks.resize_mask(mask, 7, 13) is not mask
+    np.testing.assert_array_equal(masks.resize_mask(mask, 7, 13), mask)
+    assert masks.resize_mask(mask, 70, 130).shape == (130, 70)
+    rgb = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(masks.resize_rgb(rgb, 11, 9), rgb)
+    assert masks.resize_rgb(rgb, 33, 27).shape == (27, 33, 3)
+    full = np.full((10, 10), 255, np.uint8)
+    assert (masks.resize_mask(full, 3, 5) == 255).all()

@@ -1,0 +1,94 @@
+"""Real Krita 5 under Xvfb: the installed plugin, its document adapter, and full jobs on the tiny model.
+
+Run: ``.venv/bin/python -m pytest tests/e2e/krita -m krita`` (needs apt packages krita, python3-pyqt5,
+xvfb, xauth). The scripts in ``scripts/`` run inside Krita and write JSON; the asserts are here.
+"""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from krita_runner import missing_tools, prepare_profile, run_script
+
+pytestmark = [pytest.mark.krita, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCS_IMAGES = ROOT / "docs" / "images"
+
+
+@pytest.fixture(scope="module")
+def krita_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("krita-home")
+    prepare_profile(home)
+    return home
+
+
+def kra_layer_names(path: str) -> list[str]:
+    with zipfile.ZipFile(path) as z:
+        assert z.read("mimetype") == b"application/x-krita"
+        xml = z.read("maindoc.xml").decode()
+    return [part.split('"', 1)[0] for part in xml.split(' name="')[1:]]
+
+
+def test_document_adapter_in_real_krita(krita_home, tmp_path):
+    run = run_script(krita_home, "adapter_e2e", tmp_path, timeout_s=150)
+    r = run.results
+    assert run.rc == 0 and run.e2e_rc == "0" and r.get("ok"), run.describe()
+
+    # the plugin is registered: extension, docker, actions with their default shortcuts
+    assert "LatentbrushExtension" in r["extensions"]
+    assert r["docker_found"], r
+    assert {"latentbrush_prompt", "latentbrush_inpaint", "latentbrush_cancel", "latentbrush_history"} <= set(
+        r["docker_widgets"])
+    assert r["actions"]["latentbrush_inpaint"] == "Ctrl+Shift+Return"
+    assert r["actions"]["latentbrush_refine"] == "Ctrl+Alt+Shift+R"
+    assert r["actions"]["latentbrush_cancel"] == "Ctrl+Alt+Shift+X"
+
+    # selections: feathered (partial coverage), clipped at the edge, none
+    feathered = r["feathered_selection"]
+    assert feathered["bounds"] == [192, 142, 116, 96] and feathered["max"] == 255 and feathered["partial_values"] > 5
+    assert r["edge_selection_bounds"] == [0, 300, 70, 84]
+    assert r["outside_selection"] and r["no_selection"]
+
+    # reads: transparent past the canvas, BGRA inside
+    assert r["read_past_edge"]["corner"] == [0, 0, 0, 0] and r["read_past_edge"]["format"] == "bgra8"
+    assert r["read_past_edge"]["inside"][3] == 255
+    assert r["read_red_block"] == [30, 30, 220, 255]
+
+    # preview: one locked layer on top, at the context box, updated every frame
+    frames = r["preview_frames"]
+    assert [f["count"] for f in frames] == [1] * 5 and all(f["locked"] for f in frames)
+    assert all(f["bounds"] == [136, 92, 224, 192] and f["center_matches"] for f in frames)
+
+    # result: a layer at the region, one undo step, nothing else changed, undo restores the image
+    res = r["result"]
+    assert res["layers"][-1][0] == "[Generated] a test (1234)" and res["bounds"] == [190, 140, 120, 100]
+    assert res["undo_added"] == ["Add Layer"]
+    assert res["changed_outside_opaque_box"] == 0 and res["changed_inside_opaque_box"] > 0
+    assert r["after_undo"] == {"layers": ["Background"], "image_restored": True}
+
+    # cancel: the preview goes away and the image is as before
+    cancel = r["cancel"]
+    assert cancel["during"] == ["Background", "[Preview]"] and cancel["after"] == ["Background"]
+    assert cancel["image_restored"] and cancel["undo_added"] == ["Add Layer", "Remove Layer"]
+
+    # batch: one group, one undo step for it
+    batch = r["batch"]
+    assert batch["layers"][-1][0] == "[Generated] batch test" and len(batch["layers"][-1][5]) == 3
+    assert batch["undo_added"] == ["Add Layer"] and batch["after_undo"] == ["Background"]
+
+    # upscale: the document doubles, the result covers it
+    assert r["upscale"]["size"] == [1024, 768] and r["upscale"]["bounds"] == [0, 0, 1024, 768]
+    assert r["upscale"]["undo_added"][-2:] == ["Scale Image", "Add Layer"]
+
+    # 16-bit documents, unsupported colour models
+    assert r["u16"]["read"] == [0x12, 0x56, 0x9A, 0xFF]
+    assert r["u16"]["written"] == [1, 1, 2, 2, 3, 3, 255, 255]
+    assert "CMYKA/U8" in r["cmyk_message"] and "Convert Image Color Space" in r["cmyk_message"]
+
+    assert r["saved"] and "[Preview]" not in kra_layer_names(r["kra"])
+    print(f"\nKrita {r['krita']} ({r['qt_api']}, Python {r['python']}): preview update "
+          f"{', '.join(f'{ms:.1f}' for ms in r['preview_update_ms'])} ms; run {run.seconds:.0f} s", file=sys.stderr)

@@ -1,0 +1,69 @@
+"""LocalServer: starts a command, learns its URL from the "listening" line, reports failures."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from latentbrush.plugin.hosts.krita.server_process import LocalServer, split_command
+from qt_wait import spin_until
+
+# stands in for latentbrush-server: checks it was asked for any free port, then announces one
+FAKE_SERVER = (
+    "import sys, time; assert sys.argv[sys.argv.index('--port') + 1] == '0'; print('loading models'); "
+    "print('latentbrush-server listening on ws://127.0.0.1:4567', flush=True); time.sleep(60)"
+)
+
+
+@pytest.fixture
+def server(qapp):
+    s = LocalServer()
+    yield s
+    s.stop(2000)
+
+
+def events(server: LocalServer) -> dict[str, list]:
+    seen: dict[str, list] = {"listening": [], "failed": [], "stopped": []}
+    server.listening.connect(seen["listening"].append)
+    server.failed.connect(seen["failed"].append)
+    server.stopped.connect(seen["stopped"].append)
+    return seen
+
+
+def test_listening_line_gives_the_url_and_stop_ends_the_process(server):
+    seen = events(server)
+    server.start([sys.executable, "-c", FAKE_SERVER])
+    spin_until(lambda: seen["listening"], "the listening line")
+    assert seen["listening"] == ["ws://127.0.0.1:4567"] and server.url == "ws://127.0.0.1:4567"
+    assert "loading models" in server.recent_output()
+    assert server.running
+    server.stop(5000)
+    spin_until(lambda: seen["stopped"], "the stop")
+    assert not server.running and seen["failed"] == []
+
+
+def test_a_server_that_exits_early_reports_its_output(server):
+    seen = events(server)
+    server.start([sys.executable, "-c", "print('no CUDA and no luck'); raise SystemExit(3)"])
+    spin_until(lambda: seen["failed"], "the failure")
+    assert "code 3" in seen["failed"][0] and "no CUDA and no luck" in seen["failed"][0]
+
+
+def test_a_missing_program_is_a_failure_not_an_exception(server):
+    seen = events(server)
+    server.start(["/nonexistent/latentbrush-server"])
+    spin_until(lambda: seen["failed"], "the failure")
+    assert "cannot start the server" in seen["failed"][0]
+
+
+def test_no_command_and_nothing_on_path_explains_what_to_do(server, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    seen = events(server)
+    server.start(split_command(""))
+    assert "not on PATH" in seen["failed"][0]
+
+
+def test_split_command_keeps_quoted_arguments():
+    assert split_command("'/my venv/bin/python' -m latentbrush.backend --models \"/a b\"") == [
+        "/my venv/bin/python", "-m", "latentbrush.backend", "--models", "/a b",
+    ]

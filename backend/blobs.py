@@ -1,14 +1,15 @@
 """Content-addressed cache of decoded uploads with a byte budget (least recently used dropped first).
 
 Uploads are addressed by the sha256 of their bytes, so a client asks ``query_blobs`` and sends
-only the crops the server lacks. The cache holds *decoded* pixels (checked once, at upload);
-a job takes references to the arrays it needs at submit, so evicting a blob later never pulls
-pixels from under a queued job. Used only from the event loop thread: no locking.
+only the crops the server lacks. The cache holds *decoded* pixels (checked once, at upload).
+Blobs of queued and running jobs are pinned (SPEC.md 8: they stay), and a job holds references
+to its arrays anyway, so eviction never pulls pixels from under it. Used only from the event
+loop thread: no locking.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import numpy as np
 
@@ -18,6 +19,7 @@ class BlobCache:
         self._budget = budget_bytes
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._pins: Counter[str] = Counter()
 
     @property
     def nbytes(self) -> int:
@@ -45,9 +47,25 @@ class BlobCache:
             self._bytes -= old.nbytes
         self._items[key] = pixels
         self._bytes += pixels.nbytes
-        while self._bytes > self._budget and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            self._bytes -= dropped.nbytes
+        self._evict(keep=key)
+
+    def pin(self, key: str) -> None:
+        """Keep ``key`` while a job needs it (pins count; one ``unpin`` per ``pin``)."""
+        self._pins[key] += 1
+
+    def unpin(self, key: str) -> None:
+        self._pins[key] -= 1
+        if self._pins[key] <= 0:
+            del self._pins[key]
+            self._evict(keep=None)
+
+    def _evict(self, keep: str | None) -> None:
+        if self._bytes <= self._budget:
+            return
+        for key in [k for k in self._items if k != keep and k not in self._pins]:  # oldest first
+            self._bytes -= self._items.pop(key).nbytes
+            if self._bytes <= self._budget:
+                return
 
     def partition(self, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(have, missing) in the order asked; asking counts as use, so held blobs stay fresh."""

@@ -148,11 +148,14 @@ class Engine:
                     return self._run_upscale(job, image, events)
                 model = self._load(job.model)
                 return run_diffusion(model, job, image, mask, events)
-            except torch.cuda.OutOfMemoryError as exc:
-                torch.cuda.empty_cache()
+            except RuntimeError as exc:  # torch.cuda.OutOfMemoryError and MPS's plain RuntimeError
+                if "out of memory" not in str(exc).lower():
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
                 raise EngineError(
                     ErrorCode.OUT_OF_MEMORY,
-                    f"out of GPU memory ({str(exc).splitlines()[0][:160]}); try a smaller size, batch, "
+                    f"out of GPU memory ({str(exc).splitlines()[0][:160]}); try a smaller size or batch, "
                     "or start the server with CPU offload / VAE tiling",
                 ) from exc
 

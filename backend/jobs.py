@@ -58,6 +58,10 @@ class JobRecord:
     def retained_bytes(self) -> int:
         return sum(len(f) for f in self.frames)
 
+    @property
+    def blob_keys(self) -> tuple[str, ...]:
+        return tuple(key for key in (self.request.image, self.request.mask) if key is not None)
+
     def release_inputs(self) -> None:
         """Drop the pixels the engine needed; a finished job keeps only what it sends back."""
         self.image = None

@@ -71,8 +71,10 @@ class LatentbrushServer:
         self._token = token
         self._limits = config.limits()
         self._worker = Worker(engine_factory)
-        self._service = JobService(self._worker, max_queue=config.max_queue, retention_bytes=config.retention_bytes)
         self._blobs = BlobCache(config.blob_cache_bytes)
+        self._service = JobService(
+            self._worker, self._blobs, max_queue=config.max_queue, retention_bytes=config.retention_bytes
+        )
         self._info: Any = None
         self._ws_server: Server | None = None
 

@@ -31,6 +31,7 @@ from latentbrush.protocol import (
     encode_message,
 )
 
+from .blobs import BlobCache
 from .jobs import CANCELLED, DONE, ERROR, QUEUED, STARTED, FairQueue, JobRecord
 from .outbox import Outbox
 from .results import encode_results, json_safe
@@ -66,8 +67,9 @@ class Session:
 
 
 class JobService:
-    def __init__(self, worker: Worker, *, max_queue: int, retention_bytes: int) -> None:
+    def __init__(self, worker: Worker, blobs: BlobCache, *, max_queue: int, retention_bytes: int) -> None:
         self._worker = worker
+        self._blobs = blobs
         self._max_queue = max_queue
         self._retention_bytes = retention_bytes
         self.sessions: dict[str, Session] = {}
@@ -159,7 +161,10 @@ class JobService:
         log.info("session %s expired with %d jobs", session.client_id, len(session.jobs))
         del self.sessions[session.client_id]
         for record in session.jobs.values():
-            if self._queue.remove(session.client_id, record.job_id) is None and not record.is_final:
+            if self._queue.remove(session.client_id, record.job_id) is not None:
+                for key in record.blob_keys:  # never reaches _finish
+                    self._blobs.unpin(key)
+            elif not record.is_final:
                 record.cancel.set()  # running: nobody will ever collect it
             self._forget_retained(record)
         session.jobs.clear()
@@ -178,6 +183,8 @@ class JobService:
             return ProtocolError(ErrorCode.QUEUE_FULL, f"this client has {unfinished} unfinished jobs already")
         session.jobs[record.job_id] = record
         session.remember(record.job_id)
+        for key in record.blob_keys:
+            self._blobs.pin(key)
         self._queue.push(record)
         self._announce_positions()
         self._wake.set()
@@ -218,7 +225,6 @@ class JobService:
 
     def on_started(self, record: JobRecord, total: int, seed: int | None) -> None:
         record.state, record.total, record.seed = STARTED, total, seed
-        record.started_at = record.started_at or time.monotonic()
         self._send(record, Started(record.job_id, total, seed))
 
     def on_progress(self, record: JobRecord, step: int, total: int, stage: str) -> None:
@@ -240,6 +246,7 @@ class JobService:
                 await self._wake.wait()
                 continue
             record.position = None
+            record.started_at = time.monotonic()
             self._running = record
             self._announce_positions()
             job = record.request
@@ -287,15 +294,17 @@ class JobService:
     def _finish(self, record: JobRecord, final: Any, state: str) -> None:
         record.state, record.final, record.finished_at = state, final, time.monotonic()
         record.release_inputs()
+        for key in record.blob_keys:
+            self._blobs.unpin(key)
         session = self.sessions.get(record.client_id)
         if session is None or session.jobs.get(record.job_id) is not record:
             record.frames = ()  # its session expired: nobody can collect it
             return
         self._retained[record] = None
         self._retained_bytes += record.retained_bytes
-        self._enforce_retention()
         if session.outbox is not None:
-            self._send_final(session, record)
+            self._send_final(session, record)  # queued on the connection before the budget can drop it
+        self._enforce_retention()
 
     def _send_final(self, session: Session, record: JobRecord) -> None:
         if session.outbox is None:

@@ -128,18 +128,20 @@ def child(case: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     base_rss = _rss_mb()
     base_cuda = torch.cuda.memory_allocated() / 2**20 if cuda else 0.0
-    times = []
+    times, cpu_times = [], []
     events = _Events()
     out = None
     for _ in range(case["repeat"]):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         out = run_upscale(job(size), image, events, upscalers=registry, refine=None)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         **case,
         "seconds": statistics.median(times),
         "seconds_min": min(times),
+        "cpu_seconds": statistics.median(cpu_times),
         "tiles": events.tiles,
         "tile_used": out.info.get("tile"),
         "peak_rss_mb": peak_rss,
@@ -200,8 +202,8 @@ def main() -> None:
     dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
     print(f"# bench_upscale on {machine(args.device)}; device {args.device} {dtype}; {time.strftime('%Y-%m-%d')}")
     header = (
-        f"{'arch':8} {'input':>6} {'mode':8} {'tiles':>5} {'seconds':>8} {'peak MB':>8} {'+base MB':>8}  "
-        f"{'time x':>6} {'mem x':>6}  tiled vs untiled |diff| max/mean"
+        f"{'arch':8} {'input':>6} {'mode':8} {'tiles':>5} {'seconds':>8} {'cpu s':>8} {'peak MB':>8} {'+base MB':>8}  "
+        f"{'time x':>6} {'cpu x':>6} {'mem x':>6}  tiled vs untiled |diff| max/mean"
     )
     print(header)
     rows = []
@@ -231,19 +233,20 @@ def main() -> None:
                     peak_key = "peak_cuda_mb" if "peak_cuda_mb" in row else "peak_rss_mb"
                     line = (
                         f"{arch:8} {size:>6} {mode:8} {row['tiles']:>5} {row['seconds']:>8.2f} "
-                        f"{row[peak_key]:>8.0f} {row[mem_key]:>8.0f}"
+                        f"{row['cpu_seconds']:>8.2f} {row[peak_key]:>8.0f} {row[mem_key]:>8.0f}"
                     )
                     base = pair.get("untiled", {})
                     if mode == "tiled" and "error" not in base:
                         diff = np.abs(np.load(case["save"]).astype(np.int16) - np.load(base["save"]).astype(np.int16))
                         row.update(
                             time_ratio=row["seconds"] / base["seconds"],
+                            cpu_ratio=row["cpu_seconds"] / max(base["cpu_seconds"], 1e-9),
                             mem_ratio=row[mem_key] / max(base[mem_key], 1e-9),
                             diff_max=int(diff.max()),
                             diff_mean=float(diff.mean()),
                         )
                         line += (
-                            f"  {row['time_ratio']:>6.2f} {row['mem_ratio']:>6.2f}  "
+                            f"  {row['time_ratio']:>6.2f} {row['cpu_ratio']:>6.2f} {row['mem_ratio']:>6.2f}  "
                             f"{row['diff_max']}/{row['diff_mean']:.3f}"
                         )
                     print(line, flush=True)

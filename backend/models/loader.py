@@ -278,10 +278,6 @@ class LoadedModel:
             self._offloaded = pipe
         return pipe
 
-    @property
-    def execution_device(self) -> torch.device:
-        return next(iter(self._pipes.values()))._execution_device
-
 
 class PipelineCache:
     """Loaded models, least recently used first out when a new one would pass the byte budget."""
@@ -314,6 +310,13 @@ class PipelineCache:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    def adopt(self, entry: ModelEntry, pipe: DiffusionPipeline) -> LoadedModel:
+        """Cache a pipeline built elsewhere (benchmarks build full-size random-weight models in memory)."""
+        model = LoadedModel(entry, pipe, self.placement)
+        model.taesd = self._taesd.setdefault(entry.family, load_taesd(self.taesd_dir, entry.family, self.placement))
+        self._models[entry.name] = model
+        return model
 
     def get(self, entry: ModelEntry) -> tuple[LoadedModel, ModelEntry]:
         """The loaded model (loading it if needed) and the entry as loading refined it."""

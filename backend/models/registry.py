@@ -194,6 +194,10 @@ class ModelRegistry:
             raise EngineError(error.code, error.message, error.field)
         return self._entries[name or self.default]
 
+    def add(self, entry: ModelEntry) -> None:
+        """Offer one more model (benchmarks and embedders that build pipelines themselves)."""
+        self._add(entry)
+
     def update(self, entry: ModelEntry) -> None:
         """Record what loading taught us (a Hub model's base)."""
         if entry.name in self._entries:

@@ -21,12 +21,18 @@ from latentbrush.protocol.messages import MAX_SEED, Size
 from ..events import EngineError, JobEvents, JobOutput, RefineFn
 from ..models.loader import LoadedModel
 from . import masks
+from .cancel import raise_if_cancelled
 from .denoise import DenoiseCall, denoise_steps, run_denoise
 from .prefill import prefill, resolve_mode
 from .previews import LinearDecoder, RegionPreview, TaesdDecoder, X0Capture
 
 MIN_SIDE = 64  # smallest processing side; SD is useless below this anyway
 MAX_ASPECT_STRETCH = 2  # the longest processing side stays within 2x the model's native side
+
+
+def snap_to_latent(width: float, height: float) -> tuple[int, int]:
+    """Nearest multiples of 8 (the VAE's scale factor), at least MIN_SIDE."""
+    return max(MIN_SIDE, round(width / 8) * 8), max(MIN_SIDE, round(height / 8) * 8)
 
 
 def processing_size(width: int, height: int, native: int, resolution: Size | None) -> tuple[int, int]:
@@ -38,7 +44,7 @@ def processing_size(width: int, height: int, native: int, resolution: Size | Non
         scale = native / math.sqrt(width * height)
         scale = min(scale, MAX_ASPECT_STRETCH * native / max(width, height))
         w, h = width * scale, height * scale
-    return max(MIN_SIDE, round(w / 8) * 8), max(MIN_SIDE, round(h / 8) * 8)
+    return snap_to_latent(w, h)
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ def run_diffusion(
         preview = RegionPreview(decoder, context, job.region, job.preview_max_side, original, alpha)
     reporter = StepReporter(events, job, plan, preview)
     seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(job.batch))
+    raise_if_cancelled(events.cancel)  # cancelled while the model loaded: never report a start
     events.started(reporter.total, seed)
 
     region_original = _crop(original, context, job.region) if original is not None else None
@@ -189,7 +196,7 @@ def make_refine(model: LoadedModel, job: JobRequest, seed: int, cancel: threadin
         task = "inpaint" if mask is not None else "img2img"
         if denoise_steps(job.steps, strength, task) < 1:
             return tile.copy()  # strength 0: nothing to refine
-        w, h = processing_size(width, height, width, Size(width, height))
+        w, h = snap_to_latent(width, height)
         call = DenoiseCall(task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg, strength,
                            (seed + index) % (MAX_SEED + 1), w, h)
         tile_mask = masks.resize_mask(mask, w, h) if mask is not None else None

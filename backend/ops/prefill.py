@@ -10,12 +10,14 @@ import importlib.util
 
 import numpy as np
 from latentbrush.protocol import ErrorCode
+from PIL import Image
 
 from ..events import EngineError
 from .masks import blur
 
 CONCRETE_MODES = ("none", "blur", "color", "noise", "telea")
 NEUTRAL_GREY = (127, 127, 127)
+WORK_SIDE = 128  # neighbour blur works at this size: its result is smooth anyway
 
 
 def telea_available() -> bool:
@@ -36,25 +38,40 @@ def resolve_mode(mode: str, *, inpaint_model: bool, strength: float) -> str:
     return "blur"
 
 
+def _resize_plane(plane: np.ndarray, width: int, height: int, method: Image.Resampling) -> np.ndarray:
+    return np.asarray(Image.fromarray(plane.astype(np.float32), "F").resize((width, height), method))
+
+
 def neighbour_blur(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Fill the hole with blurred colours of the nearest known pixels (normalized convolution at growing radii)."""
-    known = (hole == 0).astype(np.float64)
-    out = rgb.astype(np.float64)
-    todo = hole > 0
-    if not known.any():
-        out[todo] = NEUTRAL_GREY
-        return out.astype(np.uint8)
-    radius = 4
+    """Fill the hole with blurred colours of the nearest known pixels (normalized convolution at growing radii).
+
+    The fill is smooth by design, so it is computed at most WORK_SIDE pixels across and scaled back up:
+    milliseconds instead of seconds on a 1024 px context.
+    """
+    inside = hole > 0
+    out = rgb.copy()
+    if inside.all():
+        out[...] = NEUTRAL_GREY
+        return out
+    height, width = hole.shape
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    known = (~inside).astype(np.float32)
+    weight = _resize_plane(known, w, h, Image.Resampling.BOX).astype(np.float64)
+    colour = [_resize_plane(rgb[..., c] * known, w, h, Image.Resampling.BOX).astype(np.float64) for c in range(3)]
+    fill = np.zeros((h, w, 3))
+    todo = np.ones((h, w), bool)
+    radius = 0
     while todo.any():
-        weight = blur(known, radius)
-        reached = todo & (weight > 1e-6)
-        if reached.any():
-            for c in range(3):
-                channel = blur(rgb[..., c] * known, radius)
-                out[..., c][reached] = channel[reached] / weight[reached]
-            todo &= ~reached
-        radius *= 2
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        spread = blur(weight, radius)
+        reached = todo & (spread > 1e-6)
+        for c in range(3):
+            fill[..., c][reached] = blur(colour[c], radius)[reached] / spread[reached]
+        todo &= ~reached
+        radius = max(1, radius * 2)
+    full = np.dstack([_resize_plane(fill[..., c], width, height, Image.Resampling.BILINEAR) for c in range(3)])
+    out[inside] = np.clip(np.rint(full[inside]), 0, 255).astype(np.uint8)
+    return out
 
 
 def prefill(

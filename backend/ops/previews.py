@@ -8,6 +8,7 @@ x0 computed from the model output and ``alphas_cumprod``; x_t itself as a last r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -116,7 +117,13 @@ class X0Capture:
         )
 
     def __enter__(self) -> X0Capture:
-        self.scheduler.step = self._step
+        # wraps(): the pipeline reads step()'s signature to decide whether to pass ``generator``;
+        # a bare (*args, **kwargs) wrapper hides it, and ancestral samplers then draw from the global RNG.
+        @functools.wraps(self.scheduler.step)
+        def step(*args: Any, **kwargs: Any) -> Any:
+            return self._step(*args, **kwargs)
+
+        self.scheduler.step = step
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     """float [0, 1] -> uint8 (rounded); uint8 passes through."""
     if image.dtype == np.uint8:
         return image
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    scaled = image * np.float32(255.0)  # one temporary, then in place: these arrays reach gigabytes
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def preview_size(full: Size, max_side: int) -> Size:

@@ -172,10 +172,11 @@ class Accumulator:
         self._weight[rows, cols] += weight
 
     def covered(self) -> bool:
-        return bool(np.all(self._weight > 0))
+        return bool(self._weight.min() > 0)
 
     def result(self) -> np.ndarray:
-        """The blended image; raises if some pixel was never covered (a grid bug, not bad input)."""
+        """The blended image (the accumulator is used up); raises if a pixel was never covered (a grid bug)."""
         if not self.covered():
             raise RuntimeError("tiles left pixels uncovered")
-        return self._sum / self._weight[..., None]
+        np.divide(self._sum, self._weight[..., None], out=self._sum)  # in place: no second output-sized array
+        return self._sum

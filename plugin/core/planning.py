@@ -28,11 +28,15 @@ MIN_CONTEXT_SIDE = 512  # models trained at 512+ give poor results on smaller cr
 CONTEXT_MULTIPLE = 8  # latent space is 1/8 of pixel space
 
 # Mask edge policy (krita-ai-diffusion selection modifiers), all scaled by strength:
-# feather = strength * max(FEATHER_FRACTION * mask diagonal, MIN_FEATHER_PX)
+# feather = strength * max(FEATHER_FRACTION * mask diagonal,
+#                          min(MIN_FEATHER_PX, MIN_FEATHER_SIDE_FRACTION * mask short side))
 # grow    = GROW_OFFSET_PX + feather / 2
 # blend   = min(MAX_BLEND_PX, grow + feather / 2)
+# The anchor's 32 px minimum feather would leave the middle of a small selection (under ~128 px)
+# only partly repainted, so small masks get a quarter of their short side instead.
 FEATHER_FRACTION = 0.10
 MIN_FEATHER_PX = 32
+MIN_FEATHER_SIDE_FRACTION = 0.25
 GROW_OFFSET_PX = 4
 MAX_BLEND_PX = 25
 MAX_EDGE_PX = 1024  # protocol limit on mask_grow / mask_feather / mask_blend
@@ -50,6 +54,7 @@ class PlanSettings:
     refine_uses_region: bool = True  # strength < 1: context = region (no extra surroundings)
     feather_fraction: float = FEATHER_FRACTION
     min_feather: int = MIN_FEATHER_PX
+    min_feather_side_fraction: float = MIN_FEATHER_SIDE_FRACTION
     grow_offset: int = GROW_OFFSET_PX
     max_blend: int = MAX_BLEND_PX
 
@@ -62,7 +67,7 @@ class PlanSettings:
                 raise ValueError(f"PlanSettings.{name} must be >= 0")
         if not 0.0 <= self.square_bias <= 1.0:
             raise ValueError("PlanSettings.square_bias must be in 0..1")
-        if self.mask_pad_factor < 0 or self.feather_fraction < 0:
+        if self.mask_pad_factor < 0 or self.feather_fraction < 0 or self.min_feather_side_fraction < 0:
             raise ValueError("PlanSettings padding and feather fractions must be >= 0")
 
 
@@ -107,10 +112,15 @@ class RegionPlan:
 def mask_edges(mask: Bounds, strength: float, settings: PlanSettings = PlanSettings()) -> MaskEdges:
     """Grow/feather/blend for a mask of this size (bigger masks get softer edges)."""
     strength = min(max(strength, 0.0), 1.0)
-    feather = round(strength * max(settings.feather_fraction * mask.extent.diagonal, settings.min_feather))
+    floor = min(settings.min_feather, settings.min_feather_side_fraction * min(mask.width, mask.height))
+    feather = _half_up(strength * max(settings.feather_fraction * mask.extent.diagonal, floor))
     grow = settings.grow_offset + feather // 2
     blend = min(settings.max_blend, grow + feather // 2)
     return MaskEdges(min(grow, MAX_EDGE_PX), min(feather, MAX_EDGE_PX), min(blend, MAX_EDGE_PX))
+
+
+def _half_up(value: float) -> int:
+    return math.floor(value + 0.5)
 
 
 def context_padding(region: Bounds, canvas: Extent, settings: PlanSettings = PlanSettings()) -> int:

@@ -6,7 +6,6 @@ import pytest
 from latentbrush.plugin.core.requests import OPERATIONS
 from latentbrush.plugin.hosts.gimp.procedures import (
     DEFAULT_SERVER,
-    MAX_GIMP_SEED,
     PROCEDURES,
     procedure_named,
     server_url,
@@ -26,7 +25,7 @@ def test_every_operation_has_one_procedure_and_there_is_a_cancel():
 def test_defaults_make_valid_settings(proc):
     values = {arg.name: arg.default for arg in proc.args}
     settings = settings_from_values(values, proc.operation)
-    assert settings.seed is None  # -1 = let the server pick
+    assert settings.seed is None  # "random seed" is on by default: the server picks
     for arg in proc.args:
         if arg.minimum is not None:
             assert arg.minimum <= arg.default <= arg.maximum, arg.name
@@ -34,7 +33,7 @@ def test_defaults_make_valid_settings(proc):
 
 def test_values_map_onto_generation_settings():
     values = {"prompt": "orb", "negative-prompt": "blur", "model": "tiny", "steps": 7, "seed": 42,
-              "cfg": 5.5, "strength": 0.4}
+              "random-seed": False, "cfg": 5.5, "strength": 0.4}
     s = settings_from_values(values, "img2img")
     assert (s.prompt, s.negative_prompt, s.model, s.steps, s.seed, s.cfg, s.strength) == (
         "orb", "blur", "tiny", 7, 42, 5.5, 0.4)
@@ -43,10 +42,12 @@ def test_values_map_onto_generation_settings():
     assert (up.scale, up.upscaler) == (3.0, "lanczos")
 
 
-def test_seed_range_fits_gimp_ints():
-    seed = procedure_named("plug-in-latentbrush-inpaint").args
-    spec = next(a for a in seed if a.name == "seed")
-    assert spec.maximum == MAX_GIMP_SEED == 2**31 - 1
+def test_seed_covers_the_protocol_range_and_random_ignores_it():
+    args = procedure_named("plug-in-latentbrush-inpaint").args
+    spec = next(a for a in args if a.name == "seed")
+    assert (spec.kind, spec.minimum, spec.maximum) == ("uint", 0, 2**32 - 1)
+    assert settings_from_values({"seed": 2**32 - 1, "random-seed": False}, "inpaint").seed == 2**32 - 1
+    assert settings_from_values({"seed": 5, "random-seed": True}, "inpaint").seed is None
 
 
 def test_server_url_precedence():

@@ -6,14 +6,13 @@ import asyncio
 
 import numpy as np
 import pytest
-from PIL import Image
-from plugin_fake_server import FakeServer, result_color, wait_for
-
 from latentbrush.plugin.core.client import Client
 from latentbrush.plugin.core.controller import Controller, ControllerError
 from latentbrush.plugin.core.geometry import Bounds, Extent
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost, composite_over
+from PIL import Image
+from plugin_fake_server import FakeServer, result_color, wait_for
 
 
 def canvas_image(width=96, height=64) -> Image.Image:
@@ -47,7 +46,8 @@ def test_inpaint_previews_result_layer_and_status():
     record, controller = run(test, steps=3)
     assert record.state == "done", record.error
     assert record.op == "inpaint" and record.plan.mask_bounds == Bounds(40, 20, 16, 12)
-    assert (record.request.context.x, record.request.context.width) == (record.plan.context.x, record.plan.context.width)
+    context = record.request.context
+    assert (context.x, context.y, context.width, context.height) == tuple(record.plan.context)
     assert host.preview_count == 3 and not host.preview_visible
     [layer] = host.layers
     assert layer.name == "[Generated] a small red house (9)"

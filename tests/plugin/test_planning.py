@@ -21,12 +21,14 @@ from latentbrush.plugin.core.planning import (
 
 def test_centred_selection_on_1024_canvas():
     plan = plan_region(Extent(1024, 1024), Bounds(400, 400, 100, 100))
-    # diagonal 141 -> feather max(14.1, 32) = 32, grow 4 + 16 = 20, blend min(25, 20 + 16) = 25
-    assert plan.edges == MaskEdges(grow=20, feather=32, blend=25)
-    # region = mask padded by the reach 20 + 32 + 25 = 77
-    assert plan.region == Bounds(323, 323, 254, 254)
-    # padding max(1024 // 16, 254 // 2) = 127 -> 508, raised to the 512 minimum, centred
-    assert context_padding(plan.region, plan.canvas) == 127
+    # feather max(0.1 * diagonal 141 = 14.1, min(32, 100 / 4 = 25)) = 25,
+    # grow 4 + 12 = 16, blend min(25, 16 + 12) = 25
+    assert plan.edges == MaskEdges(grow=16, feather=25, blend=25)
+    # region = mask padded by the reach 16 + 25 + 25 = 66
+    assert plan.region == Bounds(334, 334, 232, 232)
+    # padding max(1024 // 16 = 64, 232 / 2 = 116) = 116 -> 464, raised to the 512 minimum, centred:
+    # 334 - (512 - 232) // 2 = 194
+    assert context_padding(plan.region, plan.canvas) == 116
     assert plan.context == Bounds(194, 194, 512, 512)
     assert plan.has_mask and plan.mask_bounds == Bounds(400, 400, 100, 100)
 
@@ -34,33 +36,39 @@ def test_centred_selection_on_1024_canvas():
 def test_selection_touching_right_border_of_odd_canvas():
     canvas = Extent(1001, 601)
     plan = plan_region(canvas, Bounds(950, 300, 51, 40))
-    # reach 77 -> region clipped at the right edge: x 873 .. 1001
-    assert plan.region == Bounds(873, 223, 128, 194)
-    # padding max(1001 // 16 = 62, 161 * 0.5 = 80) -> 288 x 354 -> min 512 square;
-    # centred x would be 681, shifted left so the box ends at the canvas edge (1001 - 512 = 489)
+    # feather max(6.5, min(32, 40 / 4)) = 10, grow 4 + 5 = 9, blend min(25, 9 + 5) = 14: reach 33
+    assert plan.edges == MaskEdges(9, 10, 14)
+    # region x 917 .. 1034 clipped at the right edge to 917 .. 1001; y 267 .. 373
+    assert plan.region == Bounds(917, 267, 84, 106)
+    # padding max(1001 // 16 = 62, 95 * 0.5 = 47) = 62 -> 208 x 230 -> min 512 square;
+    # centred x would be 917 - 214 = 703, shifted left so the box ends at the edge (1001 - 512 = 489);
+    # y = 267 - (512 - 106) // 2 = 64
     assert plan.context == Bounds(489, 64, 512, 512)
 
 
 def test_canvas_smaller_than_min_size():
     plan = plan_region(Extent(300, 200), Bounds(10, 10, 20, 20))
-    assert plan.region == Bounds(0, 0, 107, 107)
+    # feather max(2.8, 20 / 4) = 5, grow 4 + 2 = 6, blend 8: reach 19 -> -9 .. 49, clipped at 0
+    assert plan.region == Bounds(0, 0, 49, 49)
     # 512 wanted; width capped at 300, then down to the multiple 296; height 200 is a multiple
     assert plan.context == Bounds(0, 0, 296, 200)
 
 
 def test_one_pixel_on_16k_canvas():
     plan = plan_region(Extent(16384, 16384), Bounds(8000, 8000, 1, 1))
-    assert plan.region == Bounds(7923, 7923, 155, 155)
-    # padding 16384 // 16 = 1024 -> 155 + 2048 = 2203 -> 2208 (multiple of 8), centred
-    assert plan.context == Bounds(6897, 6897, 2208, 2208)
+    # feather max(0.14, 1 / 4) -> 0 (half up), grow 4, blend 4: reach 8
+    assert plan.edges == MaskEdges(4, 0, 4)
+    assert plan.region == Bounds(7992, 7992, 17, 17)
+    # padding 16384 // 16 = 1024 -> 17 + 2048 = 2065 -> 2072 (multiple of 8), centred: 7992 - 1027
+    assert plan.context == Bounds(6965, 6965, 2072, 2072)
 
 
 def test_refine_context_is_the_region_rounded_to_multiples():
     plan = plan_region(Extent(1024, 768), Bounds(100, 100, 50, 30), strength=0.5)
-    # feather 0.5 * 32 = 16, grow 4 + 8 = 12, blend min(25, 12 + 8) = 20; reach 48
-    assert plan.edges == MaskEdges(12, 16, 20)
-    assert plan.region == Bounds(52, 52, 146, 126)
-    assert plan.context == Bounds(49, 51, 152, 128)  # 146 -> 152, 126 -> 128, centred
+    # feather 0.5 * max(5.8, 30 / 4 = 7.5) = 3.75 -> 4, grow 4 + 2 = 6, blend min(25, 6 + 2) = 8; reach 18
+    assert plan.edges == MaskEdges(6, 4, 8)
+    assert plan.region == Bounds(82, 82, 86, 66)
+    assert plan.context == Bounds(81, 79, 88, 72)  # 86 -> 88 (x - 1), 66 -> 72 (y - 3)
 
 
 def test_square_bias_zero_keeps_aspect():
@@ -71,9 +79,12 @@ def test_square_bias_zero_keeps_aspect():
 
 
 def test_bigger_masks_get_softer_edges():
-    small = mask_edges(Bounds(0, 0, 64, 64), 1.0)
+    tiny = mask_edges(Bounds(0, 0, 64, 64), 1.0)
+    small = mask_edges(Bounds(0, 0, 200, 200), 1.0)
     big = mask_edges(Bounds(0, 0, 2000, 1500), 1.0)
-    assert small.feather == 32 and big.feather == 250  # 0.1 * 2500
+    assert tiny.feather == 16  # a quarter of the short side, below the 32 px minimum
+    assert small.feather == 32  # the anchor's minimum (0.1 * 283 = 28 is less)
+    assert big.feather == 250  # 0.1 * 2500
     assert big.blend == 25 and big.grow == 4 + 125
 
 
@@ -99,11 +110,11 @@ def test_plan_from_mask_with_offset_box():
 
 def test_generate_into_selection_paints_just_the_region():
     plan = plan_generate(plan_region(Extent(640, 480), Bounds(10, 10, 100, 50)))
-    # region: mask padded by the reach 77 -> x -67 .. 187, y -67 .. 137, clipped at the top-left
-    # corner -> 187 x 137, then rounded out to 192 x 144; txt2img has no image, so the context is
-    # that same box
-    assert plan.region == plan.context == Bounds(0, 0, 192, 144)
-    assert plan.edges == MaskEdges(20, 32, 25)  # the mask still shapes the alpha
+    # feather max(11.2, 50 / 4 = 12.5) -> 13, grow 4 + 6 = 10, blend min(25, 10 + 6) = 16: reach 39
+    # -> x -29 .. 149, y -29 .. 99, clipped at the top-left corner -> 149 x 99, rounded out to
+    # 152 x 104; txt2img has no image, so the context is that same box
+    assert plan.region == plan.context == Bounds(0, 0, 152, 104)
+    assert plan.edges == MaskEdges(10, 13, 16)  # the mask still shapes the alpha
 
 
 @pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])

@@ -19,7 +19,7 @@ from gi.repository import Gegl, Gimp, GLib, GObject
 
 from .host import GimpHost
 from .jobfiles import JobFiles
-from .procedures import MENU_PATH, PROCEDURES, RETURN_VALUES, Arg, Procedure, procedure_named, server_url
+from .procedures import MENU_PATH, PLUGIN_BINARY, PROCEDURES, RETURN_VALUES, Arg, Procedure, procedure_named, server_url
 from .runner import JobOutcome, run_operation
 
 FLAGS = GObject.ParamFlags.READWRITE
@@ -34,8 +34,12 @@ def _add_argument(proc: Gimp.Procedure, arg: Arg) -> None:
         proc.add_string_argument(arg.name, arg.label, arg.blurb, arg.default, FLAGS)
     elif arg.kind == "int":
         proc.add_int_argument(arg.name, arg.label, arg.blurb, int(arg.minimum), int(arg.maximum), arg.default, FLAGS)
+    elif arg.kind == "uint":
+        proc.add_uint_argument(arg.name, arg.label, arg.blurb, int(arg.minimum), int(arg.maximum), arg.default, FLAGS)
     elif arg.kind == "double":
         proc.add_double_argument(arg.name, arg.label, arg.blurb, arg.minimum, arg.maximum, arg.default, FLAGS)
+    elif arg.kind == "boolean":
+        proc.add_boolean_argument(arg.name, arg.label, arg.blurb, arg.default, FLAGS)
     else:
         raise ValueError(f"arg.kind: unsupported argument kind {arg.kind!r} of {arg.name}")
 
@@ -49,6 +53,10 @@ def _add_return_value(proc: Gimp.Procedure, arg: Arg) -> None:
         proc.add_int_return_value(
             arg.name, arg.label, arg.blurb, int(arg.minimum), int(arg.maximum), arg.default, FLAGS
         )
+    elif arg.kind == "uint":
+        proc.add_uint_return_value(
+            arg.name, arg.label, arg.blurb, int(arg.minimum), int(arg.maximum), arg.default, FLAGS
+        )
     else:
         raise ValueError(f"arg.kind: unsupported return kind {arg.kind!r} of {arg.name}")
 
@@ -58,7 +66,7 @@ def _success(proc: Gimp.Procedure, outcome: JobOutcome) -> Gimp.ValueArray:
     filled = [
         GObject.Value(Gimp.Image, outcome.image),
         GObject.Value(Gimp.Layer, outcome.layer),
-        GObject.Value(GObject.TYPE_INT, -1 if outcome.seed is None else int(outcome.seed)),
+        GObject.Value(GObject.TYPE_UINT, 0 if outcome.seed is None else int(outcome.seed)),
         GObject.Value(GObject.TYPE_INT, outcome.previews),
     ]
     # new_return_values() already holds a default per declared value: replace, do not append
@@ -142,7 +150,7 @@ def _ask(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, spec: Procedur
     """The procedure dialog (GimpUi fills one widget per argument and remembers the last values)."""
     from gi.repository import GimpUi  # only interactive runs need GTK
 
-    GimpUi.init("latentbrush")
+    GimpUi.init(PLUGIN_BINARY)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "latentbrush: " + spec.label.replace("_", "").rstrip("."))
     dialog.fill(None)
     try:

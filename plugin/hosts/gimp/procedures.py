@@ -11,18 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from latentbrush.plugin.core.requests import GenerationSettings
+from latentbrush.protocol.messages import MAX_SEED  # 2**32 - 1: fits a GParamSpecUInt, not an int
 
 MENU_PATH = "<Image>/Filters/latentbrush"
 PLUGIN_BINARY = "latentbrush"  # the plug-in folder and entry file name GIMP requires to match
 DEFAULT_SERVER = "ws://127.0.0.1:7860"
 SERVER_ENV = "LATENTBRUSH_SERVER"
-RANDOM_SEED = -1
-MAX_GIMP_SEED = 2**31 - 1  # GParamSpecInt is signed 32-bit; the protocol allows up to 2**32-1
 
 
 @dataclass(frozen=True)
 class Arg:
-    """One procedure argument. ``kind`` is "string", "int", "double" or "boolean"."""
+    """One procedure argument. ``kind`` is "string", "int", "uint", "double" or "boolean"."""
 
     name: str
     kind: str
@@ -48,7 +47,8 @@ PROMPT = Arg("prompt", "string", "Prompt", "What to paint", "")
 NEGATIVE = Arg("negative-prompt", "string", "Negative prompt", "What to avoid", "")
 MODEL = Arg("model", "string", "Model", "Model name as the server lists it (empty: the server's default)", "")
 STEPS = Arg("steps", "int", "Steps", "Denoising steps", 20, 1, 200)
-SEED = Arg("seed", "int", "Seed", "Random seed (-1: random)", RANDOM_SEED, RANDOM_SEED, MAX_GIMP_SEED)
+SEED = Arg("seed", "uint", "Seed", "Seed of the noise (used when Random seed is off)", 0, 0, MAX_SEED)
+RANDOM_SEED = Arg("random-seed", "boolean", "Random seed", "Let the server pick a new seed", True)
 CFG = Arg("cfg", "double", "Guidance", "Classifier-free guidance scale", 7.0, 0.0, 30.0)
 
 
@@ -56,7 +56,7 @@ def _strength(default: float) -> Arg:
     return Arg("strength", "double", "Strength", "How much to change (1: repaint fully)", default, 0.0, 1.0)
 
 
-GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, SEED, CFG)
+GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, RANDOM_SEED, SEED, CFG)
 
 PROCEDURES: tuple[Procedure, ...] = (
     Procedure(
@@ -88,8 +88,7 @@ PROCEDURES: tuple[Procedure, ...] = (
 RETURN_VALUES = (
     Arg("result-image", "image", "Result image", "The image holding the result", None),
     Arg("result-layer", "layer", "Result layer", "The layer holding the result", None),
-    Arg("seed-used", "int", "Seed used", "The seed the server used (-1: none)", RANDOM_SEED, RANDOM_SEED,
-        MAX_GIMP_SEED),
+    Arg("seed-used", "uint", "Seed used", "The seed the server used (0 when it reported none)", 0, 0, MAX_SEED),
     Arg("previews", "int", "Previews", "Preview frames shown while the job ran", 0, 0, 1 << 30),
 )
 
@@ -103,7 +102,7 @@ def procedure_named(name: str) -> Procedure:
 
 def settings_from_values(values: Mapping[str, object], operation: str) -> GenerationSettings:
     """The core's settings from a procedure's argument values (names as in ``PROCEDURES``)."""
-    seed = int(values.get("seed", RANDOM_SEED))  # type: ignore[call-overload]
+    random_seed = bool(values.get("random-seed", True))
     strength = float(values.get("strength", 1.0))  # type: ignore[arg-type]
     return GenerationSettings(
         prompt=str(values.get("prompt", "") or ""),
@@ -111,7 +110,7 @@ def settings_from_values(values: Mapping[str, object], operation: str) -> Genera
         model=str(values.get("model", "") or ""),
         steps=int(values.get("steps", 20)),  # type: ignore[call-overload]
         cfg=float(values.get("cfg", 7.0)),  # type: ignore[arg-type]
-        seed=None if seed < 0 else seed,
+        seed=None if random_seed else int(values.get("seed", 0)),  # type: ignore[call-overload]
         strength=1.0 if operation == "txt2img" else strength,
         upscaler=str(values.get("upscaler", "") or ""),
         scale=float(values.get("scale", 2.0)),  # type: ignore[arg-type]

@@ -69,7 +69,7 @@ class KritaHost:
         self._on_preview = on_preview
         self.results: list[tuple[str, Pixels]] = []
         self._batch = max(1, batch)
-        self._group_name = group_name or "[Generated] batch"
+        self.group_name = group_name or "[Generated] batch"
         self._pending: list[tuple[str, Pixels]] = []
         self.group: Any = None  # the batch group once it was added
         self.preview = PreviewLayer(document, to_document_depth=self._widen)
@@ -190,7 +190,7 @@ class KritaHost:
     # ----------------------------------------------------------------------------- internals
 
     def _add_group(self) -> Any:
-        self.group = self.add_result_group(self._group_name, self._pending)
+        self.group = self.add_result_group(self.group_name, self._pending)
         self._pending = []
         return self.group
 

@@ -28,12 +28,14 @@ class LatentbrushExtension(Extension):
         self.app.notifier().applicationClosing.connect(self.session.shutdown)
 
     def createActions(self, window: Any) -> None:
+        # Krita's Window wrapper is deleted after this call; its QMainWindow lives with the window.
+        qwindow = window.qwindow()
         for spec in ACTIONS:
             action = window.createAction(spec.id, spec.text, MENU_LOCATION)
-            action.triggered.connect(lambda _checked=False, w=window, op=spec.operation: self.trigger(w, op))
+            action.triggered.connect(lambda _checked=False, w=qwindow, op=spec.operation: self.trigger(w, op))
 
-    def trigger(self, window: Any, operation: str) -> None:
-        docker = find_docker(window)
+    def trigger(self, qwindow: Any, operation: str) -> None:
+        docker = find_docker(qwindow)
         if docker is None:
             self.session.status_changed.emit("Open the latentbrush docker (Settings > Dockers) first", None)
             return
@@ -41,8 +43,8 @@ class LatentbrushExtension(Extension):
 
 
 def find_docker(window: Any) -> LatentbrushDocker | None:
-    """The latentbrush docker of a Krita window (every window has its own)."""
-    qwindow = window.qwindow() if window is not None else None
+    """The latentbrush docker of a Krita ``Window`` or its QMainWindow (every window has its own)."""
+    qwindow = window.qwindow() if hasattr(window, "qwindow") else window
     if qwindow is None:
         return None
     found = qwindow.findChildren(LatentbrushDocker)

@@ -55,11 +55,8 @@ class ProgressPanel(QWidget):
         self.status.setText(text)
 
     def set_running(self, running: bool) -> None:
+        """Cancel is enabled while a job runs; the bar keeps showing how the last job ended."""
         self.cancel.setEnabled(running)
-        if not running and self.bar.format() != "done":
-            self.bar.setRange(0, 1)
-            self.bar.setValue(0)
-            self.bar.setFormat("idle")
 
     def show_record(self, record: Any) -> None:
         """Follow a JobRecord: queued, step n of total, done / cancelled / error."""

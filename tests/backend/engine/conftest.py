@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.models.clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
 from latentbrush.backend.models.ldm_layout import write_sd15_checkpoint
 from latentbrush.backend.models.tiny import build_tiny_sdxl, tiny_sd15_components
 from latentbrush.protocol import JobRequest, Rect, Size
+from safetensors.torch import save_file
 
 FAKE_HASH = "sha256:" + "0" * 64
 
@@ -141,6 +140,11 @@ def write_header_only(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
     """A valid safetensors file whose tensors have the given shapes (zeros, fp16; keep shapes small)."""
     save_file({k: torch.zeros(s, dtype=torch.float16) for k, s in shapes.items()}, str(path))
     return path
+
+
+@pytest.fixture
+def write_header() -> Callable[[Path, dict[str, tuple[int, ...]]], Path]:
+    return write_header_only
 
 
 @pytest.fixture(scope="session")

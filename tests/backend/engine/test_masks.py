@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from latentbrush.backend.ops import masks
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (5, 9), (16, 16), (31, 17)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from latentbrush.backend.events import EngineError
 from latentbrush.backend.ops import prefill as prefill_module
 from latentbrush.backend.ops.prefill import neighbour_blur, prefill, resolve_mode

@@ -151,6 +151,48 @@ def test_results_wait_for_a_client_that_reconnects(engine):
     run(scenario())
 
 
+def test_results_over_the_retention_budget_expire(engine):
+    async def scenario():
+        async with running_server(engine, retention_bytes=100) as server:
+            async with TestClient.connect(server.url) as client:
+                client_id = client.hello.client_id
+                await client.send(submit(job("kept", steps=1)))
+                await client.wait_for("kept", "started")
+            engine.release()
+            while not engine.completed:
+                await asyncio.sleep(0.01)
+            async with TestClient.connect(server.url, client_id=client_id) as back:
+                trace = await back.finish("kept")
+                assert trace.results == [] and (trace.final.code, trace.final.job_id) == ("expired", "kept")
+                # a connected client gets its results whatever the budget
+                await back.send(submit(job("live", steps=1)))
+                live = await back.finish("live")
+                assert live.kinds[-1] == "done" and len(live.results) == 1
+
+    run(scenario())
+
+
+def test_expired_session_drops_its_jobs(engine, monkeypatch):
+    monkeypatch.setattr("latentbrush.backend.service.IDLE_SESSION_TTL_S", 0.0)
+
+    async def scenario():
+        async with running_server(engine) as server:
+            async with TestClient.connect(server.url) as client:
+                client_id = client.hello.client_id
+                await client.send(submit(job("gone-running")))
+                await client.send(submit(job("gone-queued")))
+                await client.wait_for("gone-running", "started")
+            async with TestClient.connect(server.url, client_id=client_id) as back:
+                assert back.hello.resumed is False and back.hello.client_id != client_id
+                engine.release()
+                await back.send(submit(job("fresh", steps=1)))
+                assert (await back.finish("fresh")).kinds[-1] == "done"
+                assert back.traces.keys() == {"fresh"}
+            assert engine.runs == ["gone-running", "fresh"] and "gone-running" not in engine.completed
+
+    run(scenario())
+
+
 def test_running_job_keeps_streaming_to_the_new_connection(engine):
     async def scenario():
         async with running_server(engine) as server:

@@ -92,3 +92,65 @@ def test_document_adapter_in_real_krita(krita_home, tmp_path):
     assert r["saved"] and "[Preview]" not in kra_layer_names(r["kra"])
     print(f"\nKrita {r['krita']} ({r['qt_api']}, Python {r['python']}): preview update "
           f"{', '.join(f'{ms:.1f}' for ms in r['preview_update_ms'])} ms; run {run.seconds:.0f} s", file=sys.stderr)
+
+
+def test_plugin_jobs_with_the_real_backend(krita_home, tmp_path):
+    server_cmd = f"{sys.executable} -m latentbrush.backend --device cpu --log-level WARNING"
+    run = run_script(krita_home, "plugin_e2e", tmp_path, timeout_s=420,
+                     extra_env={"LB_E2E_SERVER_CMD": server_cmd, "HF_HUB_OFFLINE": "1"})
+    r = run.results
+    assert run.rc == 0 and run.e2e_rc == "0", run.describe()
+    assert r.get("connect", {}).get("state") == "connected", (r.get("connect"), run.describe())
+    assert r.get("ok"), run.describe()
+    assert r["connect"]["models"], r["connect"]
+
+    inpaint = r["inpaint"]
+    assert inpaint["state"] == "done" and inpaint["op"] == "inpaint", inpaint
+    assert inpaint["frames"] >= 1 and inpaint["preview_samples"] > 0 and inpaint["preview_always_one_locked"]
+    assert inpaint["layer_name"].startswith("[Generated] a wooden boat") and "(1234)" in inpaint["layer_name"]
+    region = inpaint["region"]
+    assert inpaint["result_bounds"] == region
+    lx, ly, lw, lh = inpaint["layer_bounds"]
+    assert region[0] <= lx and region[1] <= ly and lx + lw <= region[0] + region[2] and ly + lh <= region[1] + region[3]
+    assert inpaint["layers"] == ["Background", inpaint["layer_name"]] and inpaint["undo_added"] == ["Add Layer"]
+    assert inpaint["changed_outside_region"] == 0 and inpaint["changed_inside_region"] > 0
+    assert inpaint["after_undo"] == {"layers": ["Background"], "restored": True}
+    assert inpaint["progress_format"] == "done" and inpaint["history_rows"] >= 1 and inpaint["history_icon"]
+
+    cancel = r["cancel"]
+    assert cancel["state"] == "cancelled" and cancel["frames_at_cancel"] >= 2 and cancel["step"] < cancel["total"]
+    assert cancel["layers"] == ["Background"] and cancel["restored"]
+
+    refine = r["refine"]
+    assert refine["state"] == "done" and refine["op"] == "img2img" and refine["strength"] == 0.5
+    assert refine["changed_outside_region"] == 0 and refine["frames"] >= 1
+    assert refine["layers"][-1] == refine["layer_name"] and refine["undo_added"] == ["Add Layer"]
+
+    upscale = r["upscale"]
+    assert upscale["state"] == "done", upscale
+    assert upscale["size"] == [1024, 768] and upscale["layer_bounds"] == [0, 0, 1024, 768]
+    assert upscale["undo_added"][-2:] == ["Scale Image", "Add Layer"]
+
+    assert r["saved"]
+    names = kra_layer_names(r["kra"])
+    assert refine["layer_name"] in names and "[Preview]" not in names
+    assert r["server_stopped"]
+    lat = r["preview_latency_ms"]
+    print(f"\npreview frame -> layer updated: {lat['frames']} frames, median {lat['median']:.2f} ms, "
+          f"p95 {lat['p95']:.2f} ms, max {lat['max']:.2f} ms (+ up to {lat['pump_busy_interval_ms']} ms pump tick); "
+          f"connect {r['connect']['seconds']:.1f} s, inpaint {inpaint['seconds']:.1f} s; run {run.seconds:.0f} s",
+          file=sys.stderr)
+    _keep_screenshots(tmp_path)
+
+
+def _keep_screenshots(folder: Path) -> None:
+    """With LATENTBRUSH_UPDATE_SCREENSHOTS=1, copy the screenshots into docs/images/."""
+    import os
+    import shutil
+
+    if os.environ.get("LATENTBRUSH_UPDATE_SCREENSHOTS") != "1":
+        return
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    for name in ("krita-docker.png", "krita-inpaint-preview.png"):
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, DOCS_IMAGES / name)

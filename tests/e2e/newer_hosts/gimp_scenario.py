@@ -126,7 +126,7 @@ def make_image():
     return image, bg
 
 
-def job_step(step, proc, image, user_layers, selection, strength, **args):
+def job_step(step, proc, image, user_layers, selection, plan_strength, **args):
     """Run one job procedure and check what every job must leave behind."""
     t = time.time()
     before_user = [read(layer, 0, 0, layer.get_width(), layer.get_height()) for layer in user_layers]
@@ -144,7 +144,7 @@ def job_step(step, proc, image, user_layers, selection, strength, **args):
         check(step, read(user, 0, 0, user.get_width(), user.get_height()) == original, "a user layer changed")
     bounds = layer_bounds(layer)
     if selection is not None:
-        expected = plan_region(Extent(W, H), selection, strength).region
+        expected = plan_region(Extent(W, H), selection, plan_strength).region
         check(step, bounds == expected, f"result layer at {tuple(bounds)}, planned region {tuple(expected)}")
         check(step, bounds.x <= selection.x and bounds.right >= selection.right, "result does not cover the selection")
         same, compared = outside_equal(before, composite(image), W, bounds)
@@ -187,9 +187,11 @@ def cancel_step(image, selection):
     thread = threading.Thread(target=canceller, daemon=True)
     thread.start()
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection)
-    status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="to be cancelled", steps=200, seed=5)
+    status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="to be cancelled", steps=100,
+                                     seed=5, random_seed=False)
     thread.join(5)
-    check(step, seen.get("requested") is True, f"the job never reported a preview to cancel after ({seen})")
+    check(step, seen.get("requested") is True,
+          f"the job never reported a preview to cancel after ({seen}); inpaint returned {status} {error}")
     check(step, status == Gimp.PDBStatusType.CANCEL, f"inpaint returned {status} {error}, expected CANCEL")
     check(step, names(image) == before_names, f"layers {names(image)} after cancel, before {before_names}")
     check(step, files.running() is None and not files.cancel_requested(), "job files left behind")
@@ -212,7 +214,8 @@ def screenshot(path_png):
 
 def press_undo(step, image, done, what):
     """Ctrl+Z to GIMP's image window (xdotool, no window manager needed), then wait for ``done()``."""
-    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Untitled"],
+    # the image window's title ends with "<width>x<height> – GIMP"
+    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "[0-9]+x[0-9]+ .+ GIMP$"],
                            capture_output=True, text=True, timeout=30).stdout.split()
     check(step, bool(found), "no GIMP image window to send Ctrl+Z to")
     subprocess.run(["xdotool", "windowfocus", "--sync", found[-1]], check=True, timeout=30)
@@ -224,7 +227,7 @@ def press_undo(step, image, done, what):
             return
         time.sleep(0.2)
     check(step, False, f"after Ctrl+Z: {what} did not happen; layers {names(image)}, "
-                       f"size {image.get_width()}x{image.get_height()}")
+                       f"size {image.get_width()}x{image.get_height()}, selection {Gimp.Selection.bounds(image)}")
 
 
 def main():
@@ -236,7 +239,7 @@ def main():
 
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
     inpainted = job_step("inpaint", "plug-in-latentbrush-inpaint", image, [bg], sel, 1.0,
-                         prompt="a glowing orb", steps=STEPS, seed=1234)
+                         prompt="a glowing orb", steps=STEPS, seed=1234, random_seed=False)
     check("inpaint", REPORT["steps"]["inpaint"]["seed"] == 1234, "the server did not use the requested seed")
 
     cancel_step(image, sel)
@@ -245,7 +248,7 @@ def main():
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *refine_sel)
     before_refine = names(image)
     job_step("img2img", "plug-in-latentbrush-refine", image, [bg, inpainted], refine_sel, 0.5,
-             prompt="watercolour", steps=STEPS, seed=99, strength=0.5)
+             prompt="watercolour", steps=STEPS, seed=99, random_seed=False, strength=0.5)
 
     Gimp.Selection.none(image)
     result_png = os.path.join(OUT, "result.png")
@@ -272,9 +275,12 @@ def main():
         # one Ctrl+Z takes back the whole upscale (image scale + result layer: one undo group) ...
         press_undo(step, image, lambda: names(image) == before_upscale and image.get_width() == W,
                    "upscale undone in one step")
-        # ... and the next one the refine result layer
+        # ... the next one our "Select None" ...
+        press_undo(step, image, lambda: tuple(Gimp.Selection.bounds(image))[1:] == (
+            True, refine_sel.x, refine_sel.y, refine_sel.right, refine_sel.bottom), "selection restored")
+        # ... and the next one the refine result: the previews left no steps in the undo history
         press_undo(step, image, lambda: names(image) == before_refine, "refine result removed")
-        REPORT["steps"][step] = {"undone": ["upscale", "img2img"]}
+        REPORT["steps"][step] = {"undone": ["upscale", "select none", "img2img"]}
         display.delete()
     REPORT["seconds"] = round(time.time() - _T0, 2)
     with open(os.path.join(OUT, "report.json"), "w") as f:

@@ -123,6 +123,9 @@ def undo_history() -> list[str]:
 
     The docker also lists undone (redoable) commands after the current one; those are left out.
     """
+    for doc in Krita.instance().documents():
+        doc.waitForDone()
+    pump_events(100)  # the docker follows the undo stack through queued signals
     window = Krita.instance().activeWindow()
     for dock in window.qwindow().findChildren(QDockWidget):
         if dock.objectName() == "History":

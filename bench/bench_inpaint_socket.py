@@ -1,0 +1,282 @@
+"""What the WebSocket server costs: the same inpaint through the socket and by calling diffusers directly.
+
+One run, interleaved rounds (this machine is shared and noisy, so paths are compared side by side):
+
+* ``direct``  - ``StableDiffusionInpaintPipeline.__call__`` on the built-in tiny inpaint model, nothing else;
+* ``engine``  - ``Engine.run`` in this process (mask math, x0 previews, cancel hooks, compositing);
+* ``socket``  - a ``latentbrush-server`` subprocess: submit -> previews (JPEG) -> result (bgra8) -> done,
+  timed by the client from sending ``submit`` to receiving ``done``.
+
+Also: time to the first preview frame, and cancel latency (``cancel`` sent at a random moment of a
+running job, until ``cancelled`` arrives), next to the time of one denoising step.
+
+    python bench/bench_inpaint_socket.py                      # CPU, 512^2, 8 steps, 5 rounds
+    python bench/bench_inpaint_socket.py --device cuda --rounds 10 --cancel-trials 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # helpers.live_server starts and stops the server process
+
+
+def inputs(size: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (size, size, 4), dtype=np.uint8)
+    image[..., 3] = 255
+    yy, xx = np.mgrid[0:size, 0:size]
+    mask = np.where((xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size / 3) ** 2, 255, 0).astype(np.uint8)
+    return image, mask
+
+
+# ----------------------------------------------------------------------------- direct diffusers
+
+
+class Direct:
+    """The baseline: the pipeline alone, the way a script would call it."""
+
+    def __init__(self, device: str, size: int, steps: int, image: np.ndarray, mask: np.ndarray) -> None:
+        import torch
+        from diffusers import EulerAncestralDiscreteScheduler
+        from latentbrush.backend.models.tiny import build_tiny_sd15
+        from PIL import Image
+
+        self.torch = torch
+        self.pipe = build_tiny_sd15(inpaint=True).to(device)
+        self.pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(self.pipe.scheduler.config)
+        self.pipe.set_progress_bar_config(disable=True)
+        self.args = {
+            "prompt": "a cat",
+            "image": Image.fromarray(image[..., :3]),
+            "mask_image": Image.fromarray(mask),
+            "height": size,
+            "width": size,
+            "num_inference_steps": steps,
+            "guidance_scale": 7.0,
+            "strength": 1.0,
+            "output_type": "np",
+        }
+
+    def run(self) -> float:
+        start = time.perf_counter()
+        with self.torch.inference_mode():
+            self.pipe(**self.args, generator=self.torch.Generator("cpu").manual_seed(1))
+        return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- the engine in-process
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+
+    def started(self, total: int, seed: int | None) -> None: ...
+
+    def progress(self, step: int, total: int, stage: str) -> None: ...
+
+    def preview(self, step: int, total: int, rgb: np.ndarray, rect: object, index: int) -> None: ...
+
+
+class InProcess:
+    def __init__(self, device: str, job: object, image: np.ndarray, mask: np.ndarray) -> None:
+        from latentbrush.backend.engine import Engine, EngineSettings
+
+        self.engine = Engine(EngineSettings(device=device))
+        self.job, self.image, self.mask = job, image, mask
+
+    def run(self) -> float:
+        start = time.perf_counter()
+        self.engine.run(self.job, self.image, self.mask, _Events())
+        return time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- through the socket
+
+
+class SocketClient:
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.counter = 0
+
+    async def __aenter__(self) -> SocketClient:
+        from latentbrush.protocol import ClientHello, decode_server_message, encode_message
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(self.url, compression=None, max_size=None)
+        await self.ws.send(encode_message(ClientHello(protocol=1, client="bench", token=self.token)))
+        hello = decode_server_message(await self.ws.recv())
+        assert type(hello).TYPE == "hello", hello
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+
+    async def upload(self, pixels: np.ndarray, fmt: str) -> str:
+        from latentbrush.protocol import BlobHeader, blob_hash, decode_server_message, encode_frame
+
+        payload = np.ascontiguousarray(pixels).tobytes()
+        header = BlobHeader(blob_hash(payload), fmt, pixels.shape[1], pixels.shape[0])
+        await self.ws.send(encode_frame(header, payload))
+        answer = decode_server_message(await self.ws.recv())
+        assert type(answer).TYPE == "blob_stored", answer
+        return header.hash
+
+    async def run(self, job: object, cancel_after: float | None = None) -> dict[str, float]:
+        """Submit ``job`` (a new id each time); times from submit to first preview, to done or cancelled."""
+        import dataclasses
+
+        from latentbrush.protocol import Submit, decode_server_message, encode_message
+
+        self.counter += 1
+        job = dataclasses.replace(job, id=f"bench-{self.counter}")
+        times: dict[str, float] = {}
+        start = time.perf_counter()
+        await self.ws.send(encode_message(Submit(job)))
+        cancel_task = None
+        while True:
+            data = await self.ws.recv()
+            now = time.perf_counter() - start
+            if isinstance(data, bytes):
+                times.setdefault("first_preview", now)
+                continue
+            msg = decode_server_message(data)
+            kind = type(msg).TYPE
+            if kind == "progress":
+                times.setdefault("first_progress", now)
+                times["last_progress"] = now
+                times["steps"] = msg.step
+                if cancel_after is not None and cancel_task is None:
+                    cancel_task = asyncio.ensure_future(self._cancel_later(job.id, cancel_after, start, times))
+            elif kind in ("done", "cancelled", "error"):
+                times[kind] = now
+                if kind == "error":
+                    raise RuntimeError(f"job failed: {msg}")
+                if cancel_task is not None:
+                    await cancel_task
+                return times
+
+    async def _cancel_later(self, job_id: str, delay: float, start: float, times: dict[str, float]) -> None:
+        from latentbrush.protocol import Cancel, encode_message
+
+        await asyncio.sleep(delay)
+        times["cancel_sent"] = time.perf_counter() - start
+        await self.ws.send(encode_message(Cancel(job_id)))
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def summary(values: list[float]) -> str:
+    return f"median {statistics.median(values):.3f} s (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
+
+
+async def bench(args: argparse.Namespace) -> None:
+    import torch
+    from helpers.live_server import live_server
+    from latentbrush.protocol import JobRequest, Rect, Size
+
+    torch.set_num_threads(args.threads)
+    image, mask = inputs(args.size)
+    direct = Direct(args.device, args.size, args.steps, image, mask)
+    env = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-socket-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with live_server(tmp, "--device", args.device, "--log-level", "WARNING", env=env) as server:
+        async with SocketClient(server.url, server.token) as client:
+            image_id = await client.upload(image, "rgba8")
+            mask_id = await client.upload(mask, "gray8")
+            job = JobRequest(
+                id="bench",
+                op="inpaint",
+                canvas=Size(args.size, args.size),
+                region=Rect(0, 0, args.size, args.size),
+                image=image_id,
+                mask=mask_id,
+                prompt="a cat",
+                model="tiny-inpaint",
+                sampler="Euler a",
+                steps=args.steps,
+                cfg=7.0,
+                seed=1,
+                resolution=Size(args.size, args.size),
+                preview_format="jpeg",
+                preview_max_side=512,
+                result_format="bgra8",
+            )
+            engine = InProcess(args.device, job, image, mask) if args.engine else None
+            # warm-up: model load, first-call allocations
+            direct.run()
+            await client.run(job)
+            if engine:
+                engine.run()
+            results: dict[str, list[float]] = {"direct": [], "engine": [], "socket": []}
+            first_preview: list[float] = []
+            for _ in range(args.rounds):
+                results["direct"].append(direct.run())
+                times = await client.run(job)
+                results["socket"].append(times["done"])
+                first_preview.append(times["first_preview"])
+                if engine:
+                    results["engine"].append(engine.run())
+            step_s = statistics.median(results["direct"]) / args.steps
+            latencies: list[float] = []
+            rng = random.Random(0)
+            long_job = JobRequest(**{**job.__dict__, "steps": args.cancel_steps})
+            for _ in range(args.cancel_trials):
+                times = await client.run(long_job, cancel_after=rng.uniform(0, step_s * 4))
+                latencies.append(times["cancelled"] - times["cancel_sent"])
+
+    print(
+        f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"torch {torch.__version__}, device {args.device}, threads {args.threads}"
+    )
+    print(
+        f"inpaint tiny-inpaint {args.size}x{args.size}, {args.steps} steps Euler a, cfg 7, previews jpeg, result bgra8"
+    )
+    for name, values in results.items():
+        if values:
+            print(f"  {name:7s} {summary(values)}")
+    direct_median = statistics.median(results["direct"])
+    for name in ("socket", "engine"):
+        if not results[name]:
+            continue
+        pairs = [v / d for v, d in zip(results[name], results["direct"], strict=True)]
+        print(
+            f"  ratio {name}/direct: medians {statistics.median(results[name]) / direct_median:.3f}, "
+            f"per round median {statistics.median(pairs):.3f} [{', '.join(f'{r:.3f}' for r in pairs)}]"
+        )
+    print("  (target for socket/direct <= 1.05)")
+    print(f"  time to first preview: {summary(first_preview)}; one step ~ {step_s:.3f} s")
+    print(f"  cancel latency (cancel sent -> cancelled received): {summary(latencies)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cancel-trials", type=int, default=5)
+    parser.add_argument("--cancel-steps", type=int, default=50)
+    parser.add_argument("--no-engine", dest="engine", action="store_false", help="skip the in-process Engine.run path")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import platform
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -117,7 +118,9 @@ async def serve(config: ServerConfig, factory: EngineFactory, token: str, token_
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             pass
-    log.info("latentbrush-server %s starting (python %s)", server_version(), sys.version.split()[0])
+    log.info(
+        "latentbrush-server %s starting (python %s, %s)", server_version(), sys.version.split()[0], platform.platform()
+    )
     async with LatentbrushServer(config, lambda: factory(config), token) as server:
         log.info("token file %s", token_path)
         print(f"{LISTENING_PREFIX}{server.url}", flush=True)
@@ -141,7 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:  # address in use, permission denied, models folder unreadable
-        log.error("latentbrush-server failed to start on %s:%s: %s", config.host, config.port, exc)
+        log.error("latentbrush-server failed on %s:%s: %s", config.host, config.port, exc)
+        return 1
+    except Exception:  # the engine could not be built (missing torch, broken model): say so, exit non-zero
+        log.exception("latentbrush-server failed")
         return 1
     return 0
 

@@ -47,7 +47,7 @@ class BlobCache:
             self._bytes -= old.nbytes
         self._items[key] = pixels
         self._bytes += pixels.nbytes
-        self._evict(keep=key)
+        self._evict()
 
     def pin(self, key: str) -> None:
         """Keep ``key`` while a job needs it (pins count; one ``unpin`` per ``pin``)."""
@@ -57,12 +57,14 @@ class BlobCache:
         self._pins[key] -= 1
         if self._pins[key] <= 0:
             del self._pins[key]
-            self._evict(keep=None)
+            self._evict()
 
-    def _evict(self, keep: str | None) -> None:
+    def _evict(self) -> None:
+        """Drop unpinned blobs, oldest first, until within budget; the newest always stays."""
         if self._bytes <= self._budget:
             return
-        for key in [k for k in self._items if k != keep and k not in self._pins]:  # oldest first
+        newest = next(reversed(self._items), None)
+        for key in [k for k in self._items if k != newest and k not in self._pins]:
             self._bytes -= self._items.pop(key).nbytes
             if self._bytes <= self._budget:
                 return

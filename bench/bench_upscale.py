@@ -12,11 +12,15 @@ ESRGAN/RRDB shaped like 4x-UltraSharp (64 features, 23 blocks). The upscale is t
     python bench/bench_upscale.py                          # CPU: 1024^2 -> 4096^2 (slow on 2 cores)
     python bench/bench_upscale.py --sizes 512 1024          # several input sizes
     python bench/bench_upscale.py --device cuda --arch compact esrgan --sizes 1024 2048 --repeat 3
+
+Without an installed ``latentbrush`` (a bare GPU box) the repo's folders are mapped onto the package
+names; torch, numpy, Pillow, safetensors and spandrel must be importable.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -27,9 +31,28 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 
 UNTILED = 65536  # a tile side no image reaches: the whole image is one tile
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _map_repo_packages() -> None:
+    """Makes ``latentbrush.protocol`` / ``latentbrush.backend`` importable from the repo when not installed."""
+    if importlib.util.find_spec("latentbrush") is not None:
+        return
+    package = types.ModuleType("latentbrush")
+    package.__path__ = []
+    sys.modules["latentbrush"] = package
+    for name in ("protocol", "backend"):
+        spec = importlib.util.spec_from_file_location(
+            f"latentbrush.{name}", REPO / name / "__init__.py", submodule_search_locations=[str(REPO / name)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        setattr(package, name, module)
 
 
 def _rss_mb() -> float:
@@ -87,6 +110,7 @@ class _OneModel:
 
 def child(case: dict) -> dict:
     """One measurement in this (fresh) process."""
+    _map_repo_packages()
     import numpy as np
     import torch
     from latentbrush.backend.upscale import run_upscale

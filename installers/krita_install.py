@@ -168,11 +168,11 @@ def build_bundle(dest: Path, *, vendor: bool = True, wheel: Path | None = None, 
 
 
 def write_zip(bundle: Path, zip_path: Path) -> Path:
+    """Zip the bundle with explicit folder entries: Krita's importer finds the package by its "latentbrush/" entry."""
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(bundle.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(bundle).as_posix())
+            zf.write(path, path.relative_to(bundle).as_posix() + ("/" if path.is_dir() else ""))
     return zip_path
 
 

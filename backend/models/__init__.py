@@ -1,0 +1,1 @@
+"""Model discovery, base-type detection, loading and caching, and the built-in tiny models."""

@@ -270,7 +270,8 @@ class LoadedModel:
         pipe = self._pipes.get(task)
         if pipe is None:
             source = next(iter(self._pipes.values()))
-            pipe = PIPELINES[self.entry.family][task].from_pipe(source)
+            # diffusers 0.42's from_pipe casts the *shared* modules to float32 unless told the dtype
+            pipe = PIPELINES[self.entry.family][task].from_pipe(source, **dtype_kwarg(source.unet.dtype))
             pipe.set_progress_bar_config(disable=True)
             self._pipes[task] = pipe
         if self.placement.cpu_offload and self._offloaded is not pipe and self.placement.device.type == "cuda":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from latentbrush.protocol import PREVIEW_NONE, ErrorCode, JobRequest, Size, UpscaleParams
+from latentbrush.protocol import PREVIEW_NONE, ErrorCode, JobRequest, Rect, Size, UpscaleParams
 
 from ..events import EngineError, JobCancelled, JobEvents, JobOutput, RefineFn
 from .model_upscale import ModelTiler, lanczos_resize, upscale_with_model
@@ -41,6 +41,29 @@ def region_crop(job: JobRequest, image: np.ndarray) -> np.ndarray:
     return image[y : y + job.region.height, x : x + job.region.width]
 
 
+class StepReporter:
+    """Numbers the steps of a job and sends progress plus one preview frame per step."""
+
+    def __init__(self, events: JobEvents, total: int, canvas: PreviewCanvas | None, rect: Rect) -> None:
+        self.events, self.total, self.canvas, self.rect = events, total, canvas, rect
+        self.done = 0
+
+    def step(self, stage: str, pixels: np.ndarray, box: Box, space: Size) -> None:
+        """One step finished; ``pixels`` cover ``box`` of an image of size ``space``."""
+        self.done += 1
+        self.events.progress(self.done, self.total, stage)
+        if self.canvas is not None:
+            self.canvas.paste(pixels, box, space)
+            self.events.preview(self.done, self.total, self.canvas.frame(), self.rect, 0)
+
+
+def upscale_alpha(alpha: np.ndarray, target: Size) -> np.ndarray:
+    """Lanczos-resized alpha; an opaque region stays exactly opaque."""
+    if int(alpha.min()) == 255:
+        return np.full((target.height, target.width), 255, dtype=np.uint8)
+    return to_uint8(lanczos_resize(alpha[..., None].astype(np.float32) / 255.0, target))[..., 0]
+
+
 def run_upscale(
     job: JobRequest,
     image: np.ndarray,
@@ -55,6 +78,7 @@ def run_upscale(
 
     ``seed``: the seed the engine bound into ``refine`` (reported back; defaults to ``job.seed``).
     ``max_pixels``: refuse outputs larger than this (TOO_LARGE naming the scale or target field).
+    Everything that can be refused is checked before ``events.started``.
     """
     clock = time.perf_counter()
     params = job.upscale or UpscaleParams()
@@ -69,75 +93,50 @@ def run_upscale(
         raise EngineError(ErrorCode.NOT_SUPPORTED, "refining needs a diffusion model", "job.upscale.refine")
     name = upscalers.resolve(params.upscaler)
     model = None if name == LANCZOS else upscalers.load(name)
+    passes = model_passes(source, target, int(model.scale)) if model is not None else ()
+    tiler = ModelTiler(model, params.tile, params.overlap, events.cancel) if model is not None else None
+    upscale_steps = sum(tiler.grid(p.input.width, p.input.height).count for p in passes) if tiler else 1
+    steps = refine_steps(target, params) if params.refine and refine is not None else ()
+    canvas = None if job.preview_format == PREVIEW_NONE else PreviewCanvas(rgba[..., :3], target, job.preview_max_side)
+    reporter = StepReporter(events, upscale_steps + len(steps), canvas, job.region)
+    events.started(reporter.total, seed)
 
-    tiler = passes = None
-    upscale_steps = 1
-    if model is not None:
-        passes = model_passes(source, target, int(model.scale))
-        tiler = ModelTiler(model, params.tile, params.overlap, events.cancel)
-        upscale_steps = sum(tiler.grid(p.input.width, p.input.height).count for p in passes)
-    steps = refine_steps(target, params) if params.refine else ()
-    total = upscale_steps + len(steps)
-    events.started(total, seed)
-
+    whole = Box(0, 0, target.width, target.height)
     rgb = rgba[..., :3].astype(np.float32) / 255.0
-    previews = job.preview_format != PREVIEW_NONE
-    canvas = PreviewCanvas(rgba[..., :3], target, job.preview_max_side) if previews else None
-    done = 0
-
-    def report(stage: str, pixels: np.ndarray, box: Box, space: Size) -> None:
-        nonlocal done
-        done += 1
-        events.progress(done, total, stage)
-        if canvas is not None:
-            canvas.paste(pixels, box, space)
-            events.preview(done, total, canvas.frame(), job.region, 0)
-
-    if model is not None and passes is not None and tiler is not None:
-
-        def on_tile(index: int, _number: int, _count: int, box: Box, tile: np.ndarray) -> None:
-            report("upscale", tile, box, passes[index].output)
-
-        rgb = upscale_with_model(rgb, passes, tiler, on_tile)
+    if tiler is not None:
+        rgb = upscale_with_model(
+            rgb, passes, tiler, lambda i, _n, _c, box, tile: reporter.step("upscale", tile, box, passes[i].output)
+        )
     if events.cancel.is_set():
         raise JobCancelled()
     out = to_uint8(lanczos_resize(rgb, target))
-    whole = Box(0, 0, target.width, target.height)
-    if model is None:
-        report("upscale", out, whole, target)
+    del rgb
+    if tiler is None:
+        reporter.step("upscale", out, whole, target)
     elif canvas is not None:  # tiles were pasted unblended; the refine previews build on the real result
         canvas.paste(out, whole, target)
-
     if steps and refine is not None:
-
-        def on_step(_number: int, _count: int, box: Box, crop: np.ndarray) -> None:
-            report("refine", crop, box, target)
-
+        on_step = lambda _n, _c, box, crop: reporter.step("refine", crop, box, target)  # noqa: E731
         out = refine_image(out, steps, refine, params.refine_mask_blur, events.cancel, on_step)
 
-    alpha = rgba[..., 3]
-    if int(alpha.min()) == 255:
-        alpha_out = np.full((target.height, target.width), 255, dtype=np.uint8)
-    else:
-        alpha_out = to_uint8(lanczos_resize(alpha[..., None].astype(np.float32) / 255.0, target))[..., 0]
-    result = np.concatenate([out, alpha_out[..., None]], axis=-1)
-
+    result = np.empty((target.height, target.width, 4), dtype=np.uint8)
+    result[..., :3] = out
+    result[..., 3] = upscale_alpha(rgba[..., 3], target)
     info: dict[str, object] = {
         "upscaler": name,
         "width": target.width,
         "height": target.height,
-        "scale": target.width / source.width,
         "seconds": round(time.perf_counter() - clock, 3),
-        "refine": bool(params.refine),
+        "refine": bool(steps),
     }
-    if model is not None and tiler is not None and passes is not None:
+    if model is not None and tiler is not None:
         info.update(
             model_scale=int(model.scale),
             passes=len(passes),
-            tile=tiler.tile if not tiler.untiled else None,
+            tile=None if tiler.untiled else tiler.tile,
             tile_limit=tiler.limit,
             oom_retries=tiler.oom_retries,
         )
-    if params.refine:
+    if steps:
         info.update(refine_tiles=len(steps), seam_fix=params.seam_fix)
     return JobOutput(images=(result,), seeds=() if seed is None else (seed,), info=info)

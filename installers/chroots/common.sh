@@ -80,6 +80,16 @@ lb_in_chroot() {  # $1 = chroot root, rest = VAR=value... command...; always a c
     DEBIAN_FRONTEND=noninteractive "$@"
 }
 
+lb_free_display() {  # an X display number no X server on this machine uses (chroot or host)
+  # Xvfb listens on the abstract socket @/tmp/.X11-unix/X<n>, which a chroot shares with the host
+  # (same network namespace), so xvfb-run -a inside a chroot cannot see a host Xvfb's lock file.
+  local n
+  for n in $(seq "${1:-200}" 999); do
+    grep -q "/tmp/.X11-unix/X$n\$" /proc/net/unix || [ -e "/tmp/.X$n-lock" ] || { echo "$n"; return 0; }
+  done
+  return 1
+}
+
 lb_ensure_debootstrap() {
   command -v debootstrap >/dev/null && return 0
   lb_log "installing debootstrap on the host"

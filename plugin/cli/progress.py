@@ -20,6 +20,7 @@ class ProgressBar:
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._t0: float | None = None
+        self._first_step = 0
         self._stage = ""
         self._last_quarter = -1
         self.previews = 0

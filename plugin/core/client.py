@@ -64,6 +64,7 @@ log = logging.getLogger("latentbrush.plugin.client")
 
 FIRST_MAX_SIZE = 512 * 1024 * 1024  # receive cap until the server hello states its limits
 MAX_QUERY_HASHES = 64  # QueryBlobs.hashes items_max
+CLOSE_SUPERSEDED = 4000  # SPEC section 2: another connection resumed this session
 FRAME_OVERHEAD = 65540  # SPEC section 2: length prefix and the largest header on top of a raw RGBA result
 
 
@@ -310,9 +311,9 @@ class Client:
         from websockets.exceptions import ConnectionClosed
 
         while not self._closing:
-            reason = "connection closed"
+            ws, reason = self._ws, "connection closed"
             try:
-                async for raw in self._ws:
+                async for raw in ws:
                     self._dispatch(raw)
             except ConnectionClosed as exc:
                 reason = f"connection lost: {exc}"
@@ -322,6 +323,9 @@ class Client:
                 return
             self._ws = None
             self._fail_waiter(ConnectionLost(reason))
+            if getattr(ws, "close_code", None) == CLOSE_SUPERSEDED:  # taking the session back would ping-pong
+                self._give_up("another connection resumed this session (close code 4000)")
+                return
             if not await self._reconnect(reason):
                 return
 

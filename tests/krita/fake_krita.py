@@ -15,11 +15,22 @@ in Krita points at a difference worth a note:
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
-import numpy as np
-from latentbrush.plugin.qt import QAction, QDockWidget, QMainWindow, QObject, QRect, pyqtSignal
+try:
+    import numpy as np
+except ImportError:  # Krita's own Python (the PyQt5 bundle test) has no numpy: only the app classes work there
+    np = None
+
+if "PyQt5" in sys.modules:  # the same binding as the code under test (see plugin/qt.py)
+    from PyQt5.QtCore import QObject, QRect, Qt, pyqtSignal
+    from PyQt5.QtWidgets import QAction, QDockWidget, QMainWindow
+else:
+    from PyQt6.QtCore import QObject, QRect, Qt, pyqtSignal
+    from PyQt6.QtGui import QAction
+    from PyQt6.QtWidgets import QDockWidget, QMainWindow
 
 # ----------------------------------------------------------------------------- selection
 
@@ -424,11 +435,5 @@ class Krita(QObject):
             extension.createActions(self.window)
         for factory in self.factories:
             dock = factory.createDockWidget()
-            self.window.qwindow().addDockWidget(_right_area(), dock)
+            self.window.qwindow().addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         return self.window
-
-
-def _right_area() -> Any:
-    from latentbrush.plugin.qt import Qt
-
-    return Qt.DockWidgetArea.RightDockWidgetArea

@@ -67,3 +67,12 @@ def test_split_command_keeps_quoted_arguments():
     assert split_command("'/my venv/bin/python' -m latentbrush.backend --models \"/a b\"") == [
         "/my venv/bin/python", "-m", "latentbrush.backend", "--models", "/a b",
     ]
+
+
+def test_stop_without_waiting_returns_at_once_and_the_server_still_ends(server):
+    seen = events(server)
+    server.start([sys.executable, "-c", FAKE_SERVER])
+    spin_until(lambda: seen["listening"], "the listening line")
+    server.stop(wait=False)
+    spin_until(lambda: seen["stopped"], "the process to end")
+    assert not server.running

@@ -1,15 +1,20 @@
 """A loopback TCP forwarder that tests can cut, freeze and re-point, to break connections on purpose.
 
-The client connects to the proxy; the proxy opens a connection to ``target`` per client
+The client connects to the proxy; the proxy opens a connection to ``target_port`` per client
 connection and copies bytes both ways. ``cut()`` aborts every open pair (the server sees a
-dropped client, the client a dropped server), ``freeze()`` stops delivering server bytes to
-the client (they are discarded), and ``target`` can change so reconnects reach another server.
+dropped client, the client a dropped server); ``freeze_after(text)`` passes server frames on
+until the first text frame containing ``text`` and discards everything after it, so a test can
+stop the client hearing about a job at an exact point however fast the server is; and
+``target_port`` can change so reconnects reach another server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
+
+TEXT_OPCODE = 1
 
 
 class TcpProxy:
@@ -18,6 +23,7 @@ class TcpProxy:
         self.target_port = target_port
         self.connections = 0
         self.frozen = False
+        self._freeze_marker: bytes | None = None
         self._server: asyncio.base_events.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -48,9 +54,9 @@ class TcpProxy:
         self._pairs.clear()
         self.frozen = False
 
-    def freeze(self) -> None:
-        """From now on, drop what the server sends instead of passing it to the client."""
-        self.frozen = True
+    def freeze_after(self, text: str) -> None:
+        """Pass server frames on up to the first text frame containing ``text``; drop all after it."""
+        self._freeze_marker = text.encode()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -67,10 +73,53 @@ class TcpProxy:
             t.add_done_callback(self._tasks.discard)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
+        pending = b""
+        handshake_done = False
         with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
-                if downstream and self.frozen:
+                if not downstream or self._freeze_marker is None:
+                    if not (downstream and self.frozen):
+                        writer.write(data)
+                        await writer.drain()
                     continue
-                writer.write(data)
+                pending += data
+                if not handshake_done:  # the HTTP 101 response comes before any frame
+                    end = pending.find(b"\r\n\r\n")
+                    if end < 0:
+                        continue
+                    writer.write(pending[: end + 4])
+                    pending, handshake_done = pending[end + 4 :], True
+                pending = self._forward_frames(pending, writer)
                 await writer.drain()
         writer.transport.abort()
+
+    def _forward_frames(self, buffer: bytes, writer: asyncio.StreamWriter) -> bytes:
+        """Forward each complete (unmasked, server) frame until the marker frame; return the rest."""
+        while not self.frozen:
+            size = _frame_size(buffer)
+            if size is None:
+                return buffer
+            frame, buffer = buffer[:size], buffer[size:]
+            writer.write(frame)
+            if frame[0] & 0x0F == TEXT_OPCODE and self._freeze_marker and self._freeze_marker in frame:
+                self.frozen, self._freeze_marker = True, None
+        return b""
+
+
+def _frame_size(buffer: bytes) -> int | None:
+    """Length of the first complete WebSocket frame in ``buffer`` (RFC 6455 5.2), None if incomplete."""
+    if len(buffer) < 2:
+        return None
+    length, offset = buffer[1] & 0x7F, 2
+    if length == 126:
+        if len(buffer) < 4:
+            return None
+        length, offset = struct.unpack_from(">H", buffer, 2)[0], 4
+    elif length == 127:
+        if len(buffer) < 10:
+            return None
+        length, offset = struct.unpack_from(">Q", buffer, 2)[0], 10
+    if buffer[1] & 0x80:
+        offset += 4  # masked (never from a server, but harmless)
+    total = offset + length
+    return total if len(buffer) >= total else None

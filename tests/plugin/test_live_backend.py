@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 import pytest
-from helpers.live_server import live_server
+from helpers.live_server import FAKE_ENGINE, live_server
 from latentbrush.plugin.core import events as ev
 from latentbrush.plugin.core.client import Client, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller
@@ -105,36 +105,61 @@ def test_dropped_connection_resumes_and_the_result_arrives(backend):
 
 
 def test_server_restart_reports_the_lost_job_and_serves_the_next(tmp_path):
+    """A new server process (same port behind the proxy, same token) knows nothing of the old session.
+
+    Uses the backend tests' fast fake engine: what matters here is the server process, not diffusion.
+    """
     canvas, mask = scene()
 
     async def main():
         with contextlib.ExitStack() as stack:
-            first = stack.enter_context(live_server(tmp_path))
+            first = stack.enter_context(live_server(tmp_path, engine_factory=FAKE_ENGINE))
             proxy = TcpProxy(first.port)
             await proxy.start()
+            proxy.freeze_after('"type":"started"')  # the client hears the job start, then nothing more
             client = Client(proxy.url, token=first.token, reconnect=FAST)
             seen: list[ev.ClientEvent] = []
             client.add_listener(seen.append)
-            # once it runs, the client hears nothing more from the first server
-            client.add_listener(lambda e: proxy.freeze() if isinstance(e, ev.JobStarted) else None)
             await client.connect()
             controller = Controller(HeadlessHost(canvas, mask=mask), client)
-            record = await controller.submit(GenerationSettings(prompt="x", steps=30), "inpaint")
+            record = await controller.submit(GenerationSettings(prompt="x", steps=3), "inpaint")
             await wait_for(lambda: proxy.frozen, "job start", JOB_TIMEOUT_S)
             await asyncio.to_thread(stack.close)  # the server process ends, and its session with it
-            second = await asyncio.to_thread(stack.enter_context, live_server(tmp_path))  # same token file
+            second = await asyncio.to_thread(
+                stack.enter_context, live_server(tmp_path, engine_factory=FAKE_ENGINE)  # same token file
+            )
             proxy.target_port = second.port
             proxy.cut()
             lost = await controller.wait(record.job_id)
             again = await controller.run(GenerationSettings(prompt="y", steps=2, seed=4), "inpaint")
             await client.close()
             await proxy.stop()
-            return lost, again, seen
+            return record, lost, again, seen
 
-    lost, again, seen = run(main())
+    record, lost, again, seen = run(main())
+    assert any(isinstance(e, ev.JobStarted) and e.job_id == record.job_id for e in seen)
+    assert not any(isinstance(e, ev.JobResult) and e.job_id == record.job_id for e in seen)
     assert lost.state == "error" and lost.error_code == ev.LOST_JOB
     assert "submit it again" in lost.error
     back = [e for e in seen if isinstance(e, ev.ConnectionChanged) and e.state is ev.ConnectionState.CONNECTED
             and e.attempt]
     assert back and not back[-1].resumed
     assert again.state == "done" and again.seeds == (4,)
+
+
+def test_superseded_connection_gives_up_instead_of_fighting(backend):
+    async def main():
+        first = Client(backend.url, token=backend.token, reconnect=FAST)
+        await first.connect()
+        second = Client(backend.url, token=backend.token, reconnect=FAST)
+        second.client_id = first.client_id  # the same session, as a second copy of the plugin would claim
+        hello = await second.connect()
+        await wait_for(lambda: first.state is ev.ConnectionState.FAILED, "first connection closed", 60)
+        models = await second.query_models()  # the new connection owns the session and works
+        await second.close()
+        await first.close()
+        return first, hello, models
+
+    first, hello, models = run(main())
+    assert hello.resumed and hello.client_id == first.client_id
+    assert first.stats.reconnects == 0 and models.models

@@ -1,5 +1,5 @@
 """The Krita host: document adapter, preview layer, docker, actions, asyncio-in-Qt pump.
 
-Only ``extension``, ``docker`` and ``session`` need Krita's ``krita`` module or Qt at import;
-``actions``, ``colorspace`` and ``settings`` are plain Python (the installer and tests use them).
+Only ``extension`` and ``docker`` import Krita's ``krita`` module; ``actions``, ``colorspace``
+and ``settings`` are plain Python (the installer uses ``actions``); the rest needs only Qt.
 """

@@ -13,7 +13,7 @@ import shutil
 import sys
 from collections import deque
 
-from ...qt import QObject, QProcess, QProcessEnvironment, pyqtSignal, qbytes
+from ...qt import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal, qbytes
 
 LISTENING = re.compile(r"latentbrush-server listening on (wss?://\S+)")
 SERVER_PROGRAM = "latentbrush-server"
@@ -72,15 +72,27 @@ class LocalServer(QObject):
         self._process = process
         process.start(argv[0], [*argv[1:], *extra_args])
 
-    def stop(self, timeout_ms: int = 5000) -> None:
-        """Terminate the server and wait for it (used when Krita closes); kill if it lingers."""
+    def stop(self, timeout_ms: int = 5000, *, wait: bool = True) -> None:
+        """Terminate the server (it shuts down cleanly on SIGTERM); kill it if it lingers.
+
+        ``wait=False`` returns at once (the docker's Disconnect button must not freeze Krita);
+        ``wait=True`` blocks until it is gone (Krita is closing and will not run the timer).
+        """
         process = self._process
         if process is None or process.state() == QProcess.ProcessState.NotRunning:
             return
         process.terminate()
+        if not wait:
+            QTimer.singleShot(timeout_ms, lambda: self._kill_if_running(process))
+            return
         if not process.waitForFinished(timeout_ms):
             process.kill()
             process.waitForFinished(1000)
+
+    @staticmethod
+    def _kill_if_running(process: QProcess) -> None:
+        if process.state() != QProcess.ProcessState.NotRunning:
+            process.kill()
 
     def recent_output(self) -> str:
         return "\n".join(self._lines)

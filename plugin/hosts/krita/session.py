@@ -98,7 +98,7 @@ class KritaSession(QObject):
     def disconnect(self) -> None:
         """Close the connection and stop the local server if this session started it."""
         self._drop_client()
-        self.server.stop()
+        self.server.stop(wait=False)
         self._set_state(ev.ConnectionState.CLOSED.value, "disconnected")
         self.server_info_changed.emit(None)
 

@@ -202,3 +202,13 @@ def test_missing_models_folder_falls_back_to_tiny(tmp_path: Path, caplog: pytest
         engine = Engine(EngineSettings(models_dir=tmp_path / "nope", device="cpu"))
     assert engine.describe().default_model == "tiny"
     assert "noise, not pictures" in caplog.text
+
+
+def test_task_variants_share_modules_and_keep_the_dtype() -> None:
+    engine = Engine(EngineSettings(device="cpu", dtype="bfloat16"))
+    model, _ = engine.cache.get(engine.registry.get("tiny"))
+    pipes = [model.pipeline(task) for task in ("txt2img", "img2img", "inpaint")]
+    assert len({id(p) for p in pipes}) == 3 and len({id(p.unet) for p in pipes}) == 1
+    for pipe in pipes:
+        assert {m.dtype for m in (pipe.unet, pipe.vae, pipe.text_encoder)} == {torch.bfloat16}
+    assert engine.describe().dtype == "bfloat16"

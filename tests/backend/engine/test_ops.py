@@ -10,6 +10,7 @@ import torch
 from latentbrush.backend.engine import Engine
 from latentbrush.backend.events import EngineError, JobOutput
 from latentbrush.backend.ops import masks
+from latentbrush.backend.ops.diffusion import processing_size
 from latentbrush.protocol import ErrorCode, Rect, Size, UpscaleParams
 from latentbrush.protocol.messages import MAX_SEED
 
@@ -210,3 +211,14 @@ def test_describe(tiny_engine: Engine) -> None:
     assert info.default_model == "tiny" and info.models[1].inpaint and info.models[0].resolution == 256
     assert "Euler a" in info.samplers and "DPM++ 2M Karras" in info.samplers
     assert "lanczos" in info.upscalers
+
+
+@pytest.mark.parametrize(("width", "height"), [(1000, 500), (100, 80), (4000, 100), (512, 512), (37, 1999)])
+def test_processing_size_keeps_native_area_aspect_and_multiples_of_8(width: int, height: int) -> None:
+    w, h = processing_size(width, height, 512, None)
+    assert w % 8 == 0 and h % 8 == 0 and min(w, h) >= 64
+    assert max(w, h) <= 2 * 512 + 8  # extreme aspect ratios are capped
+    if max(width, height) / min(width, height) < 4:
+        assert abs(w * h - 512 * 512) / (512 * 512) < 0.1
+        assert abs(w / h - width / height) / (width / height) < 0.1
+    assert processing_size(width, height, 512, Size(300, 203)) == (304, 200)

@@ -151,3 +151,8 @@ def make_engine(config: object = None) -> FakeEngine:
     """``--engine-factory`` entry: previews of ``LATENTBRUSH_FAKE_PREVIEW`` px (default 64) squared."""
     side = int(os.environ.get("LATENTBRUSH_FAKE_PREVIEW", "64"))
     return FakeEngine(preview_size=(side, side))
+
+
+def broken_engine(config: object = None) -> FakeEngine:
+    """``--engine-factory`` entry for an engine that cannot start (a missing driver, say)."""
+    raise RuntimeError("no usable GPU driver (fake)")

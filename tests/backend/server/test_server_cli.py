@@ -72,5 +72,15 @@ def test_allow_remote_binds_with_token(tmp_path):
     with live_server(tmp_path, "--host", "0.0.0.0", "--allow-remote", engine_factory=FAKE_ENGINE) as server:
         assert server.url.startswith("ws://0.0.0.0:")
         url = f"ws://127.0.0.1:{server.port}"
-        hello, final = asyncio.run(hello_and_job(url, server.token))
+        _, final = asyncio.run(hello_and_job(url, server.token))
         assert type(final).TYPE == "done"
+
+
+def test_engine_that_cannot_start_exits_nonzero_with_the_reason(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "latentbrush.backend", "--port", "0", "--token-file", str(tmp_path / "token"),
+         "--engine-factory", FAKE_ENGINE.replace(":make_engine", ":broken_engine")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no usable GPU driver (fake)" in result.stderr

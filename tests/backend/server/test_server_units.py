@@ -86,7 +86,8 @@ def test_mask_of_a_colour_blob_is_its_luminance():
 
 
 @pytest.mark.parametrize(("size", "limit", "expected"), [
-    ((100, 50), 512, (100, 50)), ((1024, 512), 512, (512, 256)), ((300, 1000), 100, (30, 100)), ((5000, 1), 64, (64, 1)),
+    ((100, 50), 512, (100, 50)), ((1024, 512), 512, (512, 256)), ((300, 1000), 100, (30, 100)),
+    ((5000, 1), 64, (64, 1)),
 ])
 def test_fit_within(size, limit, expected):
     assert fit_within(*size, limit) == expected

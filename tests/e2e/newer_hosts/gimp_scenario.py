@@ -1,6 +1,6 @@
 # GIMP 3 end-to-end scenario for the latentbrush plug-in; exec'd by GIMP's python-fu-eval:
 #   gimp-console-3.x -i --quit --batch-interpreter=python-fu-eval \
-#       -b 'exec(open("/lb/tests/e2e/newer_hosts/gimp_scenario.py").read())'
+#       -b "exec(open('<repo>/tests/e2e/newer_hosts/gimp_scenario.py').read())"
 # python-fu-eval has already required the gi versions of Gimp and Gegl. Runs in the
 # batch plug-in process; the latentbrush plug-in (installed in this profile) runs in its own.
 # Env: E2E_OUT (report + PNGs), LATENTBRUSH_SERVER / LATENTBRUSH_TOKEN_FILE (read by the plug-in),
@@ -212,20 +212,33 @@ def screenshot(path_png):
     log("screenshot ->", path_png)
 
 
+def undo_state(image):
+    return names(image), image.get_width(), image.get_height(), tuple(Gimp.Selection.bounds(image))
+
+
 def press_undo(step, image, done, what):
-    """Ctrl+Z to GIMP's image window (xdotool, no window manager needed), then wait for ``done()``."""
+    """Ctrl+Z to GIMP's image window (xdotool, no window manager needed), then wait for ``done()``.
+
+    A key press that GIMP drops (it can, right after a big re-render) changes nothing at all; only
+    then is it sent again, so one undo step is never taken twice.
+    """
     # the image window's title ends with "<width>x<height> – GIMP"
     found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "[0-9]+x[0-9]+ .+ GIMP$"],
                            capture_output=True, text=True, timeout=30).stdout.split()
     check(step, bool(found), "no GIMP image window to send Ctrl+Z to")
-    subprocess.run(["xdotool", "windowfocus", "--sync", found[-1]], check=True, timeout=30)
-    subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+z"], check=True, timeout=30)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if done():
-            log(step, "ok:", what)
-            return
-        time.sleep(0.2)
+    before = undo_state(image)
+    for attempt in range(3):
+        time.sleep(0.5)
+        subprocess.run(["xdotool", "windowfocus", "--sync", found[-1]], check=True, timeout=30)
+        subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+z"], check=True, timeout=30)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if done():
+                log(step, "ok:", what, f"(key sent {attempt + 1}x)")
+                return
+            time.sleep(0.2)
+        if undo_state(image) != before:
+            break  # something was undone, but not what we expected
     check(step, False, f"after Ctrl+Z: {what} did not happen; layers {names(image)}, "
                        f"size {image.get_width()}x{image.get_height()}, selection {Gimp.Selection.bounds(image)}")
 

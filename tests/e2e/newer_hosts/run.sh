@@ -65,17 +65,20 @@ done
 if [ -z "$URL" ]; then fail backend "start (no 'listening on' line within 120 s)" "$OUT/backend.log"; exit 1; fi
 lb_log "backend listening on $URL"
 
-mount_for_tests() {  # $1 = chroot name: system mounts, the repo read-only at /lb, outputs at /out
+mount_for_tests() {  # $1 = chroot name: system mounts, the repo (read-only) and the outputs at their own paths
   local R; R=$(lb_root "$1")
   lb_mount_system "$R"
-  mountpoint -q "$R/lb" || lb_bind "$ROOT" "$R" /lb ro
-  mountpoint -q "$R/out" || lb_bind "$OUT" "$R" /out
+  # a fresh /tmp per run: no X lock files or sockets left over from an earlier run (xvfb-run -a)
+  mountpoint -q "$R/tmp" || mount -t tmpfs -o mode=1777 lbtmp "$R/tmp"
+  # same paths inside and out, so reports written in the chroot name files the host can open
+  mountpoint -q "$R$ROOT" || lb_bind "$ROOT" "$R" "$ROOT" ro
+  mountpoint -q "$R$OUT" || lb_bind "$OUT" "$R" "$OUT"
 }
 
 in_test_chroot() {  # $1 = chroot name, $2 = out subfolder (HOME and E2E_OUT), rest = command
   local name=$1 sub=$2; shift 2
-  lb_in_chroot "$(lb_root "$name")" HOME="/out/$sub/home" E2E_OUT="/out/$sub" E2E_STEPS="$STEPS" \
-    LATENTBRUSH_SERVER="$URL" LATENTBRUSH_TOKEN_FILE=/out/token "$@"
+  lb_in_chroot "$(lb_root "$name")" HOME="$OUT/$sub/home" E2E_OUT="$OUT/$sub" E2E_STEPS="$STEPS" \
+    LATENTBRUSH_SERVER="$URL" LATENTBRUSH_TOKEN_FILE="$OUT/token" "$@"
 }
 
 # ------------------------------------------------------------------------------------ GIMP
@@ -91,11 +94,11 @@ run_gimp() {  # $1 = target, $2 = chroot, $3 = GIMP version, $4 = gui|console, $
   # no "Welcome" dialog over the canvas (GUI runs take the screenshot)
   printf '(show-welcome-dialog no)\n' >"$OUT/$target/home/.config/GIMP/$version/gimprc"
   mount_for_tests "$chroot"
-  local batch=(--batch-interpreter=python-fu-eval -b 'exec(open("/lb/tests/e2e/newer_hosts/gimp_scenario.py").read())')
+  local batch=(--batch-interpreter=python-fu-eval -b "exec(open('$HERE/gimp_scenario.py').read())")
   if [ "$mode" = gui ]; then
     # GUI under Xvfb: real displays, and Ctrl+Z sent with xdotool checks the undo steps
     in_test_chroot "$chroot" "$target" E2E_GUI=1 E2E_SCREENSHOT="$([ "$shot" = shot ] && echo 1)" timeout -k 10 300 \
-      xvfb-run -a -s "-screen 0 1440x900x24" "gimp-$version" --no-splash --quit "${batch[@]}" >"$log" 2>&1 || rc=$?
+      xvfb-run -n "$(lb_free_display)" -s "-screen 0 1440x900x24" "gimp-$version" --no-splash --quit "${batch[@]}" >"$log" 2>&1 || rc=$?
   else
     in_test_chroot "$chroot" "$target" timeout -k 10 300 \
       "gimp-console-$version" -i --quit "${batch[@]}" >"$log" 2>&1 || rc=$?
@@ -118,11 +121,29 @@ wants gimp30 && run_gimp gimp30 trixie 3.0 gui
 wants gimp32 && run_gimp gimp32 sid 3.2 gui ${LB_NOSHOT:-shot}
 
 # ------------------------------------------------------------------------------------ Krita 6
-if wants krita6; then
-  # shellcheck source=krita6.sh
-  . "$HERE/krita6.sh"
-  run_krita6
-fi
+run_krita6() {  # the Krita 5 e2e (tests/e2e/krita) with Krita 6 in the sid chroot: krita6_driver.py
+  local log="$OUT/krita6/driver.log" rc=0 t version
+  t=$(date +%s); mkdir -p "$OUT/krita6"
+  version=$(lb_in_chroot "$(lb_root sid)" dpkg-query -W -f '${Version}' krita)
+  lb_log "== krita6: Krita $version in sid"
+  case "$version" in 1:6.*) ;; *) fail krita6 "version check: krita in the sid chroot is $version, not 6.x" ""; return ;; esac
+  mount_for_tests sid
+  LB_XVFB_DISPLAY=$(lb_free_display) timeout -k 10 900 \
+    "$PY" "$HERE/krita6_driver.py" "$(lb_root sid)" "$OUT/krita6" "$URL" "$OUT/token" \
+    >"$log" 2>&1 || rc=$?
+  lb_log "krita6: driver exit $rc after $(( $(date +%s) - t ))s"
+  grep -E '^\[krita6\]' "$log" | sed 's/^/    /' || true
+  if [ "$rc" != 0 ]; then
+    local where
+    where=$(grep -E '^\[krita6\] .*FAILED' "$log" | head -1 || true)
+    fail krita6 "${where:-krita6_driver.py exited $rc}" "$log"; return
+  fi
+  if ! "$PY" "$HERE/check_outputs.py" krita6 "$OUT/krita6" >>"$log" 2>&1; then
+    fail krita6 "output check (check_outputs.py)" "$log"; return
+  fi
+  echo "PASS: krita6 (Krita $version, $(( $(date +%s) - t ))s)"
+}
+wants krita6 && run_krita6
 
 cleanup; BACKEND_PID=; trap - EXIT
 lb_log "== total $(( $(date +%s) - LB_T0 ))s"

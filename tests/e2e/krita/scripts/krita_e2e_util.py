@@ -160,6 +160,24 @@ def differing_pixels(a: bytes, b: bytes, width: int, box: tuple[int, int, int, i
     return count
 
 
+def layout_for_screenshots(docker, height: int = 760) -> None:
+    """A large window, fewer dockers on the right and room for ours, so screenshots show it."""
+    try:
+        from PyQt6.QtCore import Qt
+    except ImportError:
+        from PyQt5.QtCore import Qt
+    qwindow = Krita.instance().activeWindow().qwindow()
+    screen = qwindow.screen().availableGeometry()
+    qwindow.setGeometry(screen)
+    for dock in qwindow.findChildren(QDockWidget):
+        if dock.objectName() in ("ColorSelectorNg", "PresetDocker", "sharedtooldocker"):
+            dock.setVisible(False)
+    docker.setVisible(True)
+    qwindow.resizeDocks([docker], [height], Qt.Orientation.Vertical)
+    qwindow.resizeDocks([docker], [360], Qt.Orientation.Horizontal)
+    pump_events(300)
+
+
 def grab_window(path: str) -> bool:
     window = Krita.instance().activeWindow()
     pump_events(300)

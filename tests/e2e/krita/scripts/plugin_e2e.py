@@ -37,7 +37,7 @@ class Observer:
         self.shot_after_frames = 0
         self._frames0 = 0
 
-    def start(self, screenshot: str | None = None, after_frames: int = 2) -> None:
+    def start(self, screenshot: str | None = None, after_frames: int = 4) -> None:
         self.samples = []
         self.shot, self.shot_after_frames = screenshot, after_frames
         self._frames0 = len(self.session.preview_latencies)
@@ -104,9 +104,8 @@ def run_e2e() -> bool:
     session = next(e.session for e in app.extensions() if type(e).__name__ == "LatentbrushExtension")
     docker = find_docker(app.activeWindow())
     try:
-        docker.setVisible(True)
-        docker.raise_()
         doc = u.new_document()
+        u.layout_for_screenshots(docker)
         u.paint_scene(doc)
         original = u.flattened(doc)
 

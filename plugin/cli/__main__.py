@@ -1,0 +1,7 @@
+"""``python -m latentbrush.plugin.cli``: the same as the ``latentbrush`` command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

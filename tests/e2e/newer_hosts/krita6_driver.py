@@ -1,0 +1,115 @@
+"""Krita 6 end to end in the sid chroot, reusing the Krita 5 e2e unchanged (tests/e2e/krita).
+
+The Krita 5 tests run Krita through ``krita_runner.run_script``; this driver swaps in a version
+that starts Krita 6 inside the chroot (same Xvfb screen, same harness plugin, same scripts), then
+calls those test functions, so the scenario and every assertion are literally the same:
+``test_document_adapter_in_real_krita`` (selection, reads, preview layer, result layer and undo,
+cancel, batch, upscale, 16-bit) and ``test_plugin_jobs_with_the_real_backend`` (the docker connects,
+inpaint with previews, cancel, refine, upscale). The backend is the one run.sh started on the host;
+the docker's "server command" is ``attach_backend.py`` (see there).
+
+Paths are the same inside and outside the chroot (run.sh bind-mounts the repository and the output
+folder at their own paths), so the JSON the scripts write needs no translation.
+
+usage (root, chroot mounted by run.sh): krita6_driver.py CHROOT OUT_DIR BACKEND_URL TOKEN_FILE
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KRITA_E2E = HERE.parent / "krita"
+sys.path.insert(0, str(KRITA_E2E))
+
+import krita_runner  # noqa: E402
+import test_krita_e2e  # noqa: E402
+
+KRITA_TIMEOUT_S = 300
+
+
+def chroot_run_script(chroot: Path, url: str, token_file: Path):
+    """A ``krita_runner.run_script`` that runs Krita 6 in ``chroot`` against the host backend."""
+
+    def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: dict[str, str] | None = None):
+        out.mkdir(parents=True, exist_ok=True)
+        runtime = home / "xdg-runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        result_file, rc_file = out / f"{module}.json", out / f"{module}.rc"
+        for stale in (result_file, rc_file):
+            stale.unlink(missing_ok=True)
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": str(home),
+            "XDG_RUNTIME_DIR": str(runtime), "LB_E2E_MODULE": module, "LB_E2E_PATH": str(krita_runner.SCRIPTS),
+            "LB_E2E_RESULT": str(result_file), "LB_E2E_RC_FILE": str(rc_file), "LB_E2E_OUT": str(out),
+            **(extra_env or {}),
+            # the chroot has no torch: the docker's "local server" attaches to the host's backend
+            "LB_E2E_SERVER_CMD": f"python3 {HERE / 'attach_backend.py'}",
+            "LB_HOST_BACKEND_URL": url, "LATENTBRUSH_TOKEN_FILE": str(token_file),
+        }
+        command = ["chroot", str(chroot), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
+                   # a display number no host Xvfb holds (run.sh: lb_free_display)
+                   "xvfb-run", "-n", os.environ.get("LB_XVFB_DISPLAY", "200"), "-s", krita_runner.XVFB_SCREEN,
+                   "timeout", "-k", "10", str(timeout_s), "krita", "--nosplash"]
+        start = time.monotonic()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s + 30)
+            rc, stdout, stderr = done.returncode, done.stdout, done.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, stdout, stderr = -1, str(exc.stdout or ""), str(exc.stderr or "")
+        run = krita_runner.KritaRun(rc, stdout, stderr, time.monotonic() - start)
+        if rc_file.exists():
+            run.e2e_rc = rc_file.read_text().strip()
+        if result_file.exists():
+            run.results = json.loads(result_file.read_text(encoding="utf-8"))
+        (out / f"{module}.stdout.txt").write_text(stdout)
+        (out / f"{module}.stderr.txt").write_text(stderr)
+        return run
+
+    return run_script
+
+
+TESTS = (
+    ("adapter", test_krita_e2e.test_document_adapter_in_real_krita),
+    ("plugin_jobs", test_krita_e2e.test_plugin_jobs_with_the_real_backend),
+)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    chroot, out, url, token_file = Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4])
+    os.environ.pop("LATENTBRUSH_UPDATE_SCREENSHOTS", None)  # the Krita 5 test would copy ours over its own
+    test_krita_e2e.run_script = chroot_run_script(chroot, url, token_file)
+    home = out / "home"
+    krita_runner.prepare_profile(home)  # the real installer, as for Krita 5
+    report: dict = {"passed": False, "tests": {}}
+    failed = []
+    for name, test in TESTS:
+        t = time.monotonic()
+        try:
+            test(home, out / name)
+            report["tests"][name] = {"passed": True, "seconds": round(time.monotonic() - t, 1)}
+            print(f"[krita6] {name}: passed in {time.monotonic() - t:.0f} s", flush=True)
+        except Exception as exc:  # an AssertionError names the failing check; keep running the others
+            failed.append(name)
+            report["tests"][name] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:4000]}
+            print(f"[krita6] {name}: FAILED\n{traceback.format_exc()[-6000:]}", flush=True)
+    shot = out / "plugin_jobs" / "krita-inpaint-preview.png"
+    if shot.is_file():
+        shutil.copy2(shot, out / "screenshot.png")
+    report["passed"] = not failed
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,82 @@
+"""The ``latentbrush`` command end to end: real subprocesses, a real local server, the tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from latentbrush.plugin.cli.main import build_parser
+from PIL import Image, ImageDraw
+
+CLI_TIMEOUT_S = 600  # only stops a hung run
+
+
+def latentbrush(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "latentbrush.plugin.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def test_arguments_are_checked():
+    parser = build_parser()
+    args = parser.parse_args(["inpaint", "in.png", "--rect", "1,2,30,40", "-p", "cat", "--steps", "3"])
+    assert (args.rect, args.prompt, args.steps, args.strength) == ((1, 2, 30, 40), "cat", 3, 1.0)
+    assert parser.parse_args(["img2img", "in.png"]).strength == 0.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["inpaint", "in.png", "--rect", "1,2,0,4"])
+
+
+def test_missing_input_is_a_usage_error(tmp_path):
+    done = latentbrush("inpaint", str(tmp_path / "nope.png"), "--rect", "0,0,4,4", "--url", "ws://127.0.0.1:9")
+    assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_unreachable_server_is_a_connection_error(tmp_path):
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    done = latentbrush("img2img", str(tmp_path / "in.png"), "--url", "ws://127.0.0.1:9", "--token", "x")
+    assert done.returncode == 3 and "cannot connect" in done.stderr
+
+
+@pytest.mark.slow
+def test_inpaint_local_writes_composite_layer_and_previews(tmp_path):
+    rng = np.random.default_rng(5)
+    source = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(source, "RGB").save(tmp_path / "in.png")
+    mask = Image.new("L", (160, 120), 0)
+    ImageDraw.Draw(mask).rectangle((60, 40, 99, 79), fill=255)
+    mask.save(tmp_path / "mask.png")
+    done = latentbrush("inpaint", "in.png", "--mask", "mask.png", "-p", "a red door", "--steps", "3", "--seed", "21",
+                       "--local", "-o", "out.png", "--previews", "frames", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3/3" in done.stderr and "seed 21" in done.stderr  # the progress bar and the summary
+    out = np.array(Image.open(tmp_path / "out.png").convert("RGBA"))
+    layer = np.array(Image.open(tmp_path / "out.layer.png"))
+    before = np.array(Image.open(tmp_path / "in.png").convert("RGBA"))
+    assert out.shape == before.shape == layer.shape
+    clear = layer[..., 3] == 0
+    assert clear.any() and np.array_equal(out[clear], before[clear])  # bit for bit outside the result's alpha
+    assert layer[60, 80, 3] == 255 and not np.array_equal(out[60, 80], before[60, 80])
+    frames = sorted((tmp_path / "frames").glob("inpaint-*.png"))
+    assert len(frames) >= 1 and Image.open(frames[0]).size == (160, 120)
+    assert set(done.stdout.split()) >= {"out.png", "out.layer.png"}
+
+
+@pytest.mark.slow
+def test_demo_writes_every_file(tmp_path):
+    done = latentbrush("demo", "--out", str(tmp_path / "demo"), "--steps", "2", "-q")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "demo"
+    for name in ("input", "mask", "inpaint", "img2img", "generate", "upscale"):
+        assert (out / f"{name}.png").is_file(), name
+    for name in ("inpaint", "img2img", "generate", "upscale"):
+        assert (out / f"{name}.layer.png").is_file(), name
+        assert list((out / "previews").glob(f"{name}-*.png")), name
+    source = np.array(Image.open(out / "input.png"))
+    inpainted = np.array(Image.open(out / "inpaint.png"))
+    alpha = np.array(Image.open(out / "inpaint.layer.png"))[..., 3]
+    assert np.array_equal(inpainted[alpha == 0], source[alpha == 0])
+    assert Image.open(out / "upscale.png").size == (2 * source.shape[1], 2 * source.shape[0])
+    assert "latentbrush demo:" in done.stdout and "inpaint" in done.stdout

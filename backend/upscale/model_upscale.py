@@ -138,7 +138,8 @@ class ModelTiler:
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                self._shrink(max(height, width))
+            # shrink outside the handler: the exception's traceback keeps the failed call's tensors alive
+            self._shrink(max(height, width))
         limit = self.limit if self.limit is not None else max(height, width)
         return self._blend(image, self._grid(width, height, limit))
 

@@ -26,11 +26,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from latentbrush.protocol import ErrorCode
 
 from ..events import EngineError
+
+if TYPE_CHECKING:  # spandrel is imported lazily: it takes a while and registers ~40 architectures
+    from spandrel import ImageModelDescriptor
 
 LANCZOS = "lanczos"
 UPSCALE_FOLDERS = ("upscale", "upscale_models")
@@ -67,7 +71,7 @@ class UpscalerRegistry:
         self.device = torch.device(device)
         self.dtype = dtype
         self._cache_size = max(1, cache_size)
-        self._cache: OrderedDict[str, tuple[UpscalerFile, object]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[UpscalerFile, ImageModelDescriptor]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ discovery
@@ -134,7 +138,7 @@ class UpscalerRegistry:
 
     # ------------------------------------------------------------------ loading
 
-    def load(self, name: str):  # -> spandrel.ImageModelDescriptor (imported lazily: spandrel is slow to import)
+    def load(self, name: str) -> ImageModelDescriptor:
         """The loaded model for ``name``, cached; EngineError naming the file if it cannot be used."""
         if name == LANCZOS:
             raise EngineError(ErrorCode.NOT_SUPPORTED, "'lanczos' is a resize, not a model", FIELD)
@@ -156,7 +160,7 @@ class UpscalerRegistry:
         with self._lock:
             self._cache.clear()
 
-    def _load_file(self, entry: UpscalerFile):
+    def _load_file(self, entry: UpscalerFile) -> ImageModelDescriptor:
         import spandrel
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -200,7 +204,7 @@ class UpscalerRegistry:
             )
         return self._to_device(descriptor, where)
 
-    def _to_device(self, descriptor, where: str):
+    def _to_device(self, descriptor: ImageModelDescriptor, where: str) -> ImageModelDescriptor:
         dtype = torch.float32
         if self.device.type != "cpu":
             if self.dtype == torch.float16 and descriptor.supports_half:

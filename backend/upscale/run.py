@@ -116,7 +116,10 @@ def run_upscale(
     elif canvas is not None:  # tiles were pasted unblended; the refine previews build on the real result
         canvas.paste(out, whole, target)
     if steps and refine is not None:
-        on_step = lambda _n, _c, box, crop: reporter.step("refine", crop, box, target)  # noqa: E731
+
+        def on_step(_number: int, _count: int, box: Box, crop: np.ndarray) -> None:
+            reporter.step("refine", crop, box, target)
+
         out = refine_image(out, steps, refine, params.refine_mask_blur, events.cancel, on_step)
 
     result = np.empty((target.height, target.width, 4), dtype=np.uint8)

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from latentbrush.protocol import (
-    FATAL_CODES,
     PROTOCOL_MINOR,
     PROTOCOL_VERSION,
     BlobHeader,
@@ -57,45 +54,35 @@ from latentbrush.protocol import (
 )
 
 from . import events as ev
+from .connection import (
+    CLOSE_SUPERSEDED,
+    ClientError,
+    ConnectError,
+    ConnectionLost,
+    NotConnected,
+    RequestRefused,
+    is_loopback_url,
+    open_connection,
+    receive_limit,
+)
 from .events import ClientEvent, ConnectionState, Listener
 from .token import find_token
 
+__all__ = [
+    "Blob",
+    "Client",
+    "ClientError",
+    "ClientStats",
+    "ConnectError",
+    "ConnectionLost",
+    "NotConnected",
+    "ReconnectPolicy",
+    "RequestRefused",
+]
+
 log = logging.getLogger("latentbrush.plugin.client")
 
-FIRST_MAX_SIZE = 512 * 1024 * 1024  # receive cap until the server hello states its limits
 MAX_QUERY_HASHES = 64  # QueryBlobs.hashes items_max
-CLOSE_SUPERSEDED = 4000  # SPEC section 2: another connection resumed this session
-FRAME_OVERHEAD = 65540  # SPEC section 2: length prefix and the largest header on top of a raw RGBA result
-
-
-class ClientError(Exception):
-    """Base of everything the client raises."""
-
-
-class ConnectError(ClientError):
-    """The server cannot be reached or refused the handshake; ``fatal`` means retrying will not help."""
-
-    def __init__(self, message: str, *, fatal: bool = False, error: ProtocolError | Error | None = None):
-        super().__init__(message)
-        self.fatal = fatal
-        self.error = error
-
-
-class NotConnected(ClientError):
-    pass
-
-
-class ConnectionLost(ClientError):
-    pass
-
-
-class RequestRefused(ClientError):
-    """The server answered a request with an error message (``error`` has code, field, job_id)."""
-
-    def __init__(self, error: Error):
-        where = f" ({error.field})" if error.field else ""
-        super().__init__(f"{error.code}{where}: {error.message}")
-        self.error = error
 
 
 @dataclass(frozen=True)
@@ -136,11 +123,6 @@ class ClientStats:
 class _Waiter:
     accepts: Callable[[Any], bool]
     future: asyncio.Future
-
-
-def is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class Client:
@@ -248,25 +230,10 @@ class Client:
 
     async def _open(self) -> ServerHello:
         """Connect, say hello (resuming ``client_id`` if known), return the server hello."""
-        from ..deps import ensure_websockets
-
-        ensure_websockets()
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-
         try:
             token = find_token(self._token, self._token_file)
         except Exception as exc:
             raise ConnectError(str(exc), fatal=True)
-        options: dict[str, Any] = {"compression": None, "open_timeout": self.open_timeout, "max_size": self._max_size()}
-        if self.loopback and "proxy" in inspect.signature(connect).parameters:  # websockets >= 15
-            options["proxy"] = None  # never send loopback traffic through an environment proxy
-        try:
-            ws = await connect(self.url, **options)
-        except InvalidStatus as exc:
-            raise _refused_upgrade(self.url, exc)
-        except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
-            raise ConnectError(f"cannot connect to {self.url}: {exc}")
         hello = ClientHello(
             protocol=PROTOCOL_VERSION,
             minor=PROTOCOL_MINOR,
@@ -275,36 +242,10 @@ class Client:
             client_id=self.client_id,
             capabilities=self.capabilities,
         )
-        try:
-            await ws.send(encode_message(hello))
-            raw = await asyncio.wait_for(ws.recv(), self.open_timeout)
-        except (ConnectionClosed, OSError, asyncio.TimeoutError) as exc:
-            await ws.close()
-            raise ConnectError(f"the server at {self.url} closed or stalled the handshake: {exc!r}")
-        answer = decode_server_message(raw) if isinstance(raw, str) else None
-        if isinstance(answer, ServerHello):
-            self.hello, self.client_id, self._ws = answer, answer.client_id, ws
-            self._apply_limits(ws)
-            return answer
-        await ws.close()
-        if isinstance(answer, Error):
-            fatal = answer.code in {c.value for c in FATAL_CODES}
-            raise ConnectError(f"the server refused the connection: {answer.code}: {answer.message}", fatal=fatal,
-                               error=answer)
-        raise ConnectError(f"unexpected first message from the server: {str(raw)[:200]!r}", fatal=True)
-
-    def _max_size(self) -> int:
-        if self.hello is None:
-            return FIRST_MAX_SIZE
-        limits = self.hello.limits
-        return max(limits.max_frame_bytes, 4 * limits.max_pixels + FRAME_OVERHEAD)
-
-    def _apply_limits(self, ws: Any) -> None:
-        size = self._max_size()
-        proto = getattr(ws, "protocol", None)
-        for name in ("max_message_size", "max_size"):  # the attribute was renamed in websockets 15
-            if proto is not None and hasattr(proto, name):
-                setattr(proto, name, size)
+        ws, answer = await open_connection(self.url, hello, open_timeout=self.open_timeout,
+                                           max_size=receive_limit(self.hello))
+        self.hello, self.client_id, self._ws = answer, answer.client_id, ws
+        return answer
 
     async def _supervise(self) -> None:
         """Read until the link drops, then reconnect with backoff and resume; forever until closed."""
@@ -396,7 +337,10 @@ class Client:
     # ----------------------------------------------------------------------------- incoming
 
     def _dispatch(self, raw: str | bytes) -> None:
-        msg = decode_server_message(raw) if isinstance(raw, str) else decode_server_frame(raw, self._max_size())
+        if isinstance(raw, str):
+            msg = decode_server_message(raw)
+        else:
+            msg = decode_server_frame(raw, receive_limit(self.hello))
         if isinstance(msg, ProtocolError):
             if msg.code is ErrorCode.UNKNOWN_TYPE:  # a newer server's message: ignored (SPEC section 14)
                 log.debug("ignored a server message: %s", msg)
@@ -542,18 +486,6 @@ class Client:
 
     async def query_queue(self) -> QueueAnswer:
         return await self._request(encode_message(QueryQueue()), lambda m: isinstance(m, QueueAnswer))
-
-
-def _refused_upgrade(url: str, exc: Any) -> ConnectError:
-    """HTTP 401/403 on the upgrade request are the fatal unauthorized / forbidden_origin (SPEC section 4)."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", 0)
-    body = bytes(getattr(response, "body", b"") or b"").decode("utf-8", "replace").strip()[:200]
-    code = {401: "unauthorized", 403: "forbidden_origin"}.get(status)
-    if code is None:
-        return ConnectError(f"cannot connect to {url}: HTTP {status} {body}")
-    return ConnectError(f"the server refused the connection: {code}: {body or status}", fatal=True,
-                        error=Error(code, body or f"HTTP {status}"))
 
 
 def _about(msg: Any, job_id: str) -> bool:

@@ -199,12 +199,32 @@ def cancel_step(image, selection):
     log(step, "ok:", REPORT["steps"][step])
 
 
+def image_window(step):
+    """The X window id of GIMP's image window (title ends with "<width>x<height> – GIMP")."""
+    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "[0-9]+x[0-9]+ .+ GIMP$"],
+                           capture_output=True, text=True, timeout=30).stdout.split()
+    check(step, bool(found), "no GIMP image window on the screen")
+    return found[-1]
+
+
+def xdotool(*args):
+    subprocess.run(["xdotool", *args], check=True, timeout=30)
+
+
 def screenshot(path_png):
-    """GUI runs only: let GIMP paint, grab the X screen with xwd, convert it with GIMP itself."""
+    """GUI runs only: enlarge GIMP's window, fit the image, grab the window with xwd, convert with GIMP."""
+    window = image_window("screenshot")
+    # no window manager under Xvfb: place, size and raise the window ourselves
+    xdotool("windowmove", window, "0", "0")
+    xdotool("windowsize", window, "1280", "800")
+    xdotool("windowraise", window)
+    xdotool("windowfocus", "--sync", window)
+    time.sleep(1)
+    xdotool("key", "--clearmodifiers", "ctrl+shift+j")  # View > Zoom > Fit Image in Window
     Gimp.displays_flush()
     time.sleep(float(os.environ.get("E2E_SHOT_DELAY", "3")))
     xwd = path_png[:-4] + ".xwd"
-    subprocess.run(["xwd", "-root", "-silent", "-out", xwd], check=True, timeout=30)
+    subprocess.run(["xwd", "-id", window, "-silent", "-out", xwd], check=True, timeout=30)
     shot = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(xwd))
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, shot, Gio.File.new_for_path(path_png), None)
     shot.delete()
@@ -222,15 +242,12 @@ def press_undo(step, image, done, what):
     A key press that GIMP drops (it can, right after a big re-render) changes nothing at all; only
     then is it sent again, so one undo step is never taken twice.
     """
-    # the image window's title ends with "<width>x<height> – GIMP"
-    found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "[0-9]+x[0-9]+ .+ GIMP$"],
-                           capture_output=True, text=True, timeout=30).stdout.split()
-    check(step, bool(found), "no GIMP image window to send Ctrl+Z to")
+    window = image_window(step)
     before = undo_state(image)
     for attempt in range(3):
         time.sleep(0.5)
-        subprocess.run(["xdotool", "windowfocus", "--sync", found[-1]], check=True, timeout=30)
-        subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+z"], check=True, timeout=30)
+        xdotool("windowfocus", "--sync", window)
+        xdotool("key", "--clearmodifiers", "ctrl+z")
         deadline = time.time() + 5
         while time.time() < deadline:
             if done():

@@ -9,6 +9,7 @@
 #        LB_PYTHON      Python with latentbrush + backend installed (default: the repo's .venv)
 #        LB_CHROOT_BASE chroot cache (default /var/cache/latentbrush/chroots); LB_FRESH=1 rebuilds
 #        LB_E2E_STEPS   denoising steps per job (default 4)
+#        LATENTBRUSH_UPDATE_SCREENSHOTS=1  copy the screenshots to docs/images/{krita6,gimp3}.png
 # Needs root and a reachable Debian mirror the first time (about 2-3 min to build the chroots).
 # Exit 0 only when every target passed; a failure prints "FAIL: <host>: <step>" and the log tail.
 set -euo pipefail
@@ -144,6 +145,13 @@ run_krita6() {  # the Krita 5 e2e (tests/e2e/krita) with Krita 6 in the sid chro
   echo "PASS: krita6 (Krita $version, $(( $(date +%s) - t ))s)"
 }
 wants krita6 && run_krita6
+
+if [ "${LATENTBRUSH_UPDATE_SCREENSHOTS:-0}" = 1 ]; then
+  mkdir -p "$ROOT/docs/images"
+  for pair in "krita6/screenshot.png:krita6.png" "gimp32/screenshot.png:gimp3.png"; do
+    [ -f "$OUT/${pair%%:*}" ] && cp "$OUT/${pair%%:*}" "$ROOT/docs/images/${pair##*:}" && lb_log "docs/images/${pair##*:} updated"
+  done
+fi
 
 cleanup; BACKEND_PID=; trap - EXIT
 lb_log "== total $(( $(date +%s) - LB_T0 ))s"

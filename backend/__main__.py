@@ -44,15 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=Path, default=None, metavar="DIR", help="folder of models (checkpoints, upscalers)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:1, mps, cpu")
     p.add_argument("--dtype", default="auto", help="auto, float16, bfloat16, float32")
-    p.add_argument("--token-file", type=Path, default=None, metavar="PATH",
-                   help="token file (default: the user config folder); created 0600 when missing")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="token file (default: the user config folder); created 0600 when missing",
+    )
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address (token required)")
     p.add_argument("--cpu-offload", action="store_true", help="keep weights in RAM and move them to the GPU per use")
     p.add_argument("--vae-tiling", action="store_true", help="decode large images in VAE tiles (less memory)")
     p.add_argument("--max-frame-mb", type=int, default=DEFAULT_MAX_FRAME_MB, help="largest binary frame accepted")
     p.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, help="jobs waiting at most, all clients")
-    p.add_argument("--retention-mb", type=int, default=DEFAULT_RETENTION_MB,
-                   help="memory for finished results that wait for a client to reconnect")
+    p.add_argument(
+        "--retention-mb",
+        type=int,
+        default=DEFAULT_RETENTION_MB,
+        help="memory for finished results that wait for a client to reconnect",
+    )
     p.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--engine-factory", default=None, help=argparse.SUPPRESS)  # tests: "module:fn" or "file.py:fn"
@@ -61,10 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
-        host=args.host, port=args.port, models_dir=args.models, device=args.device, dtype=args.dtype,
-        token_file=args.token_file, allow_remote=args.allow_remote, cpu_offload=args.cpu_offload,
-        vae_tiling=args.vae_tiling, max_frame_bytes=args.max_frame_mb * MIB, max_queue=args.max_queue,
-        retention_bytes=args.retention_mb * MIB, log_file=args.log_file, log_level=args.log_level,
+        host=args.host,
+        port=args.port,
+        models_dir=args.models,
+        device=args.device,
+        dtype=args.dtype,
+        token_file=args.token_file,
+        allow_remote=args.allow_remote,
+        cpu_offload=args.cpu_offload,
+        vae_tiling=args.vae_tiling,
+        max_frame_bytes=args.max_frame_mb * MIB,
+        max_queue=args.max_queue,
+        retention_bytes=args.retention_mb * MIB,
+        log_file=args.log_file,
+        log_level=args.log_level,
     )
 
 
@@ -85,8 +104,11 @@ def real_engine_factory(config: ServerConfig) -> EngineLike:
 
     return Engine(
         EngineSettings(
-            models_dir=config.models_dir, device=config.device, dtype=config.dtype,
-            cpu_offload=config.cpu_offload, vae_tiling=config.vae_tiling,
+            models_dir=config.models_dir,
+            device=config.device,
+            dtype=config.dtype,
+            cpu_offload=config.cpu_offload,
+            vae_tiling=config.vae_tiling,
         )
     )
 

@@ -44,9 +44,7 @@ def _decode_raw(header: BlobHeader, payload: bytes | memoryview) -> np.ndarray:
     bpp = RAW_FORMATS[header.format]
     stride = header.stride or header.width * bpp
     # A strided view straight over the payload, then one copy that drops the row padding.
-    view = np.ndarray(
-        (header.height, header.width, bpp), dtype=np.uint8, buffer=payload, strides=(stride, bpp, 1)
-    )
+    view = np.ndarray((header.height, header.width, bpp), dtype=np.uint8, buffer=payload, strides=(stride, bpp, 1))
     if header.format == "gray8":
         return view[:, :, 0].copy()
     if header.format == "bgra8":

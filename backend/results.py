@@ -40,8 +40,14 @@ def encode_results(job: JobRequest, output: JobOutput) -> tuple[bytes, ...]:
         encoded = encode_result(pixels, job.result_format)
         seed = output.seeds[index] if index < len(output.seeds) else None
         header = ResultHeader(
-            job_id=job.id, index=index, rect=rect, format=job.result_format,
-            width=encoded.width, height=encoded.height, seed=seed, stride=encoded.stride,
+            job_id=job.id,
+            index=index,
+            rect=rect,
+            format=job.result_format,
+            width=encoded.width,
+            height=encoded.height,
+            seed=seed,
+            stride=encoded.stride,
         )
         frames.append(encode_frame(header, encoded.data))
     return tuple(frames)

@@ -97,8 +97,14 @@ class LatentbrushServer:
         info = self._info
         log.info(
             "%s protocol %d.%d device %s dtype %s models %s default %r upscalers %s",
-            self.server_name, PROTOCOL_VERSION, PROTOCOL_MINOR, info.device, info.dtype,
-            [m.name for m in info.models], info.default_model, list(info.upscalers),
+            self.server_name,
+            PROTOCOL_VERSION,
+            PROTOCOL_MINOR,
+            info.device,
+            info.dtype,
+            [m.name for m in info.models],
+            info.default_model,
+            list(info.upscalers),
         )
 
     async def stop(self) -> None:
@@ -152,9 +158,17 @@ class LatentbrushServer:
     def _server_hello(self, client_id: str, resumed: bool) -> ServerHello:
         info = self._info
         return ServerHello(
-            protocol=PROTOCOL_VERSION, minor=PROTOCOL_MINOR, server=self.server_name, client_id=client_id,
-            resumed=resumed, device=str(info.device), dtype=str(info.dtype), models=tuple(info.models),
-            upscalers=tuple(info.upscalers), samplers=tuple(info.samplers), limits=self._limits,
+            protocol=PROTOCOL_VERSION,
+            minor=PROTOCOL_MINOR,
+            server=self.server_name,
+            client_id=client_id,
+            resumed=resumed,
+            device=str(info.device),
+            dtype=str(info.dtype),
+            models=tuple(info.models),
+            upscalers=tuple(info.upscalers),
+            samplers=tuple(info.samplers),
+            limits=self._limits,
             default_model=info.default_model or "",
         )
 
@@ -178,11 +192,13 @@ class LatentbrushServer:
                 continue
             msg = decode_client_message(data)
             if isinstance(msg, ProtocolError):
-                mismatch = _version_mismatch(data)
+                hello_type, mismatch = _peek_hello(data)
                 if mismatch is not None:
                     await self._reject(ws, mismatch, CLOSE_PROTOCOL)
                     return None
-                await ws.send(encode_message(Error.from_error(msg)))
+                # a broken hello hears what is wrong with it; anything else, that hello comes first
+                not_ready = Error(ErrorCode.NOT_READY.value, "send hello first", "type")
+                await ws.send(encode_message(Error.from_error(msg) if hello_type else not_ready))
                 continue
             if not isinstance(msg, ClientHello):
                 await ws.send(encode_message(Error(ErrorCode.NOT_READY.value, "send hello first", "type")))
@@ -209,7 +225,10 @@ class LatentbrushServer:
             self._service.spawn(previous.connection.close(CLOSE_SUPERSEDED, "session resumed elsewhere"), "close old")
         log.info(
             "client %s (%s) connected from %s%s",
-            session.client_id, hello.client[:64], ws.remote_address, " (resumed)" if resumed else "",
+            session.client_id,
+            hello.client[:64],
+            ws.remote_address,
+            " (resumed)" if resumed else "",
         )
         outbox.message(encode_message(self._server_hello(session.client_id, resumed)))
         self._service.replay(session)
@@ -231,8 +250,12 @@ class LatentbrushServer:
             outbox.close()
             await asyncio.gather(sender, return_exceptions=True)
             self._service.detach(session, outbox)
-            log.info("client %s disconnected (%s previews sent, %s replaced)",
-                     session.client_id, outbox.previews_sent, outbox.previews_replaced)
+            log.info(
+                "client %s disconnected (%s previews sent, %s replaced)",
+                session.client_id,
+                outbox.previews_sent,
+                outbox.previews_replaced,
+            )
 
     # ------------------------------------------------------------------------- messages
 
@@ -253,8 +276,9 @@ class LatentbrushServer:
             session.send(QueueAnswer(self._service.jobs_of(session)))
         elif isinstance(msg, QueryModels):
             info = await self._worker.describe()
-            session.send(ModelsAnswer(tuple(info.models), tuple(info.upscalers), tuple(info.samplers),
-                                      info.default_model or ""))
+            session.send(
+                ModelsAnswer(tuple(info.models), tuple(info.upscalers), tuple(info.samplers), info.default_model or "")
+            )
         elif isinstance(msg, ClientHello):
             session.error(ProtocolError(ErrorCode.BAD_FIELD, "hello was already received", "type"))
         else:
@@ -305,21 +329,22 @@ def _close_on_failure(task: asyncio.Task[None], ws: ServerConnection) -> None:
         ws.transport.abort()  # the reader then ends, and the session detaches
 
 
-def _version_mismatch(data: str) -> ProtocolError | None:
-    """A hello from another protocol version may not parse as ours; still say why it was refused."""
+def _peek_hello(data: str) -> tuple[bool, ProtocolError | None]:
+    """For a text that did not decode: (is it meant as a hello?, a version mismatch to report).
+
+    A hello of another protocol version may not parse as ours; the client still hears why.
+    """
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError):
-        return None
-    if isinstance(obj, dict) and obj.get("type") == "hello":
-        version = obj.get("protocol")
-        if isinstance(version, int) and not isinstance(version, bool) and version != PROTOCOL_VERSION:
-            return ProtocolError(
-                ErrorCode.VERSION_MISMATCH,
-                f"server speaks protocol {PROTOCOL_VERSION}, client asked for {version}",
-                "protocol",
-            )
-    return None
+        return False, None
+    if not isinstance(obj, dict) or obj.get("type") != "hello":
+        return False, None
+    version = obj.get("protocol")
+    if isinstance(version, int) and not isinstance(version, bool) and version != PROTOCOL_VERSION:
+        message = f"server speaks protocol {PROTOCOL_VERSION}, client asked for {version}"
+        return True, ProtocolError(ErrorCode.VERSION_MISMATCH, message, "protocol")
+    return True, None
 
 
 def _blob_hash_hint(data: bytes) -> str | None:

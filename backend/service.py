@@ -252,7 +252,13 @@ class JobService:
             job = record.request
             log.info(
                 "job %s start: client %s op %s %dx%d steps %d model %r",
-                job.id, record.client_id, job.op, job.region.width, job.region.height, job.steps, job.model,
+                job.id,
+                record.client_id,
+                job.op,
+                job.region.width,
+                job.region.height,
+                job.steps,
+                job.model,
             )
             try:
                 outcome = await self._worker.run(record, self)

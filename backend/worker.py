@@ -65,8 +65,14 @@ class Outcome:
 def preview_frame(job: JobRequest, step: int, total: int, rgb: np.ndarray, rect: Rect, index: int) -> bytes:
     encoded = encode_preview(rgb, job.preview_format, job.preview_max_side)
     header = PreviewHeader(
-        job_id=job.id, step=step, total=total, rect=rect, format=job.preview_format,
-        width=encoded.width, height=encoded.height, index=index,
+        job_id=job.id,
+        step=step,
+        total=total,
+        rect=rect,
+        format=job.preview_format,
+        width=encoded.width,
+        height=encoded.height,
+        index=index,
     )
     return encode_frame(header, encoded.data)
 

@@ -8,6 +8,8 @@ from PIL import Image
 
 from .tiles import Box
 
+PREVIEW_OVERSAMPLING = 4  # source pixels per preview pixel (per side) kept before the box filter
+
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """float [0, 1] -> uint8 (rounded); uint8 passes through."""
@@ -39,7 +41,10 @@ class PreviewCanvas:
         y0 = min(self.size.height - 1, round(box.y * fy))
         x1 = min(self.size.width, max(x0 + 1, round((box.x + box.width) * fx)))
         y1 = min(self.size.height, max(y0 + 1, round((box.y + box.height) * fy)))
-        self._rgb[y0:y1, x0:x1] = _resize(to_uint8(pixels), Size(x1 - x0, y1 - y0))
+        # a whole 8192 px output shrinks to a few hundred: keep every k-th pixel first (still >= 4 samples per
+        # preview pixel for the box filter), or converting and filtering it all costs more than the model
+        k = max(1, min(pixels.shape[1] // (x1 - x0), pixels.shape[0] // (y1 - y0)) // PREVIEW_OVERSAMPLING)
+        self._rgb[y0:y1, x0:x1] = _resize(to_uint8(pixels[::k, ::k]), Size(x1 - x0, y1 - y0))
 
     def frame(self) -> np.ndarray:
         return self._rgb.copy()

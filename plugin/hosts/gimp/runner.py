@@ -54,6 +54,10 @@ def run_operation(
         host.remove_preview()
         host.report_status(f"Error: {exc}", None)
         return JobOutcome("error", previews=host.previews_shown, message=f"latentbrush {operation}: {exc}")
+    except BaseException:
+        with contextlib.suppress(Exception):  # the original error matters more than a failed clean-up
+            host.remove_preview()
+        raise
     return _outcome(host, record)
 
 

@@ -107,9 +107,7 @@ class FakeEngine:
 
     # ------------------------------------------------------------------------- the seam
 
-    def run(
-        self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: JobEvents
-    ) -> JobOutput:
+    def run(self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: JobEvents) -> JobOutput:
         self.runs.append(job.id)
         seed = DEFAULT_SEED if job.seed is None else job.seed
         rect = upscale_rect(job) if job.op == "upscale" else job.region

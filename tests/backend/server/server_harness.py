@@ -44,8 +44,14 @@ FINAL = ("done", "error", "cancelled")
 
 
 def test_config(**overrides: Any) -> ServerConfig:
-    base = ServerConfig(host="127.0.0.1", port=0, max_frame_bytes=8 * 1024 * 1024, max_pixels=2048 * 2048,
-                        max_queue=16, hello_timeout_s=10.0)
+    base = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        max_frame_bytes=8 * 1024 * 1024,
+        max_pixels=2048 * 2048,
+        max_queue=16,
+        hello_timeout_s=10.0,
+    )
     return dataclasses.replace(base, **overrides)
 
 
@@ -218,7 +224,10 @@ def circle_mask(width: int, height: int) -> np.ndarray:
 def job(job_id: str, op: str = "txt2img", *, size: int = 64, **fields: Any) -> JobRequest:
     """A small job on a ``size`` x ``size`` canvas, region = whole canvas unless given."""
     defaults: dict[str, Any] = {
-        "canvas": Size(size, size), "region": Rect(0, 0, size, size), "steps": 4, "prompt": "a cat",
+        "canvas": Size(size, size),
+        "region": Rect(0, 0, size, size),
+        "steps": 4,
+        "prompt": "a cat",
     }
     defaults.update(fields)
     return JobRequest(id=job_id, op=op, **defaults)  # type: ignore[arg-type]

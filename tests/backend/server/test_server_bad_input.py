@@ -92,14 +92,18 @@ CASES: dict[str, tuple[Case, str, str | None]] = {
     "prompt too long": (lambda c: c.ws.send(submit_json(prompt="x" * 9000)), "bad_field", "job.prompt"),
     "zero-size region": (
         lambda c: c.ws.send(submit_json(region={"x": 0, "y": 0, "width": 0, "height": 8})),
-        "bad_field", "job.region.width",
+        "bad_field",
+        "job.region.width",
     ),
     "oversize region": (
         lambda c: c.send(submit(job("big", canvas=Size(4096, 4096), region=Rect(0, 0, 4096, 2048)))),
-        "too_large", "job.context",
+        "too_large",
+        "job.context",
     ),
     "region outside canvas": (
-        lambda c: c.send(submit(job("out", region=Rect(40, 40, 32, 32)))), "out_of_bounds", "job.region",
+        lambda c: c.send(submit(job("out", region=Rect(40, 40, 32, 32)))),
+        "out_of_bounds",
+        "job.region",
     ),
     "too many steps": (lambda c: c.send(submit(job("steps", steps=200))), "too_large", "job.steps"),
     "batch too large": (lambda c: c.send(submit(job("batch", batch=16))), "too_large", "job.batch"),
@@ -107,47 +111,62 @@ CASES: dict[str, tuple[Case, str, str | None]] = {
     "unknown model": (lambda c: c.send(submit(job("m", model="no-such-model"))), "unknown_model", "job.model"),
     "bad sampler": (lambda c: c.send(submit(job("s", sampler="Warp drive"))), "unknown_sampler", "job.sampler"),
     "unknown upscaler": (unknown_upscaler, "unknown_upscaler", "job.upscale.upscaler"),
-    "unpreviewable format": (lambda c: c.send(submit(job("pf", preview_format="gif"))), "not_supported",
-                             "job.preview_format"),
+    "unpreviewable format": (
+        lambda c: c.send(submit(job("pf", preview_format="gif"))),
+        "not_supported",
+        "job.preview_format",
+    ),
     "inpaint without mask": (
-        lambda c: c.send(submit(job("nm", "inpaint", image=blob_hash(b"x")))), "missing_field", "job.mask",
+        lambda c: c.send(submit(job("nm", "inpaint", image=blob_hash(b"x")))),
+        "missing_field",
+        "job.mask",
     ),
     "unknown blob": (
         lambda c: c.send(submit(job("ub", "img2img", image=blob_hash(b"never sent"), strength=0.5))),
-        "unknown_blob", "job.image",
+        "unknown_blob",
+        "job.image",
     ),
     "mask size mismatch": (lambda c: with_blobs(c, (64, 64), (32, 64)), "size_mismatch", "job.mask"),
     "image size mismatch": (lambda c: with_blobs(c, (64, 32), (64, 64)), "size_mismatch", "job.image"),
     "cancel of an unknown job": (lambda c: c.send(Cancel("ghost")), "unknown_job", "job_id"),
     "corrupt PNG": (
         lambda c: c.ws.send(raw_frame(blob_dict(png_bytes(8, 8)[:60], "png", 8, 8), png_bytes(8, 8)[:60])),
-        "bad_image", "payload",
+        "bad_image",
+        "payload",
     ),
     "PNG announced as JPEG": (
         lambda c: c.ws.send(raw_frame(blob_dict(png_bytes(8, 8), "jpeg", 8, 8), png_bytes(8, 8))),
-        "bad_image", "payload",
+        "bad_image",
+        "payload",
     ),
     "PNG of another size": (
         lambda c: c.ws.send(raw_frame(blob_dict(png_bytes(8, 8), "png", 9, 8), png_bytes(8, 8))),
-        "bad_image", "payload",
+        "bad_image",
+        "payload",
     ),
     "raw payload of the wrong length": (
-        lambda c: c.ws.send(raw_frame(blob_dict(b"\0" * 255, "rgba8", 8, 8), b"\0" * 255)), "bad_image", "payload",
+        lambda c: c.ws.send(raw_frame(blob_dict(b"\0" * 255, "rgba8", 8, 8), b"\0" * 255)),
+        "bad_image",
+        "payload",
     ),
     "stride shorter than a row": (
         lambda c: c.ws.send(raw_frame(blob_dict(b"\0" * 64, "rgba8", 8, 2, stride=16), b"\0" * 64)),
-        "bad_field", "stride",
+        "bad_field",
+        "stride",
     ),
     "hash mismatch": (
-        lambda c: c.ws.send(raw_frame({**blob_dict(b"\0" * 256, "rgba8", 8, 8), "hash": blob_hash(b"other")},
-                                      b"\0" * 256)),
-        "hash_mismatch", "hash",
+        lambda c: c.ws.send(
+            raw_frame({**blob_dict(b"\0" * 256, "rgba8", 8, 8), "hash": blob_hash(b"other")}, b"\0" * 256)
+        ),
+        "hash_mismatch",
+        "hash",
     ),
     "frame shorter than its header length": (lambda c: c.ws.send(b"\0\0"), "bad_frame", None),
     "header length past the end": (lambda c: c.ws.send(struct.pack(">I", 500) + b"{}"), "bad_frame", None),
     "frame too large": (  # over max_frame_bytes (8 MiB here) but within the slack: answered, not cut
         lambda c: c.ws.send(raw_frame(blob_dict(b"\0" * 1024, "gray8", 32, 32), b"\0" * 1024) + b"\0" * (8 << 20)),
-        "too_large", None,
+        "too_large",
+        None,
     ),
 }
 
@@ -206,7 +225,11 @@ def test_messages_before_hello_get_not_ready():
             await client.ws.send(encode_frame(header, payload))
             assert (await client.recv()).code == "not_ready"
             await client.ws.send("][")
-            assert (await client.recv()).code == "bad_json"
+            assert (await client.recv()).code == "not_ready"
+            await client.ws.send('{"type": "submit", "job": {}}')
+            assert (await client.recv()).code == "not_ready"
+            await client.ws.send('{"type": "hello", "protocol": 1}')  # a broken hello hears what is wrong
+            assert ((error := await client.recv()).code, error.field) == ("missing_field", "client")
             hello = await client.say_hello()
             assert type(hello).TYPE == "hello"
 

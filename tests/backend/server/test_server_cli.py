@@ -60,9 +60,22 @@ def test_wrong_token_refused_by_process(tmp_path):
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1"])
 def test_non_loopback_bind_needs_allow_remote(tmp_path, host):
     result = subprocess.run(
-        [sys.executable, "-m", "latentbrush.backend", "--host", host, "--port", "0",
-         "--token-file", str(tmp_path / "token"), "--engine-factory", FAKE_ENGINE],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "latentbrush.backend",
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--token-file",
+            str(tmp_path / "token"),
+            "--engine-factory",
+            FAKE_ENGINE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "--allow-remote" in result.stderr and result.stdout == ""
@@ -78,9 +91,20 @@ def test_allow_remote_binds_with_token(tmp_path):
 
 def test_engine_that_cannot_start_exits_nonzero_with_the_reason(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "latentbrush.backend", "--port", "0", "--token-file", str(tmp_path / "token"),
-         "--engine-factory", FAKE_ENGINE.replace(":make_engine", ":broken_engine")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "latentbrush.backend",
+            "--port",
+            "0",
+            "--token-file",
+            str(tmp_path / "token"),
+            "--engine-factory",
+            FAKE_ENGINE.replace(":make_engine", ":broken_engine"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1 and result.stdout == ""
     assert "no usable GPU driver (fake)" in result.stderr

@@ -57,8 +57,15 @@ def image_and_mask() -> tuple:
 
 
 def upscale_job(image: str):
-    return job("e2e-upscale", "upscale", size=CANVAS, context=CONTEXT, region=REGION, image=image,
-               upscale=UpscaleParams(upscaler="lanczos", scale=2.0))
+    return job(
+        "e2e-upscale",
+        "upscale",
+        size=CANVAS,
+        context=CONTEXT,
+        region=REGION,
+        image=image,
+        upscale=UpscaleParams(upscaler="lanczos", scale=2.0),
+    )
 
 
 def test_every_operation_end_to_end(server):
@@ -77,7 +84,7 @@ def test_every_operation_end_to_end(server):
     traces = asyncio.run(run_jobs(server, requests, uploads))
     for job_id, trace in traces.items():
         assert trace.kinds[-1] == "done", (job_id, trace.final)
-        (header, payload), = trace.results
+        ((header, payload),) = trace.results
         expected = upscale_rect(upscale_job(BLANK)) if job_id == "e2e-upscale" else REGION
         assert header.rect == expected and (header.width, header.height) == (expected.width, expected.height)
         assert decode(header, payload).shape == (expected.height, expected.width, 4)
@@ -89,10 +96,22 @@ def test_same_seed_same_pixels_and_alpha_outside_mask_is_zero(server):
     uploads, mask = image_and_mask()
 
     def requests(blobs):
-        base = {"size": CANVAS, "context": CONTEXT, "region": REGION, "steps": 3, "resolution": SMALL,
-                "image": blobs["image"], "mask": blobs["mask"], "model": "tiny-inpaint", "result_format": "rgba8"}
-        return [job("seed-a", "inpaint", seed=42, **base), job("seed-b", "inpaint", seed=42, **base),
-                job("seed-c", "inpaint", seed=43, **base)]
+        base = {
+            "size": CANVAS,
+            "context": CONTEXT,
+            "region": REGION,
+            "steps": 3,
+            "resolution": SMALL,
+            "image": blobs["image"],
+            "mask": blobs["mask"],
+            "model": "tiny-inpaint",
+            "result_format": "rgba8",
+        }
+        return [
+            job("seed-a", "inpaint", seed=42, **base),
+            job("seed-b", "inpaint", seed=42, **base),
+            job("seed-c", "inpaint", seed=43, **base),
+        ]
 
     traces = asyncio.run(run_jobs(server, requests, uploads))
     a, b, c = (decode(*traces[name].results[0]) for name in ("seed-a", "seed-b", "seed-c"))
@@ -105,8 +124,19 @@ def test_same_seed_same_pixels_and_alpha_outside_mask_is_zero(server):
 
 def test_preview_every_step(server):
     def requests(_):
-        return [job("prev", "txt2img", size=CANVAS, region=REGION, steps=5, seed=1, resolution=Size(128, 128),
-                    preview_format="jpeg", preview_max_side=64)]
+        return [
+            job(
+                "prev",
+                "txt2img",
+                size=CANVAS,
+                region=REGION,
+                steps=5,
+                seed=1,
+                resolution=Size(128, 128),
+                preview_format="jpeg",
+                preview_max_side=64,
+            )
+        ]
 
     trace = asyncio.run(run_jobs(server, requests))["prev"]
     assert trace.kinds[-1] == "done"

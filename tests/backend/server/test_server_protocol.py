@@ -59,7 +59,7 @@ def test_txt2img_lifecycle_and_result_pixels():
             done = trace.final
             assert done.results == 1 and done.seeds == (7,) and done.info["model"] == "fake-sd"
             assert "seconds" in done.info
-            (header, payload), = trace.results
+            ((header, payload),) = trace.results
             assert header.rect == Rect(8, 16, 32, 24) and (header.width, header.height) == (32, 24)
             pixels = decode_result(header, payload)
             assert pixels.shape == (24, 32, 4)
@@ -75,8 +75,15 @@ def test_inpaint_uses_uploaded_image_and_mask():
             mask_pixels = circle_mask(64, 48)
             mask = await client.upload_rgba(mask_pixels, "gray8")
             request = job(
-                "i1", "inpaint", size=128, context=Rect(32, 40, 64, 48), region=Rect(40, 44, 40, 32),
-                image=image, mask=mask, seed=3, batch=2,
+                "i1",
+                "inpaint",
+                size=128,
+                context=Rect(32, 40, 64, 48),
+                region=Rect(40, 44, 40, 32),
+                image=image,
+                mask=mask,
+                seed=3,
+                batch=2,
             )
             await client.send(submit(request))
             trace = await client.finish("i1")
@@ -96,12 +103,13 @@ def test_img2img_and_upscale():
         async with running_server() as server, TestClient.connect(server.url) as client:
             image = await client.upload_rgba(pattern(64, 64), "rgba8")
             await client.send(submit(job("r1", "img2img", image=image, strength=0.5, steps=2)))
-            await client.send(submit(job("u1", "upscale", image=image, steps=2,
-                                         upscale=UpscaleParams(upscaler="fake-2x", scale=2.0))))
+            await client.send(
+                submit(job("u1", "upscale", image=image, steps=2, upscale=UpscaleParams(upscaler="fake-2x", scale=2.0)))
+            )
             refine = await client.finish("r1")
             upscale = await client.finish("u1")
             assert refine.final.results == 1 and refine.results[0][0].width == 64
-            (header, payload), = upscale.results
+            ((header, payload),) = upscale.results
             assert (header.width, header.height) == (128, 128)
             assert decode_result(header, payload).shape == (128, 128, 4)
 
@@ -115,11 +123,12 @@ def test_result_formats_are_lossless(fmt):
             mask_pixels = circle_mask(48, 40)
             image = await client.upload_rgba(pattern(48, 40), "bgra8")
             mask = await client.upload_rgba(mask_pixels, "png")
-            request = job("f1", "inpaint", image=image, mask=mask, region=Rect(0, 0, 48, 40),
-                          result_format=fmt, seed=11, steps=1)
+            request = job(
+                "f1", "inpaint", image=image, mask=mask, region=Rect(0, 0, 48, 40), result_format=fmt, seed=11, steps=1
+            )
             await client.send(submit(request))
             trace = await client.finish("f1")
-            (header, payload), = trace.results
+            ((header, payload),) = trace.results
             assert header.format == fmt
             if fmt in ("rgba8", "bgra8"):
                 assert header.stride == 48 * 4 and len(payload) == 48 * 40 * 4
@@ -136,8 +145,15 @@ def test_every_step_previewed_when_client_keeps_up():
 
     async def scenario():
         async with running_server(engine) as server, TestClient.connect(server.url) as client:
-            request = job("p1", size=256, context=Rect(0, 0, 256, 256), region=Rect(16, 32, 200, 100),
-                          steps=6, preview_max_side=64, preview_format="png")
+            request = job(
+                "p1",
+                size=256,
+                context=Rect(0, 0, 256, 256),
+                region=Rect(16, 32, 200, 100),
+                steps=6,
+                preview_max_side=64,
+                preview_format="png",
+            )
             await client.send(submit(request))
             trace = None
             seen = 0

@@ -50,9 +50,17 @@ def test_raw_gray_with_stride():
     assert decoded.tolist() == [[0, 1, 2, 3], [100, 101, 102, 103]]
 
 
-@pytest.mark.parametrize(("mode", "fmt", "channels"), [
-    ("L", "png", 1), ("RGB", "png", 4), ("RGBA", "png", 4), ("P", "png", 4), ("RGB", "jpeg", 4), ("RGBA", "webp", 4),
-])
+@pytest.mark.parametrize(
+    ("mode", "fmt", "channels"),
+    [
+        ("L", "png", 1),
+        ("RGB", "png", 4),
+        ("RGBA", "png", 4),
+        ("P", "png", 4),
+        ("RGB", "jpeg", 4),
+        ("RGBA", "webp", 4),
+    ],
+)
 def test_encoded_formats(mode, fmt, channels):
     picture = Image.fromarray(pattern(9, 7)).convert(mode)
     buffer = io.BytesIO()
@@ -85,10 +93,15 @@ def test_mask_of_a_colour_blob_is_its_luminance():
 # ----------------------------------------------------------------------------- encoding
 
 
-@pytest.mark.parametrize(("size", "limit", "expected"), [
-    ((100, 50), 512, (100, 50)), ((1024, 512), 512, (512, 256)), ((300, 1000), 100, (30, 100)),
-    ((5000, 1), 64, (64, 1)),
-])
+@pytest.mark.parametrize(
+    ("size", "limit", "expected"),
+    [
+        ((100, 50), 512, (100, 50)),
+        ((1024, 512), 512, (512, 256)),
+        ((300, 1000), 100, (30, 100)),
+        ((5000, 1), 64, (64, 1)),
+    ],
+)
 def test_fit_within(size, limit, expected):
     assert fit_within(*size, limit) == expected
 
@@ -184,9 +197,15 @@ def test_token_comparison_and_bearer_header():
     assert bearer_token("Basic abc") is None and bearer_token("Bearer ") is None and bearer_token(None) is None
 
 
-@pytest.mark.parametrize(("value", "host"), [
-    ("localhost:7860", "localhost"), ("[::1]:7860", "::1"), ("::1", "::1"), ("127.0.0.1", "127.0.0.1"),
-])
+@pytest.mark.parametrize(
+    ("value", "host"),
+    [
+        ("localhost:7860", "localhost"),
+        ("[::1]:7860", "::1"),
+        ("::1", "::1"),
+        ("127.0.0.1", "127.0.0.1"),
+    ],
+)
 def test_split_host_header(value, host):
     assert split_host_header(value) == host
 

@@ -232,6 +232,46 @@ def screenshot(path_png):
     log("screenshot ->", path_png)
 
 
+def dialog_step(image, shot_path):
+    """Interactive run: the procedure dialog opens (GimpUi), is captured, and Escape cancels it."""
+    step = "dialog"
+    title = "latentbrush: Generate"
+    seen = {}
+
+    def press_escape():
+        # only X11 calls from this thread (xdotool/xwd); libgimp stays on the main thread
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", title],
+                                   capture_output=True, text=True, timeout=30).stdout.split()
+            if found:
+                seen["window"] = found[-1]
+                time.sleep(1.5)  # let GTK draw it
+                if shot_path:
+                    xdotool("windowraise", found[-1])
+                    subprocess.run(["xwd", "-id", found[-1], "-silent", "-out", shot_path], timeout=30)
+                xdotool("windowfocus", "--sync", found[-1])
+                xdotool("key", "--clearmodifiers", "Escape")
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=press_escape, daemon=True)
+    before = names(image)
+    thread.start()
+    proc = PDB.lookup_procedure("plug-in-latentbrush-generate")
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", image.get_layers()[-1:])
+    status = proc.run(config).index(0)
+    thread.join(10)
+    check(step, "window" in seen, f"no window titled {title!r} appeared")
+    check(step, status == Gimp.PDBStatusType.CANCEL, f"Escape in the dialog returned {status}, expected CANCEL")
+    check(step, names(image) == before, "cancelling the dialog changed the layers")
+    REPORT["steps"][step] = {"window": seen["window"]}
+    log(step, "ok: dialog shown and cancelled")
+
+
 def undo_state(image):
     return names(image), image.get_width(), image.get_height(), tuple(Gimp.Selection.bounds(image))
 
@@ -266,6 +306,14 @@ def main():
     image, bg = make_image()
     display = Gimp.Display.new(image) if GUI else None  # previews then paint live on a real canvas
     sel = Bounds(96, 64, 64, 48)
+    if GUI:
+        shot = os.path.join(OUT, "dialog.xwd") if os.environ.get("E2E_SCREENSHOT") == "1" else None
+        dialog_step(image, shot)
+        if shot and os.path.exists(shot):
+            dialog = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(shot))
+            Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, dialog, Gio.File.new_for_path(shot[:-4] + ".png"), None)
+            dialog.delete()
+            os.remove(shot)
 
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
     inpainted = job_step("inpaint", "plug-in-latentbrush-inpaint", image, [bg], sel, 1.0,

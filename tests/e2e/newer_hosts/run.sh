@@ -40,6 +40,15 @@ fail() {  # $1 = host, $2 = step, $3 = log file
 }
 wants() { [[ "$TARGETS" == *" $1 "* ]]; }
 
+# ------------------------------------------------------------------------------------ backend
+# started first: it loads torch while the chroots are built or checked
+case "$OUT" in /*/*) ;; *) echo "run.sh: LB_E2E_OUT must be an absolute path below a folder, not '$OUT'" >&2; exit 2 ;; esac
+rm -rf "$OUT"; mkdir -p "$OUT"
+lb_log "== backend: $PY -m latentbrush.backend (tiny model)"
+HF_HUB_OFFLINE=1 "$PY" -m latentbrush.backend --port 0 --token-file "$OUT/token" \
+  >"$OUT/backend.stdout" 2>"$OUT/backend.log" &
+BACKEND_PID=$!
+
 # ------------------------------------------------------------------------------------ chroots
 needed=()
 wants gimp30 && needed+=(trixie)
@@ -49,13 +58,6 @@ if ! "$ROOT/installers/chroots/build.sh" "${needed[@]}"; then
   echo "FAIL: chroots: build (logs: $LB_CHROOT_BASE/build-*.log)"; exit 1
 fi
 
-# ------------------------------------------------------------------------------------ backend
-case "$OUT" in /*/*) ;; *) echo "run.sh: LB_E2E_OUT must be an absolute path below a folder, not '$OUT'" >&2; exit 2 ;; esac
-rm -rf "$OUT"; mkdir -p "$OUT"
-lb_log "== backend: $PY -m latentbrush.backend (tiny model)"
-HF_HUB_OFFLINE=1 "$PY" -m latentbrush.backend --port 0 --token-file "$OUT/token" \
-  >"$OUT/backend.stdout" 2>"$OUT/backend.log" &
-BACKEND_PID=$!
 URL=
 for _ in $(seq 1 240); do
   URL=$(sed -n 's/^latentbrush-server listening on \(ws:\/\/.*\)$/\1/p' "$OUT/backend.stdout" | head -1)
@@ -69,7 +71,7 @@ lb_log "backend listening on $URL"
 mount_for_tests() {  # $1 = chroot name: system mounts, the repo (read-only) and the outputs at their own paths
   local R; R=$(lb_root "$1")
   lb_mount_system "$R"
-  # a fresh /tmp per run: no X lock files or sockets left over from an earlier run (xvfb-run -a)
+  # a fresh /tmp per run: no X lock files, sockets or Krita lock files left over from an earlier run
   mountpoint -q "$R/tmp" || mount -t tmpfs -o mode=1777 lbtmp "$R/tmp"
   # same paths inside and out, so reports written in the chroot name files the host can open
   mountpoint -q "$R$ROOT" || lb_bind "$ROOT" "$R" "$ROOT" ro

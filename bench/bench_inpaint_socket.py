@@ -33,6 +33,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # helpers.live_server starts and stops the server process
 
 
+class Clock:
+    """Wall seconds and CPU seconds (this process, plus the server process when given) of one run.
+
+    On a shared, overloaded machine wall time swings 10x between identical runs; CPU seconds are
+    what each path costs and stay stable, so both are reported.
+    """
+
+    def __init__(self, server_pid: int | None = None) -> None:
+        self.server_pid = server_pid
+
+    def _cpu(self) -> float:
+        total = time.process_time()  # all threads of this process
+        if self.server_pid is not None:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return total
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, self._cpu() - self.cpu
+
+
 def inputs(size: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 4), dtype=np.uint8)
@@ -70,11 +95,10 @@ class Direct:
             "output_type": "np",
         }
 
-    def run(self) -> float:
-        start = time.perf_counter()
-        with self.torch.inference_mode():
+    def run(self) -> Clock:
+        with Clock() as clock, self.torch.inference_mode():
             self.pipe(**self.args, generator=self.torch.Generator("cpu").manual_seed(1))
-        return time.perf_counter() - start
+        return clock
 
 
 # ----------------------------------------------------------------------------- the engine in-process
@@ -98,10 +122,10 @@ class InProcess:
         self.engine = Engine(EngineSettings(device=device))
         self.job, self.image, self.mask = job, image, mask
 
-    def run(self) -> float:
-        start = time.perf_counter()
-        self.engine.run(self.job, self.image, self.mask, _Events())
-        return time.perf_counter() - start
+    def run(self) -> Clock:
+        with Clock() as clock:
+            self.engine.run(self.job, self.image, self.mask, _Events())
+        return clock
 
 
 # ----------------------------------------------------------------------------- through the socket
@@ -184,6 +208,16 @@ def summary(values: list[float]) -> str:
     return f"median {statistics.median(values):.3f} s (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
 
 
+def ratios(results: dict[str, list[Clock]], name: str, what: str) -> str:
+    mine = [getattr(c, what) for c in results[name]]
+    base = [getattr(c, what) for c in results["direct"]]
+    pairs = [m / b for m, b in zip(mine, base, strict=True)]
+    return (
+        f"medians {statistics.median(mine) / statistics.median(base):.3f}, minima {min(mine) / min(base):.3f}, "
+        f"per round median {statistics.median(pairs):.3f} [{', '.join(f'{r:.2f}' for r in pairs)}]"
+    )
+
+
 async def bench(args: argparse.Namespace) -> None:
     import torch
     from helpers.live_server import live_server
@@ -223,20 +257,21 @@ async def bench(args: argparse.Namespace) -> None:
             await client.run(job)
             if engine:
                 engine.run()
-            results: dict[str, list[float]] = {"direct": [], "engine": [], "socket": []}
+            results: dict[str, list[Clock]] = {"direct": [], "engine": [], "socket": []}
             first_preview: list[float] = []
             for round_index in range(args.rounds):
                 # alternate the order, so a slow spell of the shared machine does not always hit one path
                 if round_index % 2:
                     results["direct"].append(direct.run())
-                times = await client.run(job)
-                results["socket"].append(times["done"])
+                with Clock(server.process.pid) as clock:
+                    times = await client.run(job)
+                results["socket"].append(clock)
                 first_preview.append(times["first_preview"])
                 if engine:
                     results["engine"].append(engine.run())
                 if not round_index % 2:
                     results["direct"].append(direct.run())
-            step_s = min(results["direct"]) / args.steps
+            step_s = min(c.wall for c in results["direct"]) / args.steps
             latencies: list[float] = []
             rng = random.Random(0)
             long_job = JobRequest(**{**job.__dict__, "steps": args.cancel_steps})
@@ -251,20 +286,15 @@ async def bench(args: argparse.Namespace) -> None:
     print(
         f"inpaint tiny-inpaint {args.size}x{args.size}, {args.steps} steps Euler a, cfg 7, previews jpeg, result bgra8"
     )
-    for name, values in results.items():
-        if values:
-            print(f"  {name:7s} {summary(values)}")
-    direct_median = statistics.median(results["direct"])
+    for name, clocks in results.items():
+        if clocks:
+            print(f"  {name:7s} wall {summary([c.wall for c in clocks])}")
+            print(f"  {'':7s} cpu  {summary([c.cpu for c in clocks])}")
     for name in ("socket", "engine"):
-        if not results[name]:
-            continue
-        pairs = [v / d for v, d in zip(results[name], results["direct"], strict=True)]
-        print(
-            f"  ratio {name}/direct: medians {statistics.median(results[name]) / direct_median:.3f}, "
-            f"minima {min(results[name]) / min(results['direct']):.3f}, "
-            f"per round median {statistics.median(pairs):.3f} [{', '.join(f'{r:.3f}' for r in pairs)}]"
-        )
-    print("  (target for socket/direct <= 1.05)")
+        if results[name]:
+            print(f"  {name}/direct wall: {ratios(results, name, 'wall')}")
+            print(f"  {name}/direct cpu:  {ratios(results, name, 'cpu')}")
+    print("  (target for socket/direct <= 1.05; cpu = both processes' CPU seconds)")
     print(f"  time to first preview: {summary(first_preview)}; one step ~ {step_s:.3f} s")
     print(f"  cancel latency (cancel sent -> cancelled received): {summary(latencies)}")
 

@@ -84,6 +84,8 @@ class ModelRegistry:
         self.models_dir = models_dir
         self._entries: dict[str, ModelEntry] = {}
         self._refused: dict[str, str] = {}
+        for name in (TINY, TINY_INPAINT):  # first, so a user's "tiny.safetensors" cannot hide them
+            self._add(ModelEntry(name, "builtin", "tiny", name == TINY_INPAINT))
         for repo_id in hub_models:
             self._add(hub_entry(repo_id))
         if models_dir is not None:
@@ -92,8 +94,6 @@ class ModelRegistry:
             else:
                 log.warning("models folder %s does not exist; no local models", models_dir)
         self.default = self._pick_default()
-        for name in (TINY, TINY_INPAINT):
-            self._add(ModelEntry(name, "builtin", "tiny", name == TINY_INPAINT))
         if self.default == TINY:
             log.warning(
                 "No models configured: using the built-in 'tiny' model, which produces noise, not pictures. "
@@ -167,14 +167,16 @@ class ModelRegistry:
 
     def _pick_default(self) -> str:
         """The first plain (non-inpaint) model, else the first model, else the tiny one."""
-        usable = list(self._entries.values())
+        usable = [e for e in self._entries.values() if e.source != "builtin"]
         plain = [e for e in usable if not e.inpaint]
         return (plain or usable)[0].name if usable else TINY
 
     # ------------------------------------------------------------------ lookup
 
     def infos(self) -> tuple[ModelInfo, ...]:
-        return tuple(e.info for e in self._entries.values())
+        """Configured models first (the default among them), the built-in tiny ones last."""
+        entries = sorted(self._entries.values(), key=lambda e: e.source == "builtin")
+        return tuple(e.info for e in entries)
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._entries)

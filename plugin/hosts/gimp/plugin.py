@@ -118,7 +118,9 @@ class LatentbrushPlugIn(Gimp.PlugIn):
             Gimp.progress_end()
             return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, f"latentbrush: internal error: {exc!r}")
 
-    def _run_procedure(self, procedure, run_mode, image, config):
+    def _run_procedure(
+        self, procedure: Gimp.Procedure, run_mode: Gimp.RunMode, image: Gimp.Image, config: Gimp.ProcedureConfig
+    ) -> Gimp.ValueArray:
         spec = procedure_named(procedure.get_name())
         files = JobFiles(jobs_folder(), image.get_id())
         if not spec.operation:
@@ -152,6 +154,8 @@ def _ask(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, spec: Procedur
 
     GimpUi.init(PLUGIN_BINARY)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "latentbrush: " + spec.label.replace("_", "").rstrip("."))
+    if any(arg.name == "seed" for arg in spec.args):  # the seed only matters with "Random seed" off
+        dialog.set_sensitive("seed", True, config, "random-seed", True)
     dialog.fill(None)
     try:
         return bool(dialog.run())

@@ -212,3 +212,14 @@ def test_task_variants_share_modules_and_keep_the_dtype() -> None:
     for pipe in pipes:
         assert {m.dtype for m in (pipe.unet, pipe.vae, pipe.text_encoder)} == {torch.bfloat16}
     assert engine.describe().dtype == "bfloat16"
+
+
+def test_a_user_file_named_tiny_does_not_hide_the_builtin(tmp_path: Path, tiny_sd15_pipelines: dict[str, Any]) -> None:
+    from latentbrush.backend.models.ldm_layout import write_sd15_checkpoint
+    from latentbrush.backend.models.registry import ModelRegistry
+
+    write_sd15_checkpoint(tiny_sd15_pipelines["plain"], tmp_path / "tiny.safetensors")
+    registry = ModelRegistry(tmp_path)
+    assert registry.names()[:2] == ("tiny", "tiny-inpaint")
+    assert registry.get("tiny").source == "builtin"
+    assert registry.get("tiny.safetensors").source == "file" and registry.default == "tiny.safetensors"

@@ -195,6 +195,10 @@ def cancel_step(image, selection):
     check(step, status == Gimp.PDBStatusType.CANCEL, f"inpaint returned {status} {error}, expected CANCEL")
     check(step, names(image) == before_names, f"layers {names(image)} after cancel, before {before_names}")
     check(step, files.running() is None and not files.cancel_requested(), "job files left behind")
+    # the Cancel procedure itself (same JobFiles.request_cancel call): with no job it reports an error
+    status, _, error = run_procedure("plug-in-latentbrush-cancel", image)
+    check(step, status == Gimp.PDBStatusType.EXECUTION_ERROR and "no latentbrush job" in error,
+          f"Cancel with no running job returned {status} {error!r}")
     REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), **seen}
     log(step, "ok:", REPORT["steps"][step])
 

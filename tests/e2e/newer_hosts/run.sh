@@ -150,7 +150,7 @@ wants krita6 && run_krita6
 
 if [ "${LATENTBRUSH_UPDATE_SCREENSHOTS:-0}" = 1 ]; then
   mkdir -p "$ROOT/docs/images"
-  for pair in "krita6/screenshot.png:krita6.png" "gimp32/screenshot.png:gimp3.png"; do
+  for pair in "krita6/screenshot.png:krita6.png" "gimp32/screenshot.png:gimp3.png" "gimp32/dialog.png:gimp3-dialog.png"; do
     [ -f "$OUT/${pair%%:*}" ] && cp "$OUT/${pair%%:*}" "$ROOT/docs/images/${pair##*:}" && lb_log "docs/images/${pair##*:} updated"
   done
 fi

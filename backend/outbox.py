@@ -1,10 +1,11 @@
 """Per-connection send queue: everything in order, previews replaced rather than piled up.
 
 Control messages and result frames are few and small or precious, so they queue in order.
-Previews are many and only the newest matters: each (job, batch index) holds at most ONE
-pending preview, and a newer one replaces it in place. A client that reads slowly therefore gets
-fewer previews, never a growing backlog, and still gets every message and result. Backpressure
-comes from ``websockets``' ``send``, which waits while the socket's write buffer is full.
+Previews are many and only the newest matters: while the sender waits on a full socket buffer
+(``websockets``' ``send`` blocks above its write limit), each (job, batch index) keeps at most ONE
+pending preview, and a newer one replaces it in place (SPEC.md 10.1). A client that reads slowly
+therefore gets fewer previews, never a growing backlog, and still gets every message and result;
+a client that keeps up gets every preview, because nothing is dropped while the socket drains.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Outbox:
         self._slots: dict[tuple[str, int], _Item] = {}
         self._wake = asyncio.Event()
         self._closed = False
+        self._blocked = False  # the sender is suspended in a send: the socket buffer is full
         self.previews_sent = 0
         self.previews_replaced = 0
 
@@ -55,12 +57,12 @@ class Outbox:
         self._push(_Item(data, on_sent))
 
     def preview(self, job_id: str, index: int, data: bytes) -> None:
-        """Queue a preview frame, or overwrite the one for this job and index still waiting."""
+        """Queue a preview frame; while the socket is backed up, overwrite the one still waiting."""
         if self._closed:
             return
         key = (job_id, index)
         pending = self._slots.get(key)
-        if pending is not None:
+        if pending is not None and self._blocked:
             pending.data = data  # keeps its place in line: the newest image goes out soonest
             self.previews_replaced += 1
             return
@@ -90,9 +92,15 @@ class Outbox:
                 if self._closed:
                     return
                 item = self._items.popleft()
-                if item.preview_key is not None:
+                if item.preview_key is not None and self._slots.get(item.preview_key) is item:
                     del self._slots[item.preview_key]  # later previews open a new slot behind us
-                await self._ws.send(item.data)
+                # Other callbacks (new previews) only run while this task is suspended, so "in a
+                # send" seen from them means the send is waiting for the socket to drain.
+                self._blocked = True
+                try:
+                    await self._ws.send(item.data)
+                finally:
+                    self._blocked = False
                 if item.preview_key is not None:
                     self.previews_sent += 1
                 if item.on_sent is not None:

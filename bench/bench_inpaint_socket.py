@@ -10,7 +10,7 @@ One run, interleaved rounds (this machine is shared and noisy, so paths are comp
 Also: time to the first preview frame, and cancel latency (``cancel`` sent at a random moment of a
 running job, until ``cancelled`` arrives), next to the time of one denoising step.
 
-    python bench/bench_inpaint_socket.py                      # CPU, 512^2, 8 steps, 5 rounds
+    python bench/bench_inpaint_socket.py                      # CPU, 512^2, 8 steps, 5 rounds, 1 thread
     python bench/bench_inpaint_socket.py --device cuda --rounds 10 --cancel-trials 10
 """
 
@@ -305,7 +305,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    # one torch thread per process: on a shared 2-core machine two OpenMP threads wait on each other
+    # whenever one is descheduled, and every path then swings several-fold from run to run
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cancel-trials", type=int, default=5)
     parser.add_argument("--cancel-steps", type=int, default=50)
     parser.add_argument("--no-engine", dest="engine", action="store_false", help="skip the in-process Engine.run path")

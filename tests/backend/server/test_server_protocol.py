@@ -174,6 +174,19 @@ def test_every_step_previewed_when_client_keeps_up():
     run(scenario())
 
 
+def test_a_reading_client_gets_every_preview_even_when_they_come_fast():
+    """Previews are only replaced while the socket is backed up, never because the engine is quick."""
+
+    async def scenario():
+        async with running_server(FakeEngine(preview_size=(32, 32))) as server, TestClient.connect(server.url) as c:
+            await c.send(submit(job("fast", steps=40, batch=2)))
+            trace = await c.finish("fast")
+            for index in (0, 1):
+                assert [h.step for h, _ in trace.previews if h.index == index] == list(range(1, 41))
+
+    run(scenario())
+
+
 def test_previews_off_and_raw_preview_format():
     async def scenario():
         async with running_server(FakeEngine(preview_size=(16, 16))) as server, TestClient.connect(server.url) as c:

@@ -72,6 +72,13 @@ class KritaRun:
                f"\n--- stderr (tail)\n{tail}"
 
 
+def host_path(path: str) -> str:
+    """PATH without virtual environments: Krita's embedded Python takes its prefix from the first
+    ``python3`` on PATH, and a venv's prefix hides the system PyQt5 (Krita then fails to load its API)."""
+    keep = [p for p in path.split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").exists()]
+    return os.pathsep.join(keep)
+
+
 def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: dict[str, str] | None = None) -> KritaRun:
     """Start Krita with ``module`` as the harness's script; returns its exit status, logs and JSON results."""
     out.mkdir(parents=True, exist_ok=True)
@@ -82,8 +89,10 @@ def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: di
     for stale in (result_file, rc_file):
         stale.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "QT_QPA_PLATFORM", "XDG_CONFIG_HOME", "XDG_DATA_HOME")}
+           if k not in ("PYTHONPATH", "PYTHONHOME", "QT_QPA_PLATFORM", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+                        "VIRTUAL_ENV")}
     env.update({
+        "PATH": host_path(env.get("PATH", "")),
         "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "LB_E2E_MODULE": module, "LB_E2E_PATH": str(SCRIPTS),
         "LB_E2E_RESULT": str(result_file), "LB_E2E_RC_FILE": str(rc_file), "LB_E2E_OUT": str(out),
         **(extra_env or {}),

@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 = a free port (default {DEFAULT_PORT})")
     p.add_argument("--models", type=Path, default=None, metavar="DIR", help="folder of models (checkpoints, upscalers)")
+    p.add_argument(
+        "--hub-model", action="append", default=[], metavar="ID",
+        help="a Hugging Face model id to offer (repeatable; downloaded on first use when online)",
+    )
+    p.add_argument("--taesd", type=Path, default=None, metavar="DIR", help="TAESD weights folder for sharper previews")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:1, mps, cpu")
     p.add_argument("--dtype", default="auto", help="auto, float16, bfloat16, float32")
     p.add_argument(
@@ -79,6 +84,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         allow_remote=args.allow_remote,
         cpu_offload=args.cpu_offload,
         vae_tiling=args.vae_tiling,
+        hub_models=tuple(args.hub_model),
+        taesd_dir=args.taesd,
         max_frame_bytes=args.max_frame_mb * MIB,
         max_queue=args.max_queue,
         retention_bytes=args.retention_mb * MIB,
@@ -109,6 +116,8 @@ def real_engine_factory(config: ServerConfig) -> EngineLike:
             dtype=config.dtype,
             cpu_offload=config.cpu_offload,
             vae_tiling=config.vae_tiling,
+            hub_models=config.hub_models,
+            taesd_dir=config.taesd_dir,
         )
     )
 

@@ -171,6 +171,41 @@ def verify(target: Path, python: str = sys.executable) -> str:
     return done.stdout.strip()
 
 
+COMPATIBLE_SPEC = "websockets>=13,<16"  # the newest series that still runs on Python 3.10
+
+
+def download_compatible(min_python: str, folder: Path) -> Path:
+    """Fetch a websockets wheel that runs on ``min_python`` with pip (only .py files are vendored,
+    so the wheel's platform does not matter)."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+        "--python-version", min_python, "-d", str(folder), COMPATIBLE_SPEC,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    wheels = sorted(folder.glob("websockets-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise VendorError(f"could not download {COMPATIBLE_SPEC} for Python {min_python}: {done.stderr.strip()[-500:]}")
+    return wheels[-1]
+
+
+def pick_source(wheel: Path | None, min_python: str, force: bool, scratch: Path) -> Source:
+    """The given wheel, else the installed copy, else (when that is too new) a downloaded compatible wheel."""
+    if wheel is not None:
+        source = from_wheel(wheel)
+    else:
+        source = from_installed()
+        if not force and not python_allowed(source.requires_python, min_python):
+            print(f"vendor_websockets: installed websockets {source.version} needs Python {source.requires_python}; "
+                  f"downloading {COMPATIBLE_SPEC}", file=sys.stderr)
+            try:
+                source = from_wheel(download_compatible(min_python, scratch))
+            except VendorError as exc:  # offline, or no series fits: say so, then why the installed one won't do
+                print(f"vendor_websockets: {exc}", file=sys.stderr)
+    if not force:
+        check_source(source, min_python)
+    return source
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, type=Path, help="vendor folder (gets a websockets/ inside)")
@@ -180,9 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-verify", action="store_true", help="do not test-import the copy")
     args = parser.parse_args(argv)
     try:
-        source = from_wheel(args.wheel) if args.wheel else from_installed()
-        if not args.force:
-            check_source(source, args.min_python)
+        with tempfile.TemporaryDirectory() as scratch:
+            source = pick_source(args.wheel, args.min_python, args.force, Path(scratch))
         folder = write_vendor(source, args.target)
         version = source.version if args.no_verify else verify(args.target)
     except VendorError as exc:

@@ -20,7 +20,6 @@ names; torch, numpy, Pillow, safetensors and spandrel must be importable.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -31,28 +30,10 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from pathlib import Path
 
 UNTILED = 65536  # a tile side no image reaches: the whole image is one tile
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _map_repo_packages() -> None:
-    """Makes ``latentbrush.protocol`` / ``latentbrush.backend`` importable from the repo when not installed."""
-    if importlib.util.find_spec("latentbrush") is not None:
-        return
-    package = types.ModuleType("latentbrush")
-    package.__path__ = []
-    sys.modules["latentbrush"] = package
-    for name in ("protocol", "backend"):
-        spec = importlib.util.spec_from_file_location(
-            f"latentbrush.{name}", REPO / name / "__init__.py", submodule_search_locations=[str(REPO / name)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        setattr(package, name, module)
+from repo_packages import map_repo_packages  # noqa: E402 - beside this script
 
 
 def _rss_mb() -> float:
@@ -110,7 +91,7 @@ class _OneModel:
 
 def child(case: dict) -> dict:
     """One measurement in this (fresh) process."""
-    _map_repo_packages()
+    map_repo_packages()
     import numpy as np
     import torch
     from latentbrush.backend.upscale import run_upscale

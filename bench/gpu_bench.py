@@ -23,7 +23,6 @@ diffusers (and importlib_metadata) must be importable.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -33,32 +32,13 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
+from repo_packages import map_repo_packages
 
-
-def _import_repo_as_latentbrush() -> None:
-    """Map protocol/ and backend/ onto latentbrush.* when the distribution is not installed."""
-    if importlib.util.find_spec("latentbrush") is not None:
-        return
-    package = types.ModuleType("latentbrush")
-    package.__path__ = []
-    sys.modules["latentbrush"] = package
-    for name in ("protocol", "backend"):
-        spec = importlib.util.spec_from_file_location(
-            f"latentbrush.{name}", REPO / name / "__init__.py", submodule_search_locations=[str(REPO / name)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        setattr(package, name, module)
-
-
-_import_repo_as_latentbrush()
+map_repo_packages()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -26,40 +26,26 @@ Standard library only; Python >= 3.10.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from install_common import ROOT, InstallError, copy_tree, user_folder, vendor_websockets
+
 PLUGIN_NAME = "latentbrush"
 GIMP_VERSIONS = ("3.0", "3.2")
 ENTRY = ROOT / "plugin" / "hosts" / "gimp" / "gimp_entry.py"
-VENDOR_SCRIPT = ROOT / "installers" / "vendor_websockets.py"
-SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_PLUGIN_PARTS = ("hosts/krita", "qt.py")  # Qt code has no place in GIMP's Python
 # GIMP 3 runs plug-ins with the system's or its bundle's Python: 3.12 in the Windows/macOS/Flatpak
 # builds, 3.13 in Debian trixie, 3.14 in sid. So websockets 17 (Python >= 3.11) may be vendored.
 GIMP_MIN_PYTHON = "3.11"
 
 
-class InstallError(RuntimeError):
-    pass
-
-
 def default_config_dir(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
     """GIMP 3's per-user configuration root (the folder holding ``3.0/`` and ``3.2/``)."""
-    env = dict(os.environ) if env is None else env
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"))
-    if platform == "win32":
-        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "GIMP"
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "GIMP"
-    config = env.get("XDG_CONFIG_HOME", "")
-    return (Path(config) if config.startswith("/") else home / ".config") / "GIMP"
+    return user_folder("GIMP", platform, env, windows_var="APPDATA", windows_default=("AppData", "Roaming"),
+                       mac=("Library", "Application Support"), xdg_var="XDG_CONFIG_HOME", xdg_default=(".config",))
 
 
 def plugin_dir(config_dir: Path, version: str) -> Path:
@@ -69,58 +55,14 @@ def plugin_dir(config_dir: Path, version: str) -> Path:
     return config_dir / version / "plug-ins" / PLUGIN_NAME
 
 
-def _copy_tree(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        rel = Path(folder).relative_to(src).as_posix()
-        dropped = {n for n in names if n in SKIP_DIRS or n.endswith((".pyc", ".pyo"))}
-        dropped |= {n for n in names if (f"{rel}/{n}" if rel != "." else n) in skip}
-        return dropped
-
-    shutil.copytree(src, dst, ignore=ignore)
-
-
-def _copy_installed_websockets(target: Path) -> None:
-    """Fallback vendoring: copy this Python's websockets package, pure-Python files only.
-
-    The C speedups are built for this interpreter, not GIMP's; websockets falls back to its
-    pure-Python mask code when they are missing.
-    """
-    spec = importlib.util.find_spec("websockets")
-    if spec is None or not spec.submodule_search_locations:
-        raise InstallError("cannot vendor websockets: it is not installed here (pip install 'websockets>=13')")
-    source = Path(next(iter(spec.submodule_search_locations)))
-    shutil.copytree(
-        source, target / "websockets",
-        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "*.c"),
-    )
-
-
-def vendor_websockets(target: Path, wheel: Path | None = None, min_python: str = GIMP_MIN_PYTHON) -> None:
-    """Put websockets into ``target`` (``latentbrush/plugin/vendor``) for GIMP's Python."""
-    if (target / "websockets").is_dir():
-        return  # came along with plugin/ (a checkout that already vendored it)
-    if VENDOR_SCRIPT.is_file():
-        command = [sys.executable, str(VENDOR_SCRIPT), "--target", str(target), "--min-python", min_python]
-        if wheel is not None:
-            command += ["--wheel", str(wheel)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0 or not (target / "websockets").is_dir():
-            raise InstallError(f"vendoring websockets failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        return
-    if wheel is not None:
-        raise InstallError(f"--wheel needs {VENDOR_SCRIPT}")
-    target.mkdir(parents=True, exist_ok=True)
-    _copy_installed_websockets(target)
-
-
 def build_plugin_folder(
     dest: Path, *, vendor: bool = True, wheel: Path | None = None, min_python: str = GIMP_MIN_PYTHON
 ) -> Path:
     """Write the complete plug-in folder into ``dest`` (must not exist yet); returns ``dest``."""
     dest.mkdir(parents=True)
     lib = dest / "lib" / PLUGIN_NAME
-    _copy_tree(ROOT / "plugin", lib / "plugin", SKIP_PLUGIN_PARTS)
-    _copy_tree(ROOT / "protocol", lib / "protocol")
+    copy_tree(ROOT / "plugin", lib / "plugin", SKIP_PLUGIN_PARTS)
+    copy_tree(ROOT / "protocol", lib / "protocol")
     if vendor:
         vendor_websockets(lib / "plugin" / "vendor", wheel, min_python)
     entry = dest / f"{PLUGIN_NAME}.py"

@@ -24,25 +24,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+from install_common import ROOT, InstallError, copy_tree, user_folder, vendor_websockets
+
 TEMPLATES = Path(__file__).resolve().parent / "krita"
 PLUGIN_NAME = "latentbrush"
-SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 SKIP_PLUGIN_PARTS = ("hosts/gimp",)  # other hosts' adapters do not belong in the Krita bundle
-VENDOR_SCRIPT = ROOT / "installers" / "vendor_websockets.py"
-
-
-class InstallError(RuntimeError):
-    pass
 
 
 # ----------------------------------------------------------------------------- locations
@@ -50,26 +43,15 @@ class InstallError(RuntimeError):
 
 def default_resources_dir(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
     """Krita's per-user resource folder (it holds pykrita/ and actions/)."""
-    env = dict(os.environ) if env is None else env
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"))
-    if platform == "win32":
-        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "krita"
-    if platform == "darwin":
-        return home / "Library" / "Application Support" / "krita"
-    data = env.get("XDG_DATA_HOME", "")
-    return (Path(data) if data.startswith("/") else home / ".local" / "share") / "krita"
+    return user_folder("krita", platform, env, windows_var="APPDATA", windows_default=("AppData", "Roaming"),
+                       mac=("Library", "Application Support"), xdg_var="XDG_DATA_HOME",
+                       xdg_default=(".local", "share"))
 
 
 def default_kritarc(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
     """Where Krita keeps its settings file (QStandardPaths::GenericConfigLocation)."""
-    env = dict(os.environ) if env is None else env
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"))
-    if platform == "win32":
-        return Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kritarc"
-    if platform == "darwin":
-        return home / "Library" / "Preferences" / "kritarc"
-    config = env.get("XDG_CONFIG_HOME", "")
-    return (Path(config) if config.startswith("/") else home / ".config") / "kritarc"
+    return user_folder("kritarc", platform, env, windows_var="LOCALAPPDATA", windows_default=("AppData", "Local"),
+                       mac=("Library", "Preferences"), xdg_var="XDG_CONFIG_HOME", xdg_default=(".config",))
 
 
 # ----------------------------------------------------------------------------- kritarc
@@ -101,47 +83,6 @@ def enable_in_kritarc(text: str, name: str = PLUGIN_NAME) -> str:
 # ----------------------------------------------------------------------------- bundle
 
 
-def _copy_tree(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        rel = Path(folder).relative_to(src).as_posix()
-        dropped = {n for n in names if n in SKIP_DIRS or n.endswith((".pyc", ".pyo"))}
-        dropped |= {n for n in names if (f"{rel}/{n}" if rel != "." else n) in skip}
-        return dropped
-
-    shutil.copytree(src, dst, ignore=ignore)
-
-
-def _vendor_websockets(target: Path, wheel: Path | None = None, min_python: str | None = None) -> None:
-    """Put websockets into ``target`` (latentbrush/plugin/vendor) for Krita's Python."""
-    prebuilt = ROOT / "plugin" / "vendor"
-    if (target / "websockets").is_dir():
-        return  # copied along with plugin/ (a checkout that already vendored it)
-    if (prebuilt / "websockets").is_dir():
-        shutil.copytree(prebuilt, target, dirs_exist_ok=True)
-        return
-    if not VENDOR_SCRIPT.is_file():
-        _copy_installed_websockets(target)
-        return
-    command = [sys.executable, str(VENDOR_SCRIPT), "--target", str(target)]
-    if wheel is not None:
-        command += ["--wheel", str(wheel)]
-    if min_python:
-        command += ["--min-python", min_python]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 or not (target / "websockets").is_dir():
-        raise InstallError(f"vendoring websockets failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-
-def _copy_installed_websockets(target: Path) -> None:
-    """Fallback without installers/vendor_websockets.py: the websockets this Python has installed."""
-    try:
-        import websockets
-    except ImportError:
-        raise InstallError(f"cannot vendor websockets: {VENDOR_SCRIPT} is missing and websockets is not installed")
-    shutil.copytree(Path(websockets.__file__).parent, target / "websockets",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-
-
 def _load_actions() -> ModuleType:
     """plugin/hosts/krita/actions.py by path: plain Python, so no Qt (nor an installed package) is needed."""
     path = ROOT / "plugin" / "hosts" / "krita" / "actions.py"
@@ -157,13 +98,13 @@ def build_bundle(dest: Path, *, vendor: bool = True, wheel: Path | None = None, 
     """Write the bundle files into ``dest`` (created; must not exist yet); returns ``dest``."""
     dest.mkdir(parents=True)
     package = dest / PLUGIN_NAME
-    _copy_tree(ROOT / "plugin", package / "plugin", SKIP_PLUGIN_PARTS)
-    _copy_tree(ROOT / "protocol", package / "protocol")
+    copy_tree(ROOT / "plugin", package / "plugin", SKIP_PLUGIN_PARTS)
+    copy_tree(ROOT / "protocol", package / "protocol")
     shutil.copy2(TEMPLATES / "__init__.py", package / "__init__.py")
     shutil.copy2(TEMPLATES / f"{PLUGIN_NAME}.desktop", dest / f"{PLUGIN_NAME}.desktop")
     (dest / f"{PLUGIN_NAME}.action").write_text(_load_actions().action_file_xml(), encoding="utf-8")
     if vendor:
-        _vendor_websockets(package / "plugin" / "vendor", wheel, min_python)
+        vendor_websockets(package / "plugin" / "vendor", wheel, min_python)
     return dest
 
 

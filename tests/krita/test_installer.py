@@ -18,6 +18,8 @@ KRITA_PYTHON = Path("/usr/bin/python3")  # Debian's Krita embeds the system Pyth
 
 
 def load(name: str, path: Path):
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))  # the installers import install_common beside them
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

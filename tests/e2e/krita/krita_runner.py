@@ -51,6 +51,8 @@ def prepare_profile(home: Path) -> None:
 
 
 def _installer() -> ModuleType:
+    if str(ROOT / "installers") not in sys.path:
+        sys.path.insert(0, str(ROOT / "installers"))  # krita_install imports install_common beside it
     spec = importlib.util.spec_from_file_location("latentbrush_krita_install", ROOT / "installers" / "krita_install.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

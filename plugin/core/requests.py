@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from latentbrush.protocol import (
     ErrorCode,
@@ -124,17 +125,12 @@ def build_txt2img(
     formats: TransferFormats = TransferFormats(),
 ) -> JobRequest:
     """Generate from noise into the plan's region; a mask (of the context) shapes the result's alpha."""
-    masked = mask is not None and plan.has_mask
     return validated(
         JobRequest(
             op="txt2img",
-            region=rect(plan.region),
-            context=rect(plan.context),
-            mask=mask if masked else None,
+            **_boxes(plan),
             strength=1.0,
-            mask_grow=plan.grow if masked else 0,
-            mask_feather=plan.feather if masked else 0,
-            mask_blend=plan.blend if masked else 0,
+            **_mask_fields(plan, mask),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -150,18 +146,13 @@ def build_img2img(
     formats: TransferFormats = TransferFormats(),
 ) -> JobRequest:
     """Refine the context at ``settings.strength``; with a mask only the masked part changes."""
-    masked = mask is not None and plan.has_mask
     return validated(
         JobRequest(
             op="img2img",
-            region=rect(plan.region),
-            context=rect(plan.context),
+            **_boxes(plan),
             image=image,
-            mask=mask if masked else None,
             strength=settings.strength,
-            mask_grow=plan.grow if masked else 0,
-            mask_feather=plan.feather if masked else 0,
-            mask_blend=plan.blend if masked else 0,
+            **_mask_fields(plan, mask),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -182,18 +173,25 @@ def build_inpaint(
     return validated(
         JobRequest(
             op="inpaint",
-            region=rect(plan.region),
-            context=rect(plan.context),
+            **_boxes(plan),
             image=image,
-            mask=mask,
             strength=settings.strength,
-            mask_grow=plan.grow,
-            mask_feather=plan.feather,
-            mask_blend=plan.blend,
+            **_mask_fields(plan, mask),
             prefill=settings.prefill,  # type: ignore[arg-type]  # a bad value is named by validated()
             **_common(plan, settings, formats, job_id),
         )
     )
+
+
+def _boxes(plan: RegionPlan) -> dict[str, Any]:
+    return {"region": rect(plan.region), "context": rect(plan.context)}
+
+
+def _mask_fields(plan: RegionPlan, mask: str | None) -> dict[str, Any]:
+    """The mask and its edge treatment, when the plan has a selection; none of it otherwise."""
+    if mask is None or not plan.has_mask:
+        return {}
+    return {"mask": mask, "mask_grow": plan.grow, "mask_feather": plan.feather, "mask_blend": plan.blend}
 
 
 def _missing_mask() -> ProtocolError:

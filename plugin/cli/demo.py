@@ -115,4 +115,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     previews = [p for p in files if "previews" in p.parts]
     if previews:
         print(f"  {out / 'previews'}/ ({len(previews)} preview frames)")
+    if not args.models:
+        print("note: the built-in tiny model has random weights, so it paints noise, not pictures;\n"
+              "      give the backend real models to get pictures: latentbrush demo --models DIR (see README)")
     return EXIT_OK

@@ -42,6 +42,8 @@ def load_or_create_token(path: Path) -> str:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        if os.name == "posix":
+            os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file, not to a stale one left behind
         os.write(fd, (token + "\n").encode())
     finally:
         os.close(fd)

@@ -143,7 +143,12 @@ class LatentbrushServer:
             host = None
         reason = refusal_reason(request.headers.raw_items(), host, self.config.host, self.config.allow_remote)
         if reason is None:
-            given = bearer_token(request.headers.get("Authorization"))
+            try:
+                authorization = request.headers.get("Authorization")
+            except MultipleValuesError:  # ambiguous credentials: refuse, rather than fail with HTTP 500
+                log.warning("refused handshake from %s: several Authorization headers", connection.remote_address)
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized: several Authorization headers\n")
+            given = bearer_token(authorization)
             if given is not None and not token_matches(self._token, given):
                 log.warning("refused handshake from %s: wrong bearer token", connection.remote_address)
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized: wrong token\n")

@@ -275,6 +275,10 @@ class JobService:
             except ValueError as exc:
                 log.error("job %s: engine output rejected: %s", job.id, exc)
                 outcome = Outcome(error=ProtocolError(ErrorCode.INTERNAL, str(exc)), seconds=outcome.seconds)
+            except Exception as exc:  # an encoder failure must end this job with an error, not leave it hanging
+                log.exception("job %s: encoding the results failed", job.id)
+                message = f"encoding the results failed: {type(exc).__name__}: {str(exc)[:200]}"
+                outcome = Outcome(error=ProtocolError(ErrorCode.INTERNAL, message), seconds=outcome.seconds)
             else:
                 if not record.cancel.is_set():
                     record.frames = frames

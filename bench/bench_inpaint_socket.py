@@ -143,7 +143,8 @@ class SocketClient:
         self.ws = await connect(self.url, compression=None, max_size=None)
         await self.ws.send(encode_message(ClientHello(protocol=1, client="bench", token=self.token)))
         hello = decode_server_message(await self.ws.recv())
-        assert type(hello).TYPE == "hello", hello
+        if getattr(type(hello), "TYPE", None) != "hello":  # a ProtocolError has no TYPE
+            raise RuntimeError(f"the server refused the hello: {hello}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -156,7 +157,8 @@ class SocketClient:
         header = BlobHeader(blob_hash(payload), fmt, pixels.shape[1], pixels.shape[0])
         await self.ws.send(encode_frame(header, payload))
         answer = decode_server_message(await self.ws.recv())
-        assert type(answer).TYPE == "blob_stored", answer
+        if getattr(type(answer), "TYPE", None) != "blob_stored":
+            raise RuntimeError(f"the server refused the upload: {answer}")
         return header.hash
 
     async def run(self, job: object, cancel_after: float | None = None) -> dict[str, float]:
@@ -188,6 +190,8 @@ class SocketClient:
             elif kind in ("done", "cancelled", "error"):
                 times[kind] = now
                 if kind == "error":
+                    if cancel_task is not None:
+                        cancel_task.cancel()
                     raise RuntimeError(f"job failed: {msg}")
                 if cancel_task is not None:
                     await cancel_task

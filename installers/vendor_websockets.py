@@ -61,6 +61,8 @@ def _parse_metadata(text: str) -> tuple[str, str]:
 
 def _keep(rel: str) -> bool:
     parts = PurePosixPath(rel).parts
+    if ".." in parts:  # a crafted wheel must not write outside the vendor folder
+        return False
     return bool(parts) and parts[0] == PACKAGE and "__pycache__" not in parts and not rel.endswith(SKIP_SUFFIXES)
 
 

@@ -143,3 +143,13 @@ def test_the_bundle_is_self_contained_in_kritas_python_with_pyqt5(bundle_zip, tm
     assert (api, vendored, title, first_action) == ("PyQt5", "True", "latentbrush", "latentbrush_cancel")
     assert int(version.split(".")[0]) >= 13
     assert sys.version_info >= (3, 10)
+
+
+def test_vendoring_a_wheel_skips_entries_that_climb_out_of_the_package(tmp_path):
+    vendor = importlib.import_module("vendor_websockets")  # beside the installers, already on sys.path
+    wheel = tmp_path / "websockets-14.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("websockets-14.0.dist-info/METADATA", "Metadata-Version: 2.1\nVersion: 14.0\n")
+        archive.writestr("websockets/__init__.py", "")
+        archive.writestr("websockets/../../escaped.py", "")
+    assert sorted(vendor.from_wheel(wheel).files) == ["websockets/__init__.py"]

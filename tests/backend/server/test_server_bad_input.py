@@ -269,6 +269,7 @@ def test_bad_hello_gets_error_then_close(hello, code, close_code):
         ({"Sec-Fetch-Mode": "websocket"}, 403),
         ({"Sec-Fetch-Site": "cross-site"}, 403),
         ({"Authorization": "Bearer wrong"}, 401),
+        ([("Authorization", f"Bearer {TOKEN}"), ("Authorization", "Bearer other")], 401),  # ambiguous, not a 500
     ],
 )
 def test_browser_handshakes_refused(headers, status):
@@ -361,5 +362,27 @@ def test_malformed_hello_fields_named():
             await client.ws.send(hello[:-1] + ',"client_id":"a b"}')
             error = await client.recv()
             assert (error.code, error.field) == ("bad_field", "client_id")
+
+    run(scenario())
+
+
+def test_result_encoding_failure_ends_the_job_with_an_error(monkeypatch):
+    """Any failure while encoding results (not only a bad engine output) must not leave the job hanging."""
+    from latentbrush.backend import service
+
+    def failing_encoder(job_request, output):
+        raise OSError("encoder failed")
+
+    monkeypatch.setattr(service, "encode_results", failing_encoder)
+
+    async def scenario():
+        async with running_server() as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("enc", steps=1)))
+            trace = await client.finish("enc")
+            assert type(trace.final).TYPE == "error" and trace.results == []
+            assert trace.final.code == "internal" and "OSError: encoder failed" in trace.final.message
+            monkeypatch.undo()
+            await client.send(submit(job("next", steps=1)))  # the server serves on
+            assert type((await client.finish("next")).final).TYPE == "done"
 
     run(scenario())

@@ -188,6 +188,11 @@ def test_token_file_created_private_and_reused(tmp_path):
     assert load_or_create_token(path) == token and stat.S_IMODE(path.stat().st_mode) == 0o600
     path.write_text("\n")
     assert load_or_create_token(path) not in ("", token)  # an empty file gets a fresh token
+    stale = path.with_name(f".token.{os.getpid()}.tmp")  # left by a crash between write and rename
+    stale.write_text("old")
+    stale.chmod(0o644)
+    path.unlink()
+    assert load_or_create_token(path) and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_token_comparison_and_bearer_header():

@@ -209,6 +209,8 @@ class SocketClient:
 
 
 def summary(values: list[float]) -> str:
+    if not values:
+        return "none measured"
     return f"median {statistics.median(values):.3f} s (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
 
 
@@ -279,9 +281,13 @@ async def bench(args: argparse.Namespace) -> None:
             latencies: list[float] = []
             rng = random.Random(0)
             long_job = JobRequest(**{**job.__dict__, "steps": args.cancel_steps})
+            finished_first = 0
             for _ in range(args.cancel_trials):
                 times = await client.run(long_job, cancel_after=rng.uniform(0, step_s * 4))
-                latencies.append(times["cancelled"] - times["cancel_sent"])
+                if "cancelled" in times:
+                    latencies.append(times["cancelled"] - times["cancel_sent"])
+                else:  # the job ended before the cancel arrived: no latency to measure
+                    finished_first += 1
 
     print(
         f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
@@ -300,7 +306,8 @@ async def bench(args: argparse.Namespace) -> None:
             print(f"  {name}/direct cpu:  {ratios(results, name, 'cpu')}")
     print("  (target for socket/direct <= 1.05; cpu = both processes' CPU seconds)")
     print(f"  time to first preview: {summary(first_preview)}; one step ~ {step_s:.3f} s")
-    print(f"  cancel latency (cancel sent -> cancelled received): {summary(latencies)}")
+    print(f"  cancel latency (cancel sent -> cancelled received): {summary(latencies)}"
+          + (f"; {finished_first} job(s) finished before the cancel arrived" if finished_first else ""))
 
 
 def main() -> None:

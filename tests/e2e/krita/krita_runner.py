@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -81,8 +82,24 @@ def host_path(path: str) -> str:
     return os.pathsep.join(keep)
 
 
-def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: dict[str, str] | None = None) -> KritaRun:
-    """Start Krita with ``module`` as the harness's script; returns its exit status, logs and JSON results."""
+Launcher = Callable[[dict[str, str], int], tuple[list[str], dict[str, str] | None]]
+
+
+def host_launcher(script_env: dict[str, str], timeout_s: int) -> tuple[list[str], dict[str, str] | None]:
+    """Krita on this machine, under its own Xvfb, with the caller's environment minus what confuses it."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "QT_QPA_PLATFORM", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+                        "VIRTUAL_ENV")}
+    env.update({"PATH": host_path(env.get("PATH", "")), **script_env})
+    return ["xvfb-run", "-a", "-s", XVFB_SCREEN, "timeout", "-k", "10", str(timeout_s), "krita", "--nosplash"], env
+
+
+def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: dict[str, str] | None = None,
+               launcher: Launcher = host_launcher) -> KritaRun:
+    """Start Krita with ``module`` as the harness's script; returns its exit status, logs and JSON results.
+
+    ``launcher`` turns the harness's variables into a command and environment (the Krita 6 driver runs
+    Krita inside a chroot this way)."""
     out.mkdir(parents=True, exist_ok=True)
     runtime = home / "xdg-runtime"
     runtime.mkdir(mode=0o700, exist_ok=True)
@@ -90,16 +107,12 @@ def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: di
     rc_file = out / f"{module}.rc"
     for stale in (result_file, rc_file):
         stale.unlink(missing_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "QT_QPA_PLATFORM", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
-                        "VIRTUAL_ENV")}
-    env.update({
-        "PATH": host_path(env.get("PATH", "")),
+    script_env = {
         "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "LB_E2E_MODULE": module, "LB_E2E_PATH": str(SCRIPTS),
         "LB_E2E_RESULT": str(result_file), "LB_E2E_RC_FILE": str(rc_file), "LB_E2E_OUT": str(out),
         **(extra_env or {}),
-    })
-    command = ["xvfb-run", "-a", "-s", XVFB_SCREEN, "timeout", "-k", "10", str(timeout_s), "krita", "--nosplash"]
+    }
+    command, env = launcher(script_env, timeout_s)
     start = time.monotonic()
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s + 30)

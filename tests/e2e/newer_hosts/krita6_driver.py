@@ -16,10 +16,10 @@ usage (root, chroot mounted by run.sh): krita6_driver.py CHROOT OUT_DIR BACKEND_
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -38,18 +38,9 @@ KRITA_TIMEOUT_S = 300
 def chroot_run_script(chroot: Path, url: str, token_file: Path):
     """A ``krita_runner.run_script`` that runs Krita 6 in ``chroot`` against the host backend."""
 
-    def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: dict[str, str] | None = None):
-        out.mkdir(parents=True, exist_ok=True)
-        runtime = home / "xdg-runtime"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        result_file, rc_file = out / f"{module}.json", out / f"{module}.rc"
-        for stale in (result_file, rc_file):
-            stale.unlink(missing_ok=True)
+    def chroot_launcher(script_env: dict[str, str], timeout_s: int) -> tuple[list[str], None]:
         env = {
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": str(home),
-            "XDG_RUNTIME_DIR": str(runtime), "LB_E2E_MODULE": module, "LB_E2E_PATH": str(krita_runner.SCRIPTS),
-            "LB_E2E_RESULT": str(result_file), "LB_E2E_RC_FILE": str(rc_file), "LB_E2E_OUT": str(out),
-            **(extra_env or {}),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **script_env,
             # the chroot has no torch: the docker's "local server" attaches to the host's backend
             "LB_E2E_SERVER_CMD": f"python3 {HERE / 'attach_backend.py'}",
             "LB_HOST_BACKEND_URL": url, "LATENTBRUSH_TOKEN_FILE": str(token_file),
@@ -58,22 +49,9 @@ def chroot_run_script(chroot: Path, url: str, token_file: Path):
                    # a display number no host Xvfb holds (run.sh: lb_free_display)
                    "xvfb-run", "-n", os.environ.get("LB_XVFB_DISPLAY", "200"), "-s", krita_runner.XVFB_SCREEN,
                    "timeout", "-k", "10", str(timeout_s), "krita", "--nosplash"]
-        start = time.monotonic()
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s + 30)
-            rc, stdout, stderr = done.returncode, done.stdout, done.stderr
-        except subprocess.TimeoutExpired as exc:
-            rc, stdout, stderr = -1, str(exc.stdout or ""), str(exc.stderr or "")
-        run = krita_runner.KritaRun(rc, stdout, stderr, time.monotonic() - start)
-        if rc_file.exists():
-            run.e2e_rc = rc_file.read_text().strip()
-        if result_file.exists():
-            run.results = json.loads(result_file.read_text(encoding="utf-8"))
-        (out / f"{module}.stdout.txt").write_text(stdout)
-        (out / f"{module}.stderr.txt").write_text(stderr)
-        return run
+        return command, None
 
-    return run_script
+    return functools.partial(krita_runner.run_script, launcher=chroot_launcher)
 
 
 TESTS = (

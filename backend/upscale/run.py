@@ -3,7 +3,8 @@
 Result: the ``job.region`` crop of ``image`` (which holds ``job.context``) upscaled to
 ``plan.output_size`` (region x scale, or ``UpscaleParams.target`` exactly). ``images[0]`` is
 RGBA of that size: RGB from the model (or Lanczos), alpha Lanczos-resized, or 255 everywhere if
-the region is opaque. The plugin places it over the region scaled by the same factor.
+the region is opaque. A translucent region is upscaled premultiplied and divided back, so colour
+stored under transparent pixels does not fringe the visible edges. The plugin places it over the region scaled by the same factor.
 
 Steps reported (``events.started(total, seed)``, then ``progress(step, total, stage)`` and one
 preview per step): every top-level model tile of every pass ("upscale"; a Lanczos-only job is
@@ -58,10 +59,17 @@ class StepReporter:
 
 
 def upscale_alpha(alpha: np.ndarray, target: Size) -> np.ndarray:
-    """Lanczos-resized alpha; an opaque region stays exactly opaque."""
+    """Lanczos-resized alpha in [0, 1] (H x W x 1 float32); an opaque region stays exactly opaque."""
     if int(alpha.min()) == 255:
-        return np.full((target.height, target.width), 255, dtype=np.uint8)
-    return to_uint8(lanczos_resize(alpha[..., None].astype(np.float32) / 255.0, target))[..., 0]
+        return np.ones((target.height, target.width, 1), dtype=np.float32)
+    return np.clip(lanczos_resize(alpha[..., None].astype(np.float32) / 255.0, target), 0.0, 1.0)
+
+
+def unpremultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Colour over alpha where anything is visible; fully transparent pixels get black."""
+    visible = alpha > np.float32(0.5 / 255.0)
+    out = np.divide(rgb, alpha, out=np.zeros_like(rgb), where=visible)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def run_upscale(
@@ -103,13 +111,18 @@ def run_upscale(
 
     whole = Box(0, 0, target.width, target.height)
     rgb = rgba[..., :3].astype(np.float32) / 255.0
+    alpha = upscale_alpha(rgba[..., 3], target)
+    translucent = int(rgba[..., 3].min()) < 255
+    if translucent:  # premultiplied, so the colour hidden under transparent pixels cannot fringe visible edges
+        rgb *= rgba[..., 3:4].astype(np.float32) / np.float32(255.0)
     if tiler is not None:
         rgb = upscale_with_model(
             rgb, passes, tiler, lambda i, _n, _c, box, tile: reporter.step("upscale", tile, box, passes[i].output)
         )
     if events.cancel.is_set():
         raise JobCancelled()
-    out = to_uint8(lanczos_resize(rgb, target))
+    rgb = lanczos_resize(rgb, target)
+    out = to_uint8(unpremultiply(rgb, alpha) if translucent else rgb)
     del rgb
     if tiler is None:
         reporter.step("upscale", out, whole, target)
@@ -124,7 +137,7 @@ def run_upscale(
 
     result = np.empty((target.height, target.width, 4), dtype=np.uint8)
     result[..., :3] = out
-    result[..., 3] = upscale_alpha(rgba[..., 3], target)
+    result[..., 3] = to_uint8(alpha)[..., 0]
     info: dict[str, object] = {
         "upscaler": name,
         "width": target.width,

@@ -114,6 +114,18 @@ def test_alpha_is_resized_with_lanczos_and_opaque_stays_opaque(registry) -> None
     assert np.all(opaque.images[0][..., 3] == 255)
 
 
+def test_colour_under_transparent_pixels_does_not_fringe_visible_edges(registry) -> None:
+    # white, opaque on the right; the transparent left half stores black, as most painted layers do
+    image = np.zeros((24, 32, 4), np.uint8)
+    image[:, 16:] = 255
+    out, _ = upscale(registry, upscale_job(Rect(0, 0, 32, 24), upscaler=LANCZOS, scale=3), image)
+    rgba = out.images[0].astype(int)
+    visible = rgba[..., 3] >= 8
+    assert (visible & (rgba[..., 3] < 255)).any()  # the resampled edge, where alpha ramps up
+    # resized premultiplied and divided back: the edge stays white instead of greying towards the hidden black
+    assert rgba[..., :3][visible].min() >= 250
+
+
 def test_refine_brightens_every_tile_without_seams_and_band_fix_touches_only_seams(registry) -> None:
     image = smooth_image(60, 70)
     params = {"upscaler": "4x-tiny-compact", "scale": 4, "tile": 64}

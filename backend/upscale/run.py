@@ -4,7 +4,8 @@ Result: the ``job.region`` crop of ``image`` (which holds ``job.context``) upsca
 ``plan.output_size`` (region x scale, or ``UpscaleParams.target`` exactly). ``images[0]`` is
 RGBA of that size: RGB from the model (or Lanczos), alpha Lanczos-resized, or 255 everywhere if
 the region is opaque. A translucent region is upscaled premultiplied and divided back, so colour
-stored under transparent pixels does not fringe the visible edges. The plugin places it over the region scaled by the same factor.
+stored under transparent pixels does not fringe the visible edges. The plugin places it over the
+region scaled by the same factor.
 
 Steps reported (``events.started(total, seed)``, then ``progress(step, total, stage)`` and one
 preview per step): every top-level model tile of every pass ("upscale"; a Lanczos-only job is

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import redact
 from .auth import default_token_path, load_or_create_token
 from .config import (
     DEFAULT_MAX_FRAME_MB,
@@ -99,6 +100,7 @@ def setup_logging(config: ServerConfig) -> None:
     if config.log_file is not None:
         config.log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(config.log_file, encoding="utf-8"))
+    redact.install(handlers)  # before any record: no secret is logged at any level, websockets' DEBUG included
     logging.basicConfig(
         level=config.log_level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -165,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config)
     token_path = config.token_file or default_token_path()
     token = load_or_create_token(token_path)
+    redact.SECRETS.add_secret(token)
     refusal = check_bind(config, bool(token))
     if refusal is not None:
         log.error("%s", refusal)

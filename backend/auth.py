@@ -4,7 +4,7 @@ Browsers can open WebSockets to 127.0.0.1 from any web page (cross-site WebSocke
 and DNS rebinding can make a foreign name resolve to loopback. Browsers always send ``Origin``
 and, in current versions, ``Sec-Fetch-*`` on such handshakes, and they send the page's host name
 in ``Host``; painting-app clients send none of these. So refusing Origin/Sec-Fetch-* and any
-non-loopback Host closes both holes before a single message is read.
+Host that does not name this server and its port closes both holes before a message is read.
 """
 
 from __future__ import annotations
@@ -70,14 +70,50 @@ def bearer_token(authorization: str | None) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def split_host_header(value: str) -> str:
-    """``Host`` header -> host name without port (handles ``[::1]:7860`` and bare IPv6)."""
-    value = value.strip()
+def authorization_refusal(authorization: str | None, expected: str) -> str | None:
+    """Why an ``Authorization`` header is refused (HTTP 401), or None when absent, right, or another scheme.
+
+    ``Bearer`` with an empty token is refused too: it is a token, just a wrong one.
+    """
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # not ours (a proxy's Basic, say): the hello's token decides
+    given = value.strip()
+    if not given:
+        return "empty bearer token"
+    return None if token_matches(expected, given) else "wrong token"
+
+
+DEFAULT_HTTP_PORT = 80  # RFC 9110 7.2: a Host without a port names the scheme's default port
+
+
+def parse_host_header(value: str) -> tuple[str, int] | None:
+    """``Host`` header -> (lower-case name without brackets, port), or None when malformed.
+
+    IPv6 literals must be bracketed (``[::1]:7860``); a missing or empty port is port 80.
+    """
+    value = value.strip().lower()
     if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    if value.count(":") == 1:
-        return value.split(":", 1)[0]
-    return value  # bare name, or an unbracketed IPv6 address
+        close = value.find("]")
+        if close < 0:
+            return None
+        name, rest = value[1:close], value[close + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:]
+    else:
+        name, _, port_text = value.partition(":")
+        if ":" in port_text:
+            return None  # an unbracketed IPv6 address, or two ports
+    if not name:
+        return None
+    if not port_text:
+        return name, DEFAULT_HTTP_PORT
+    if not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5 or int(port_text) > 65535:
+        return None
+    return name, int(port_text)
 
 
 def is_wildcard(host: str) -> bool:
@@ -87,25 +123,51 @@ def is_wildcard(host: str) -> bool:
         return False
 
 
-def allowed_host(host_header: str | None, bind_host: str, allow_remote: bool) -> bool:
-    """May a handshake with this ``Host`` header proceed?
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
 
-    Loopback names always may. With ``--allow-remote`` the bound address may too; a wildcard
-    bind (0.0.0.0, ::) cannot know its public names, so any Host passes there and the token
-    (still required in the hello) is the guard.
+
+def _bound_addresses(bind: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a server bound to ``bind`` listens on, as far as a Host header may name them."""
+    if bind == "localhost":  # what the resolver gives for it: both loopback addresses
+        return {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+    address = _address(bind)
+    return set() if address is None else {address}
+
+
+def allowed_host(host_header: str | None, bind_host: str, port: int, allow_remote: bool) -> bool:
+    """May a handshake with this ``Host`` header proceed on a server bound to ``bind_host``:``port``?
+
+    The Host must name the server exactly, port included: ``localhost`` (no trailing dot, no
+    subdomain) when it listens on loopback, or an address it is bound to (any loopback address
+    under a wildcard bind). With ``--allow-remote`` the bound name passes too, and under a
+    wildcard bind any Host does: such a server cannot know its public names or ports, and the
+    token is the guard.
     """
-    if not host_header:
-        return False
-    name = split_host_header(host_header).lower().rstrip(".")
-    if is_loopback_host(name):
+    bind = bind_host.strip().strip("[]").lower()
+    wildcard = is_wildcard(bind)
+    if allow_remote and wildcard:
         return True
-    if not allow_remote:
+    parsed = parse_host_header(host_header) if host_header else None
+    if parsed is None or parsed[1] != port:
         return False
-    return is_wildcard(bind_host) or name == bind_host.strip("[]").lower()
+    name = parsed[0]
+    bound = _bound_addresses(bind)
+    address = _address(name)
+    if address is not None:
+        if not (address.is_loopback or allow_remote):
+            return False
+        return address in bound or (wildcard and address.is_loopback)
+    if name == "localhost":
+        return wildcard or any(a.is_loopback for a in bound)
+    return name == bind and (allow_remote or is_loopback_host(bind))
 
 
 def refusal_reason(
-    headers: Iterable[tuple[str, str]], host_header: str | None, bind_host: str, allow_remote: bool
+    headers: Iterable[tuple[str, str]], host_header: str | None, bind_host: str, port: int, allow_remote: bool
 ) -> str | None:
     """Why this opening handshake is refused (HTTP 403), or None to let it through."""
     for name, _ in headers:
@@ -114,6 +176,6 @@ def refusal_reason(
             return "browser handshakes are refused (Origin header present)"
         if lower.startswith("sec-fetch-"):
             return f"browser handshakes are refused ({name} header present)"
-    if not allowed_host(host_header, bind_host, allow_remote):
-        return f"Host {host_header!r} is not a loopback name or address"
+    if not allowed_host(host_header, bind_host, port, allow_remote):
+        return f"Host {host_header!r} does not name this server and its port"
     return None

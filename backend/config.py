@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from latentbrush.protocol import Limits
@@ -52,9 +52,6 @@ class ServerConfig:
             max_batch=self.max_batch,
             max_steps=self.max_steps,
         )
-
-    def with_port(self, port: int) -> ServerConfig:
-        return replace(self, port=port)
 
 
 def server_version() -> str:

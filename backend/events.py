@@ -35,6 +35,18 @@ class JobEvents(Protocol):
     def preview(self, step: int, total: int, rgb: np.ndarray, rect: Rect, index: int) -> None:
         """``rgb`` (h x w x 3 uint8) is the current estimate, to be shown stretched over canvas ``rect``."""
 
+    def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None:
+        """Batch item ``index`` is finished (the same image ``JobOutput.images[index]`` will hold):
+        the client gets it now, so a cancel of a later item keeps it."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """The one out-of-memory test of the backend: host ``MemoryError``, ``torch.cuda.OutOfMemoryError``
+    (matched by name, so this module needs no torch) and the plain RuntimeError MPS and older CUDA raise."""
+    if isinstance(exc, MemoryError) or any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
 
 class JobCancelled(Exception):
     """Raised inside the engine as soon as it sees ``events.cancel`` set."""

@@ -73,10 +73,6 @@ def _decode_encoded(header: BlobHeader, payload: bytes | memoryview) -> np.ndarr
         return ProtocolError(ErrorCode.BAD_IMAGE, f"cannot decode {header.format}: {str(exc)[:160]}", "payload")
 
 
-def blob_nbytes(pixels: np.ndarray) -> int:
-    return int(pixels.nbytes)
-
-
 def as_rgba(pixels: np.ndarray) -> np.ndarray:
     """Any decoded blob -> H x W x 4 RGBA (a single channel becomes opaque grey)."""
     if pixels.ndim == 2:

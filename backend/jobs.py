@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from latentbrush.protocol import JobRequest
+from latentbrush.protocol import JobRequest, JobStatus, blob_keys
 
-QUEUED, STARTED, DONE, ERROR, CANCELLED = "queued", "started", "done", "error", "cancelled"
-FINAL = frozenset({DONE, ERROR, CANCELLED})
+from .inputs import JobInputs
 
 
 @dataclass(eq=False)
@@ -29,43 +27,49 @@ class JobRecord:
 
     request: JobRequest
     client_id: str
-    image: np.ndarray | None  # H x W x 4 RGBA of request.context
-    mask: np.ndarray | None  # H x W, 255 = repaint
+    inputs: JobInputs = field(default_factory=dict)  # role -> decoded blobs of request.context (inputs.py)
     seq: int = 0  # submission order across the server
     cancel: threading.Event = field(default_factory=threading.Event)
-    state: str = QUEUED
-    position: int | None = None
-    total: int = 0
-    seed: int | None = None
-    step: int = 0
-    stage: str = "denoise"
+    status: JobStatus = field(init=False)  # what the client has been told: the protocol's one state machine
     submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     finished_at: float | None = None
-    frames: tuple[bytes, ...] = ()  # encoded result frames, kept until delivered
+    frames: dict[int, bytes] = field(default_factory=dict)  # batch index -> result frame, until delivered
+    results: set[int] = field(default_factory=set)  # batch items that have a result frame (sent or not)
+    queued_on: dict[int, Any] = field(default_factory=dict)  # batch index -> the outbox its frame waits in
     final: Any = None  # the Done / Error / Cancelled message once the job has ended
     delivered: bool = False  # the final message went out on some connection
+
+    def __post_init__(self) -> None:
+        self.status = JobStatus(self.request.id)
 
     @property
     def job_id(self) -> str:
         return self.request.id
 
     @property
+    def state(self) -> str:
+        return self.status.state
+
+    @property
+    def position(self) -> int | None:
+        return self.status.position
+
+    @property
     def is_final(self) -> bool:
-        return self.state in FINAL
+        return self.status.final
 
     @property
     def retained_bytes(self) -> int:
-        return sum(len(f) for f in self.frames)
+        return sum(len(f) for f in self.frames.values())
 
     @property
     def blob_keys(self) -> tuple[str, ...]:
-        return tuple(key for key in (self.request.image, self.request.mask) if key is not None)
+        return blob_keys(self.request)
 
     def release_inputs(self) -> None:
         """Drop the pixels the engine needed; a finished job keeps only what it sends back."""
-        self.image = None
-        self.mask = None
+        self.inputs = {}
 
 
 class FairQueue:

@@ -26,31 +26,36 @@ def result_rect(job: JobRequest) -> Rect:
     return upscale_rect(job) if job.op == "upscale" else job.region
 
 
-def encode_results(job: JobRequest, output: JobOutput) -> tuple[bytes, ...]:
-    """One ``ResultHeader`` frame per image, in the job's ``result_format``, each exactly ``result_rect``."""
+def encode_result_frame(job: JobRequest, index: int, image: Any, seed: int | None) -> bytes:
+    """One ``ResultHeader`` frame in the job's ``result_format``, exactly ``result_rect``."""
     rect = result_rect(job)
-    frames = []
-    for index, image in enumerate(output.images):
-        pixels = check_output_image(index, image)
-        if pixels.shape[:2] != (rect.height, rect.width):
-            raise ValueError(
-                f"engine returned image {index} of {pixels.shape[1]}x{pixels.shape[0]}, "
-                f"the result rectangle is {rect.width}x{rect.height}"
-            )
-        encoded = encode_result(pixels, job.result_format)
-        seed = output.seeds[index] if index < len(output.seeds) else None
-        header = ResultHeader(
-            job_id=job.id,
-            index=index,
-            rect=rect,
-            format=job.result_format,
-            width=encoded.width,
-            height=encoded.height,
-            seed=seed,
-            stride=encoded.stride,
+    pixels = check_output_image(index, image)
+    if pixels.shape[:2] != (rect.height, rect.width):
+        raise ValueError(
+            f"engine returned image {index} of {pixels.shape[1]}x{pixels.shape[0]}, "
+            f"the result rectangle is {rect.width}x{rect.height}"
         )
-        frames.append(encode_frame(header, encoded.data))
-    return tuple(frames)
+    encoded = encode_result(pixels, job.result_format)
+    header = ResultHeader(
+        job_id=job.id,
+        index=index,
+        rect=rect,
+        format=job.result_format,
+        width=encoded.width,
+        height=encoded.height,
+        seed=seed,
+        stride=encoded.stride,
+    )
+    return encode_frame(header, encoded.data)
+
+
+def encode_results(job: JobRequest, output: JobOutput, skip: frozenset[int] = frozenset()) -> dict[int, bytes]:
+    """Result frames of every image but those in ``skip`` (already sent while the job ran), by index."""
+    return {
+        index: encode_result_frame(job, index, image, output.seeds[index] if index < len(output.seeds) else None)
+        for index, image in enumerate(output.images)
+        if index not in skip
+    }
 
 
 def json_safe(info: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,7 @@ to a client leaves through its connection's ``Outbox``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -32,20 +30,19 @@ from latentbrush.protocol import (
     QueueAnswer,
     ServerHello,
     Submit,
-    check_hello,
-    decode_client_frame,
-    decode_client_message,
-    encode_message,
 )
 from latentbrush.protocol.codec import MAX_HEADER_BYTES
-from latentbrush.protocol.messages import HASH_PATTERN
+from latentbrush.protocol.connection import BlobReceived, Close, HelloReceived, Send, ServerEvent, blob_error
+from latentbrush.protocol.connection import Request as ClientRequest
+from latentbrush.protocol.connection import ServerConnection as Connection
+from latentbrush.protocol.transport import CLOSE_SUPERSEDED
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .admission import admit
-from .auth import bearer_token, refusal_reason, token_matches
+from .auth import authorization_refusal, bearer_token, refusal_reason, token_matches
 from .blobs import BlobCache
 from .config import ServerConfig, server_version
 from .images import blob_size, decode_blob
@@ -56,11 +53,7 @@ from .worker import EngineLike, Worker
 
 log = logging.getLogger(__name__)
 
-CLOSE_POLICY = 1008  # RFC 6455: policy violation (bad token)
-CLOSE_PROTOCOL = 1002  # RFC 6455: protocol error (version mismatch)
-CLOSE_SUPERSEDED = 4000  # SPEC.md 11: another connection resumed this session
 FRAME_SLACK = MAX_HEADER_BYTES + 1024 * 1024  # frames a little over the limit get a named error, not a cut
-_HASH = re.compile(HASH_PATTERN)
 
 
 class LatentbrushServer:
@@ -141,17 +134,18 @@ class LatentbrushServer:
             host = request.headers.get("Host")
         except MultipleValuesError:
             host = None
-        reason = refusal_reason(request.headers.raw_items(), host, self.config.host, self.config.allow_remote)
+        port = int(connection.local_address[1])  # the port this request came in on
+        reason = refusal_reason(request.headers.raw_items(), host, self.config.host, port, self.config.allow_remote)
         if reason is None:
             try:
                 authorization = request.headers.get("Authorization")
             except MultipleValuesError:  # ambiguous credentials: refuse, rather than fail with HTTP 500
                 log.warning("refused handshake from %s: several Authorization headers", connection.remote_address)
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized: several Authorization headers\n")
-            given = bearer_token(authorization)
-            if given is not None and not token_matches(self._token, given):
-                log.warning("refused handshake from %s: wrong bearer token", connection.remote_address)
-                return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized: wrong token\n")
+            refused = authorization_refusal(authorization, self._token)
+            if refused is not None:
+                log.warning("refused handshake from %s: %s", connection.remote_address, refused)
+                return connection.respond(HTTPStatus.UNAUTHORIZED, f"unauthorized: {refused}\n")
             return None
         log.warning("refused handshake from %s: %s", connection.remote_address, reason)
         return connection.respond(HTTPStatus.FORBIDDEN, f"forbidden_origin: {reason}\n")
@@ -177,49 +171,43 @@ class LatentbrushServer:
             default_model=info.default_model or "",
         )
 
-    async def _reject(self, ws: ServerConnection, err: ProtocolError, close_code: int) -> None:
-        await ws.send(encode_message(Error.from_error(err)))
-        await ws.close(close_code, err.code.value)
-
-    async def _await_hello(self, ws: ServerConnection) -> ClientHello | None:
-        """Read until a valid hello; anything else first gets NOT_READY (or its decode error)."""
-        pre_authorized = bearer_token(ws.request.headers.get("Authorization")) is not None if ws.request else False
+    async def _await_hello(self, ws: ServerConnection, conn: Connection) -> ClientHello | None:
+        """Feed frames to the protocol's hello gate until it lets a hello through or closes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.hello_timeout_s
         while True:
             try:
                 data = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                await ws.close(CLOSE_POLICY, "no hello")
+                event: ServerEvent = conn.hello_timed_out()
+            else:
+                event = conn.receive_blob(data) if isinstance(data, bytes) else conn.receive_text(data)
+            if isinstance(event, HelloReceived):
+                return event.hello
+            if isinstance(event, Close):
+                await ws.send(event.text)
+                await ws.close(event.code, event.reason)
                 return None
-            if isinstance(data, bytes):
-                await ws.send(encode_message(Error(ErrorCode.NOT_READY.value, "send hello first", "type")))
-                continue
-            msg = decode_client_message(data)
-            if isinstance(msg, ProtocolError):
-                hello_type, mismatch = _peek_hello(data)
-                if mismatch is not None:
-                    await self._reject(ws, mismatch, CLOSE_PROTOCOL)
-                    return None
-                # a broken hello hears what is wrong with it; anything else, that hello comes first
-                not_ready = Error(ErrorCode.NOT_READY.value, "send hello first", "type")
-                await ws.send(encode_message(Error.from_error(msg) if hello_type else not_ready))
-                continue
-            if not isinstance(msg, ClientHello):
-                await ws.send(encode_message(Error(ErrorCode.NOT_READY.value, "send hello first", "type")))
-                continue
-            err = check_hello(msg)
-            if err is not None:
-                await self._reject(ws, err, CLOSE_PROTOCOL)
-                return None
-            if not (pre_authorized and not msg.token) and not token_matches(self._token, msg.token):
-                await self._reject(ws, ProtocolError(ErrorCode.UNAUTHORIZED, "wrong token", "token"), CLOSE_POLICY)
-                return None
-            return msg
+            if isinstance(event, Send):
+                await ws.send(event.text)
+
+    def _connection(self, ws: ServerConnection) -> Connection:
+        try:
+            authorization = ws.request.headers.get("Authorization") if ws.request else None
+        except MultipleValuesError:  # refused at the upgrade already; never authorized here
+            authorization = None
+        given = bearer_token(authorization)
+        return Connection(
+            token_ok=lambda token: token_matches(self._token, token),
+            pre_authorized=given is not None and token_matches(self._token, given),
+            max_frame_bytes=self.config.max_frame_bytes,
+            max_pixels=self.config.max_pixels,
+        )
 
     async def _handle(self, ws: ServerConnection) -> None:
+        conn = self._connection(ws)
         try:
-            hello = await self._await_hello(ws)
+            hello = await self._await_hello(ws, conn)
         except ConnectionClosed:
             return
         if hello is None:
@@ -229,13 +217,15 @@ class LatentbrushServer:
         if previous is not None:
             self._service.spawn(previous.connection.close(CLOSE_SUPERSEDED, "session resumed elsewhere"), "close old")
         log.info(
-            "client %s (%s) connected from %s%s",
+            "client %s (%s, protocol %d.%d) connected from %s%s",
             session.client_id,
             hello.client[:64],
+            hello.protocol,
+            conn.minor,
             ws.remote_address,
             " (resumed)" if resumed else "",
         )
-        outbox.message(encode_message(self._server_hello(session.client_id, resumed)))
+        outbox.message(conn.accept(self._server_hello(session.client_id, resumed)))
         self._service.replay(session)
         sender = asyncio.create_task(outbox.run(), name=f"send {session.client_id}")
         sender.add_done_callback(lambda task: _close_on_failure(task, ws))
@@ -243,9 +233,9 @@ class LatentbrushServer:
             async for data in ws:
                 try:
                     if isinstance(data, bytes):
-                        await self._on_blob(session, data)
+                        await self._on_blob(session, conn, data)
                     else:
-                        await self._on_text(session, data)
+                        await self._on_text(session, conn, data)
                 except Exception:  # a bug must cost one message, not the connection or the server
                     log.exception("client %s: message handling failed", session.client_id)
                     session.error(ProtocolError(ErrorCode.INTERNAL, "the server failed to handle that message"))
@@ -264,11 +254,15 @@ class LatentbrushServer:
 
     # ------------------------------------------------------------------------- messages
 
-    async def _on_text(self, session: Session, data: str) -> None:
-        msg = decode_client_message(data)
-        if isinstance(msg, ProtocolError):
-            session.error(msg)
-        elif isinstance(msg, Submit):
+    async def _on_text(self, session: Session, conn: Connection, data: str) -> None:
+        event = conn.receive_text(data)
+        if isinstance(event, Send):
+            session.outbox_text(event.text)
+            return
+        if not isinstance(event, ClientRequest):
+            return
+        msg = event.message
+        if isinstance(msg, Submit):
             self._on_submit(session, msg)
         elif isinstance(msg, Cancel):
             err = self._service.cancel(session, msg.job_id)
@@ -276,18 +270,19 @@ class LatentbrushServer:
                 session.error(err, msg.job_id)
         elif isinstance(msg, QueryBlobs):
             have, missing = self._blobs.partition(msg.hashes)
-            session.send(BlobsAnswer(have, missing))
+            session.send(BlobsAnswer(have, missing, msg.request_id))
         elif isinstance(msg, QueryQueue):
-            session.send(QueueAnswer(self._service.jobs_of(session)))
+            session.send(QueueAnswer(self._service.jobs_of(session), msg.request_id))
         elif isinstance(msg, QueryModels):
-            info = await self._worker.describe()
-            session.send(
-                ModelsAnswer(tuple(info.models), tuple(info.upscalers), tuple(info.samplers), info.default_model or "")
-            )
-        elif isinstance(msg, ClientHello):
-            session.error(ProtocolError(ErrorCode.BAD_FIELD, "hello was already received", "type"))
-        else:
-            session.error(ProtocolError(ErrorCode.UNKNOWN_TYPE, f"{type(msg).__name__} is not handled", "type"))
+            try:
+                info = await self._worker.describe()
+            except Exception as exc:  # a broken models folder must answer the query, not leave it pending
+                log.exception("describing the models failed")
+                session.error(ProtocolError(ErrorCode.INTERNAL, f"listing the models failed: {exc}"),
+                              request_id=msg.request_id)
+                return
+            session.send(ModelsAnswer(tuple(info.models), tuple(info.upscalers), tuple(info.samplers),
+                                      info.default_model or "", msg.request_id))
 
     def _on_submit(self, session: Session, submit: Submit) -> None:
         job = submit.job
@@ -303,56 +298,28 @@ class LatentbrushServer:
         if err is not None:
             session.error(err, job.id)
 
-    async def _on_blob(self, session: Session, data: bytes) -> None:
+    async def _on_blob(self, session: Session, conn: Connection, data: bytes) -> None:
         # Hashing and decoding take tens of milliseconds per megapixel: never on the loop.
-        frame = await asyncio.to_thread(decode_client_frame, data, self.config.max_frame_bytes, self.config.max_pixels)
-        if isinstance(frame, ProtocolError):
-            self._blob_error(session, frame, data)
+        event = await asyncio.to_thread(conn.receive_blob, data)
+        if isinstance(event, Send):
+            session.outbox_text(event.text)
             return
-        header, payload = frame
+        if not isinstance(event, BlobReceived):
+            return
+        header, payload = event.header, event.payload
         pixels = self._blobs.get(header.hash)
         if pixels is None:
             decoded = await asyncio.to_thread(decode_blob, header, payload)
             if isinstance(decoded, ProtocolError):
-                self._blob_error(session, decoded, data)
+                session.error(blob_error(decoded, data))
                 return
             pixels = decoded
             self._blobs.put(header.hash, pixels)
         width, height = blob_size(pixels)
         session.send(BlobStored(header.hash, width, height))
 
-    @staticmethod
-    def _blob_error(session: Session, err: ProtocolError, data: bytes) -> None:
-        hint = _blob_hash_hint(data)
-        message = f"blob {hint}: {err.message}" if hint else err.message
-        session.error(ProtocolError(err.code, message, err.field))
-
 
 def _close_on_failure(task: asyncio.Task[None], ws: ServerConnection) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("sender failed", exc_info=task.exception())
         ws.transport.abort()  # the reader then ends, and the session detaches
-
-
-def _peek_hello(data: str) -> tuple[bool, ProtocolError | None]:
-    """For a text that did not decode: (is it meant as a hello?, a version mismatch to report).
-
-    A hello of another protocol version may not parse as ours; the client still hears why.
-    """
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        return False, None
-    if not isinstance(obj, dict) or obj.get("type") != "hello":
-        return False, None
-    version = obj.get("protocol")
-    if isinstance(version, int) and not isinstance(version, bool) and version != PROTOCOL_VERSION:
-        message = f"server speaks protocol {PROTOCOL_VERSION}, client asked for {version}"
-        return True, ProtocolError(ErrorCode.VERSION_MISMATCH, message, "protocol")
-    return True, None
-
-
-def _blob_hash_hint(data: bytes) -> str | None:
-    """The hash a broken upload announced, to help the client match the error to its blob."""
-    match = re.search(rb'"hash"\s*:\s*"(sha256:[0-9a-f]{64})"', data[: 4 + MAX_HEADER_BYTES])
-    return match.group(1).decode() if match and _HASH.fullmatch(match.group(1).decode()) else None

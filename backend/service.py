@@ -10,6 +10,7 @@ first); on resume they are replayed. Loop thread only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -24,15 +25,17 @@ from latentbrush.protocol import (
     Error,
     ErrorCode,
     JobInfo,
+    JobStatus,
     Progress,
     ProtocolError,
     Queued,
     Started,
     encode_message,
 )
+from latentbrush.protocol.lifecycle import ERROR, QUEUED, STARTED
 
 from .blobs import BlobCache
-from .jobs import CANCELLED, DONE, ERROR, QUEUED, STARTED, FairQueue, JobRecord
+from .jobs import FairQueue, JobRecord
 from .outbox import Outbox
 from .results import encode_results, json_safe
 from .worker import Outcome, Worker
@@ -56,8 +59,13 @@ class Session:
         if self.outbox is not None:
             self.outbox.message(encode_message(msg), on_sent)
 
-    def error(self, err: ProtocolError, job_id: str | None = None) -> None:
-        self.send(Error.from_error(err, job_id))
+    def outbox_text(self, text: str) -> None:
+        """A reply the protocol connection already encoded."""
+        if self.outbox is not None:
+            self.outbox.message(text)
+
+    def error(self, err: ProtocolError, job_id: str | None = None, request_id: str | None = None) -> None:
+        self.send(Error.from_error(err, job_id, request_id))
 
     def remember(self, job_id: str) -> None:
         self.known_ids[job_id] = None
@@ -129,12 +137,10 @@ class JobService:
     def replay(self, session: Session) -> None:
         """Tell a (re)attached connection where each of its jobs stands; resend what it missed."""
         for record in sorted(session.jobs.values(), key=lambda r: r.seq):
-            if record.state == QUEUED:
-                session.send(Queued(record.job_id, record.position or 0))
-            elif record.state == STARTED:
-                session.send(Started(record.job_id, record.total, record.seed))
-                if record.step:
-                    session.send(Progress(record.job_id, record.step, record.total, record.stage))
+            if record.status.live:
+                for msg in record.status.replay():
+                    session.send(msg)
+                self._send_frames(session, record)  # finished batch items not yet handed to a connection
             elif not record.delivered:
                 self._send_final(session, record)
 
@@ -200,7 +206,7 @@ class JobService:
         if record.is_final:
             return None
         if record.state == QUEUED and self._queue.remove(session.client_id, job_id) is not None:
-            self._finish(record, Cancelled(job_id), CANCELLED)
+            self._finish(record, Cancelled(job_id))
             self._announce_positions()
         else:
             record.cancel.set()  # the engine raises JobCancelled within one UNet block
@@ -208,15 +214,25 @@ class JobService:
 
     def jobs_of(self, session: Session) -> tuple[JobInfo, ...]:
         live = sorted((r for r in session.jobs.values() if not r.is_final), key=lambda r: r.seq)
-        return tuple(JobInfo(r.job_id, r.state, r.position, r.request.op) for r in live)
+        return tuple(r.status.info(r.request.op) for r in live)
 
     def _announce_positions(self) -> None:
         for position, record in enumerate(self._queue.order()):
-            if record.position != position:
-                record.position = position
+            if record.state != QUEUED or record.position != position:
                 self._send(record, Queued(record.job_id, position))
 
+    def _advance(self, record: JobRecord, msg: Any) -> bool:
+        """Move ``record`` along the protocol's job state machine; a refused step is a server bug, not sent."""
+        after = record.status.apply(msg)
+        if isinstance(after, ProtocolError):
+            log.error("job %s: not sending %s: %s", record.job_id, type(msg).__name__, after.message)
+            return False
+        record.status = after
+        return True
+
     def _send(self, record: JobRecord, msg: Any) -> None:
+        if not self._advance(record, msg):
+            return
         session = self.sessions.get(record.client_id)
         if session is not None:
             session.send(msg)
@@ -224,17 +240,36 @@ class JobService:
     # ------------------------------------------------------------------------- worker events
 
     def on_started(self, record: JobRecord, total: int, seed: int | None) -> None:
-        record.state, record.total, record.seed = STARTED, total, seed
-        self._send(record, Started(record.job_id, total, seed))
+        if not record.is_final:
+            self._send(record, Started(record.job_id, total, seed))
 
     def on_progress(self, record: JobRecord, step: int, total: int, stage: str) -> None:
-        record.step, record.total, record.stage = step, total, stage
-        self._send(record, Progress(record.job_id, step, total, stage))
+        if record.state == STARTED:
+            self._send(record, Progress(record.job_id, step, total, stage))
 
     def on_preview(self, record: JobRecord, index: int, frame: bytes) -> None:
         session = self.sessions.get(record.client_id)
-        if session is not None and session.outbox is not None and not record.is_final:
-            session.outbox.preview(record.job_id, index, frame)
+        if session is None or session.outbox is None or record.state != STARTED or index in record.results:
+            return  # SPEC.md 10.1: no preview of a batch item after its result
+        session.outbox.preview(record.job_id, index, frame)
+
+    def on_result(self, record: JobRecord, index: int, frame: bytes) -> None:
+        """A batch item finished while the job runs: its result goes out now (SPEC.md 9.7)."""
+        if record.is_final or record.cancel.is_set() or index in record.results:
+            return
+        self._add_result(record, index, frame)
+        session = self.sessions.get(record.client_id)
+        if session is not None:
+            self._send_frames(session, record)
+
+    def _add_result(self, record: JobRecord, index: int, frame: bytes) -> None:
+        after = record.status.advance("result")
+        if isinstance(after, ProtocolError):
+            log.error("job %s: result %d after the job ended: dropped", record.job_id, index)
+            return
+        record.status = after
+        record.results.add(index)
+        record.frames[index] = frame
 
     # ------------------------------------------------------------------------- scheduling
 
@@ -245,33 +280,60 @@ class JobService:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            record.position = None
-            record.started_at = time.monotonic()
-            self._running = record
-            self._announce_positions()
-            job = record.request
-            log.info(
-                "job %s start: client %s op %s %dx%d steps %d model %r",
-                job.id,
-                record.client_id,
-                job.op,
-                job.region.width,
-                job.region.height,
-                job.steps,
-                job.model,
-            )
             try:
-                outcome = await self._worker.run(record, self)
-            finally:
+                await self._run_one(record)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must outlive any bug, or accepted jobs would never run
+                log.exception("job %s: the scheduler failed around it", record.job_id)
                 self._running = None
-            # Encoding results runs beside the next job, not before it.
-            self.spawn(self._complete(record, outcome), f"complete {job.id}")
+                self._fail_internal(record, "the server failed to run this job")
+
+    async def _run_one(self, record: JobRecord) -> None:
+        record.started_at = time.monotonic()
+        self._running = record
+        self._announce_positions()
+        job = record.request
+        log.info(
+            "job %s start: client %s op %s %dx%d steps %d model %r",
+            job.id,
+            record.client_id,
+            job.op,
+            job.region.width,
+            job.region.height,
+            job.steps,
+            job.model,
+        )
+        try:
+            outcome = await self._worker.run(record, self)
+        finally:
+            self._running = None
+        # Encoding results runs beside the next job, not before it.
+        self.spawn(self._complete(record, outcome), f"complete {job.id}")
 
     async def _complete(self, record: JobRecord, outcome: Outcome) -> None:
+        try:
+            await self._conclude(record, outcome)
+        except Exception:  # whatever broke, the job must end and the client hear it
+            log.exception("job %s: finishing failed", record.job_id)
+            self._fail_internal(record, "the server failed while finishing this job")
+
+    def _fail_internal(self, record: JobRecord, message: str) -> None:
+        if record.is_final:
+            return
+        self._queue.remove(record.client_id, record.job_id)
+        final = Error(ErrorCode.INTERNAL.value, f"{message}; the details are in the server log", None, record.job_id)
+        try:
+            self._finish(record, final)
+        except Exception:
+            log.exception("job %s: could not report its failure", record.job_id)
+            record.status = JobStatus(record.job_id, ERROR)
+
+    async def _conclude(self, record: JobRecord, outcome: Outcome) -> None:
         job = record.request
         if outcome.output is not None and not record.cancel.is_set():
             try:
-                frames = await asyncio.to_thread(encode_results, job, outcome.output)
+                frames = await asyncio.to_thread(encode_results, job, outcome.output, frozenset(record.results))
             except ValueError as exc:
                 log.error("job %s: engine output rejected: %s", job.id, exc)
                 outcome = Outcome(error=ProtocolError(ErrorCode.INTERNAL, str(exc)), seconds=outcome.seconds)
@@ -281,19 +343,20 @@ class JobService:
                 outcome = Outcome(error=ProtocolError(ErrorCode.INTERNAL, message), seconds=outcome.seconds)
             else:
                 if not record.cancel.is_set():
-                    record.frames = frames
+                    for index, frame in frames.items():
+                        self._add_result(record, index, frame)
                     info = json_safe({**outcome.output.info, "seconds": round(outcome.seconds, 3)})
-                    done = Done(job.id, len(frames), tuple(outcome.output.seeds), info)
+                    done = Done(job.id, len(record.results), tuple(outcome.output.seeds), info)
                     self._log_end(record, "done", outcome.seconds)
-                    self._finish(record, done, DONE)
+                    self._finish(record, done)
                     return
         if outcome.error is not None and not record.cancel.is_set():
             err = outcome.error
             self._log_end(record, f"error {err}", outcome.seconds)
-            self._finish(record, Error.from_error(err, job.id), ERROR)
+            self._finish(record, Error.from_error(err, job.id))
         else:
             self._log_end(record, "cancelled", outcome.seconds)
-            self._finish(record, Cancelled(job.id), CANCELLED)
+            self._finish(record, Cancelled(job.id))
 
     def _log_end(self, record: JobRecord, how: str, seconds: float) -> None:
         waited = (record.started_at or time.monotonic()) - record.submitted_at
@@ -301,14 +364,16 @@ class JobService:
 
     # ------------------------------------------------------------------------- delivery
 
-    def _finish(self, record: JobRecord, final: Any, state: str) -> None:
-        record.state, record.final, record.finished_at = state, final, time.monotonic()
+    def _finish(self, record: JobRecord, final: Done | Error | Cancelled) -> None:
+        if not self._advance(record, final):
+            record.status = JobStatus(record.job_id, ERROR)  # never leave a job live because of a bug
+        record.final, record.finished_at = final, time.monotonic()
         record.release_inputs()
         for key in record.blob_keys:
             self._blobs.unpin(key)
         session = self.sessions.get(record.client_id)
         if session is None or session.jobs.get(record.job_id) is not record:
-            record.frames = ()  # its session expired: nobody can collect it
+            record.frames.clear()  # its session expired: nobody can collect it
             return
         self._retained[record] = None
         self._retained_bytes += record.retained_bytes
@@ -316,11 +381,26 @@ class JobService:
             self._send_final(session, record)  # queued on the connection before the budget can drop it
         self._enforce_retention()
 
+    def _send_frames(self, session: Session, record: JobRecord) -> None:
+        """Queue the result frames no connection has taken yet; each is dropped once one has."""
+        if session.outbox is None:
+            return
+        outbox = session.outbox
+        for index, frame in sorted(record.frames.items()):
+            if record.queued_on.get(index) is not outbox:  # each frame once per connection
+                record.queued_on[index] = outbox
+                outbox.frame(frame, on_sent=lambda i=index: self._frame_sent(record, i))
+
+    def _frame_sent(self, record: JobRecord, index: int) -> None:
+        record.queued_on.pop(index, None)
+        frame = record.frames.pop(index, None)
+        if frame is not None and record in self._retained:
+            self._retained_bytes -= len(frame)
+
     def _send_final(self, session: Session, record: JobRecord) -> None:
         if session.outbox is None:
             return
-        for frame in record.frames:
-            session.outbox.frame(frame)
+        self._send_frames(session, record)
         session.send(record.final, on_sent=lambda: self._delivered(session, record))
 
     def _delivered(self, session: Session, record: JobRecord) -> None:
@@ -335,7 +415,7 @@ class JobService:
         if record in self._retained:
             del self._retained[record]
             self._retained_bytes -= record.retained_bytes
-        record.frames = ()
+        record.frames.clear()
 
     def _enforce_retention(self) -> None:
         """Over budget: drop the oldest undelivered results, leaving an error in their place."""
@@ -345,11 +425,11 @@ class JobService:
             self._retained_bytes -= record.retained_bytes
             if record.frames:
                 log.warning("job %s: undelivered result dropped (retention budget)", record.job_id)
-                record.frames = ()
+                record.frames.clear()
                 record.final = Error(
                     ErrorCode.EXPIRED.value,
                     "the result was dropped before it could be delivered (server memory budget)",
                     None,
                     record.job_id,
                 )
-                record.state = ERROR
+                record.status = dataclasses.replace(record.status, state=ERROR)

@@ -23,9 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 from latentbrush.protocol import ErrorCode, JobRequest, PreviewHeader, ProtocolError, Rect, encode_frame
 
-from .events import EngineError, JobCancelled, JobOutput
+from .events import EngineError, JobCancelled, JobOutput, is_out_of_memory
 from .images import as_mask, as_rgba, encode_preview
 from .jobs import JobRecord
+from .results import encode_result_frame
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class JobListener(Protocol):
     def on_progress(self, record: JobRecord, step: int, total: int, stage: str) -> None: ...
 
     def on_preview(self, record: JobRecord, index: int, frame: bytes) -> None: ...
+
+    def on_result(self, record: JobRecord, index: int, frame: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class _LoopEvents:
         self._job = record.request
         self._listener = listener
         self._encoder = encoder
-        self._in_flight: deque[Future[bytes]] = deque()
+        self._in_flight: deque[Future[None]] = deque()
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -107,27 +110,33 @@ class _LoopEvents:
         if self._job.preview_format == "none":
             return
         pixels = np.array(rgb, dtype=np.uint8, copy=True)  # the engine may reuse its buffer next step
-        future = self._encoder.submit(preview_frame, self._job, step, total, pixels, rect, index)
-        future.add_done_callback(lambda f: self._deliver(f, index))
-        self._in_flight.append(future)
+        self._encode(self._listener.on_preview, index, preview_frame, self._job, step, total, pixels, rect, index)
+
+    def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None:
+        """Batch item ``index`` is finished: encode and send it now, not when the whole batch is (SPEC.md 9.7)."""
+        pixels = np.array(rgba, dtype=np.uint8, copy=True)
+        self._encode(self._listener.on_result, index, encode_result_frame, self._job, index, pixels, seed)
+
+    def _encode(self, deliver: Callable[..., None], index: int, encode: Callable[..., bytes], *args: Any) -> None:
+        # Encoding and posting happen in one encoder task, so once ``flush`` returns every frame
+        # is already queued on the loop, ahead of the job's outcome. The encoder is one thread:
+        # frames reach the loop in the order the engine produced them.
+        def work() -> None:
+            try:
+                frame = encode(*args)
+            except Exception as exc:  # a result that failed here is encoded again with the outcome
+                log.warning("job %s: encoding a frame of item %d failed: %s", self._job.id, index, exc)
+                return
+            self._post(deliver, index, frame)
+
+        self._in_flight.append(self._encoder.submit(work))
         while len(self._in_flight) > MAX_PREVIEWS_IN_FLIGHT:
             self._in_flight.popleft().exception()  # wait: the encoder fell behind
-
-    def _deliver(self, future: Future[bytes], index: int) -> None:
-        exc = future.exception()
-        if exc is not None:
-            log.warning("job %s: preview encoding failed: %s", self._job.id, exc)
-            return
-        self._post(self._listener.on_preview, index, future.result())
 
     def flush(self) -> None:
         """Wait for every submitted preview, so all of them reach the loop before the outcome."""
         while self._in_flight:
             self._in_flight.popleft().exception()
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc)
 
 
 class Worker:
@@ -177,7 +186,7 @@ class Worker:
         except EngineError as exc:
             return Outcome(error=ProtocolError(exc.code, exc.message, exc.field), seconds=time.perf_counter() - start)
         except Exception as exc:
-            if _is_out_of_memory(exc):
+            if is_out_of_memory(exc):
                 log.warning("job %s: out of memory: %s", job.id, exc)
                 error = ProtocolError(ErrorCode.OUT_OF_MEMORY, f"out of memory: {str(exc)[:200]}")
             else:

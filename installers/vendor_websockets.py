@@ -14,7 +14,8 @@ wheel's ``Requires-Python`` is checked: websockets 13-15 support 3.9+, 16 needs 
     pip download "websockets>=13,<16" --no-deps --only-binary=:all: -d wheels/
     python installers/vendor_websockets.py --wheel wheels/websockets-*.whl --target <bundle>/latentbrush/plugin/vendor
 
-Standard library only.
+Standard library and ``packaging`` (Requires-Python and versions; the backend install that
+the installers run from has it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 PACKAGE = "websockets"
 MIN_VERSION = (13, 0)  # the asyncio client API the plugin uses
@@ -100,32 +104,20 @@ def from_installed() -> Source:
     return Source(files, version, requires, license_text, str(dist.locate_file(PACKAGE)))
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
-
-
 def python_allowed(requires: str, python: str) -> bool:
     """Does ``python`` (like "3.10") satisfy a Requires-Python string such as ">=3.9, !=3.9.1"?"""
-    if not requires.strip():
-        return True
-    have = _version_tuple(python)
-    ops = {
-        ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b,
-        "<": lambda a, b: a < b, "==": lambda a, b: a[: len(b)] == b, "!=": lambda a, b: a[: len(b)] != b,
-        "~=": lambda a, b: a >= b and a[: len(b) - 1] == b[: len(b) - 1],
-    }
-    for clause in requires.split(","):
-        match = re.fullmatch(r"\s*(>=|<=|==|!=|~=|>|<)\s*([0-9.]+)(\.\*)?\s*", clause)
-        if match is None:
-            raise VendorError(f"cannot read Requires-Python clause {clause!r}; use --force to skip the check")
-        op, version = match.group(1), _version_tuple(match.group(2))
-        if not ops[op](have[: max(len(version), 2)], version):
-            return False
-    return True
+    try:
+        return SpecifierSet(requires).contains(python, prereleases=True)
+    except (InvalidSpecifier, InvalidVersion) as exc:
+        raise VendorError(f"cannot read Requires-Python {requires!r} ({exc}); use --force to skip the check") from exc
 
 
 def check_source(source: Source, min_python: str) -> None:
-    if _version_tuple(source.version)[:2] < MIN_VERSION:
+    try:
+        release = Version(source.version).release
+    except InvalidVersion as exc:
+        raise VendorError(f"{PACKAGE} has an unreadable version {source.version!r}") from exc
+    if release[:2] < MIN_VERSION:
         raise VendorError(f"{PACKAGE} {source.version} is too old: the plugin needs {MIN_VERSION[0]}.{MIN_VERSION[1]}+")
     if not python_allowed(source.requires_python, min_python):
         raise VendorError(

@@ -2,7 +2,8 @@
 
 SPEC.md "Job request" is normative; the order of checks here decides which error a request
 with several faults gets, and the conformance vectors rely on it:
-geometry, operation/field combinations, upscale tiling, formats, then server limits.
+geometry, inputs (``inputs.py``), the operation table (``operations.py``), upscale tiling,
+formats, then server limits.
 """
 
 from __future__ import annotations
@@ -10,31 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from .errors import ErrorCode, ProtocolError
-from .messages import PREVIEW_FORMATS, PREVIEW_NONE, RESULT_FORMATS, JobRequest, Limits, Rect, Size, UpscaleParams
+from .geometry import upscale_rect, upscale_size
+from .inputs import check_inputs
+from .messages import PREVIEW_FORMATS, PREVIEW_NONE, RESULT_FORMATS, JobRequest, Limits, Rect
+from .operations import check_operation
 
-NEEDS_IMAGE = frozenset({"img2img", "inpaint", "upscale"})
-
-
-def _round(value: float) -> int:
-    """Round half up; Python's round() rounds half to even, which another language would not."""
-    return int(value + 0.5)
-
-
-def upscale_size(job: JobRequest) -> Size:
-    """Size of an upscale result: ``upscale.target``, else the region times ``upscale.scale``."""
-    params = job.upscale or UpscaleParams()
-    if params.target is not None:
-        return params.target
-    return Size(max(1, _round(job.region.width * params.scale)), max(1, _round(job.region.height * params.scale)))
-
-
-def upscale_rect(job: JobRequest) -> Rect:
-    """Where an upscale result lies in the upscaled canvas (the canvas scaled like the region)."""
-    out = upscale_size(job)
-    sx = out.width / job.region.width
-    sy = out.height / job.region.height
-    return Rect(_round(job.region.x * sx), _round(job.region.y * sy), out.width, out.height)
-
+__all__ = ["check_blob", "check_job", "upscale_rect", "upscale_size"]  # upscale_*: from geometry
 
 def _error(code: ErrorCode, message: str, field: str, job: JobRequest) -> ProtocolError:
     return ProtocolError(code, message, field, job.id)
@@ -53,23 +35,7 @@ def _check_geometry(job: JobRequest) -> ProtocolError | None:
     return None
 
 
-def _check_operation(job: JobRequest) -> ProtocolError | None:
-    if job.op in NEEDS_IMAGE and job.image is None:
-        return _error(ErrorCode.MISSING_FIELD, f"{job.op} needs an image blob", "job.image", job)
-    if job.op == "txt2img" and job.image is not None:
-        return _error(ErrorCode.BAD_FIELD, "txt2img takes no image (inpaint at strength 1 uses one)", "job.image", job)
-    if job.op == "inpaint" and job.mask is None:
-        return _error(ErrorCode.MISSING_FIELD, "inpaint needs a mask blob", "job.mask", job)
-    if job.op == "upscale" and job.mask is not None:
-        return _error(ErrorCode.BAD_FIELD, "upscale takes no mask", "job.mask", job)
-    if job.op == "txt2img" and job.strength != 1.0:
-        return _error(ErrorCode.BAD_FIELD, "txt2img starts from noise: strength must be 1", "job.strength", job)
-    if job.op != "upscale" and job.upscale is not None:
-        return _error(ErrorCode.BAD_FIELD, "upscale parameters only apply to op upscale", "job.upscale", job)
-    if job.op == "upscale" and job.resolution is not None:
-        return _error(ErrorCode.BAD_FIELD, "upscale sets its output size with upscale.target", "job.resolution", job)
-    if job.op == "upscale" and job.batch != 1:
-        return _error(ErrorCode.BAD_FIELD, "upscale makes one image", "job.batch", job)
+def _check_upscale(job: JobRequest) -> ProtocolError | None:
     if job.upscale is not None:
         if job.upscale.seam_fix != "none" and not job.upscale.refine:
             return _error(ErrorCode.BAD_FIELD, "seam fix needs refine", "job.upscale.seam_fix", job)
@@ -127,14 +93,17 @@ def check_job(
     """
     return (
         _check_geometry(job)
-        or _check_operation(job)
+        or check_inputs(job)
+        or check_operation(job)
+        or _check_upscale(job)
         or _check_formats(job, preview_formats, result_formats)
         or _check_limits(job, max_pixels, limits)
     )
 
 
 def check_blob(job: JobRequest, name: str, width: int, height: int) -> ProtocolError | None:
-    """A stored blob used as ``job.image`` or ``job.mask`` (``name``) must be exactly the context's size."""
+    """A stored blob used by the job (``name``: its path below ``job``, as ``InputRef.blob_field`` gives it)
+    must be exactly the context's size."""
     context = job.context or job.region
     if (width, height) != (context.width, context.height):
         return _error(

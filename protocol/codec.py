@@ -40,7 +40,25 @@ def blob_hash(payload: bytes | memoryview) -> str:
 
 
 def encode_message(msg: Any) -> str:
-    return json.dumps(to_dict(msg), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The text frame of ``msg``; always encodable as UTF-8, even when a string in it is not."""
+    text = json.dumps(to_dict(msg), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text if _utf8_safe(text) else _without_lone_surrogates(text)
+
+
+def _utf8_safe(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _without_lone_surrogates(text: str) -> str:
+    # a str can hold lone surrogates (from JSON "\ud800" escapes); UTF-8, so a WebSocket text
+    # frame, cannot: U+FFFD replaces them, and split-up pairs are joined into their character
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def encode_frame(header: Any, payload: bytes | memoryview) -> bytes:

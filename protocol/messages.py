@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from .errors import ProtocolError
+from .geometry import MAX_SIDE, Rect, Size  # the wire's rectangle is the geometry type
+from .inputs import MAX_INPUTS, JobInput
 
 __all__ = [  # grouped: constants, type aliases, classes
     "CLIENT_FRAMES",
@@ -44,6 +46,7 @@ __all__ = [  # grouped: constants, type aliases, classes
     "Error",
     "ImageFormat",
     "JobInfo",
+    "JobInput",
     "JobRequest",
     "JobState",
     "Limits",
@@ -69,11 +72,10 @@ __all__ = [  # grouped: constants, type aliases, classes
 ]
 
 PROTOCOL_VERSION = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1  # 1.1: named job inputs, request ids on queries (SPEC.md 14)
 
 MAX_ID_LEN = 64
 MAX_PROMPT_LEN = 8000
-MAX_SIDE = 65536  # no canvas side may exceed this, whatever the server's pixel limit
 MAX_SEED = 2**32 - 1
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
@@ -99,30 +101,7 @@ def _c(**constraints: Any) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- value types
-
-
-@dataclass(frozen=True)
-class Size:
-    width: int = field(metadata=_c(min=1, max=MAX_SIDE))
-    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
-
-
-@dataclass(frozen=True)
-class Rect:
-    """Pixel rectangle in canvas coordinates; x, y may be any value, size at least 1."""
-
-    x: int = field(metadata=_c(min=-MAX_SIDE, max=MAX_SIDE))
-    y: int = field(metadata=_c(min=-MAX_SIDE, max=MAX_SIDE))
-    width: int = field(metadata=_c(min=1, max=MAX_SIDE))
-    height: int = field(metadata=_c(min=1, max=MAX_SIDE))
-
-    def contains(self, other: Rect) -> bool:
-        return (
-            self.x <= other.x
-            and self.y <= other.y
-            and other.x + other.width <= self.x + self.width
-            and other.y + other.height <= self.y + self.height
-        )
+# Size and Rect live in geometry.py (imported above) with the functions on them.
 
 
 @dataclass(frozen=True)
@@ -156,6 +135,7 @@ class JobRequest:
     context: Rect | None = None
     image: str | None = field(default=None, metadata=_c(pattern=HASH_PATTERN))
     mask: str | None = field(default=None, metadata=_c(pattern=HASH_PATTERN))
+    inputs: tuple[JobInput, ...] | None = field(default=None, metadata=_c(items_max=MAX_INPUTS))  # 1.1, inputs.py
     prompt: str = field(default="", metadata=_c(max_len=MAX_PROMPT_LEN))
     negative_prompt: str = field(default="", metadata=_c(max_len=MAX_PROMPT_LEN))
     model: str = field(default="", metadata=_c(max_len=256))  # "" = server default
@@ -243,16 +223,19 @@ class QueryBlobs:
 
     TYPE: ClassVar[str] = "query_blobs"
     hashes: tuple[str, ...] = field(metadata=_c(items_max=64, pattern=HASH_PATTERN))
+    request_id: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))  # 1.1: echoed in the answer
 
 
 @dataclass(frozen=True)
 class QueryQueue:
     TYPE: ClassVar[str] = "query_queue"
+    request_id: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))  # 1.1
 
 
 @dataclass(frozen=True)
 class QueryModels:
     TYPE: ClassVar[str] = "query_models"
+    request_id: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))  # 1.1
 
 
 # ----------------------------------------------------------------------------- server -> client
@@ -324,11 +307,12 @@ class Error:
     message: str
     field: str | None = None
     job_id: str | None = None
+    request_id: str | None = None  # 1.1: the query this error answers
 
     @classmethod
-    def from_error(cls, err: ProtocolError, job_id: str | None = None) -> Error:
+    def from_error(cls, err: ProtocolError, job_id: str | None = None, request_id: str | None = None) -> Error:
         """The message that reports ``err``; ``job_id`` overrides the one the decoder found."""
-        return cls(err.code.value, err.message, err.field, job_id if job_id is not None else err.job_id)
+        return cls(err.code.value, err.message, err.field, job_id if job_id is not None else err.job_id, request_id)
 
 
 @dataclass(frozen=True)
@@ -336,6 +320,7 @@ class BlobsAnswer:
     TYPE: ClassVar[str] = "blobs"
     have: tuple[str, ...]
     missing: tuple[str, ...]
+    request_id: str | None = None  # 1.1: the query's request_id
 
 
 @dataclass(frozen=True)
@@ -350,6 +335,7 @@ class BlobStored:
 class QueueAnswer:
     TYPE: ClassVar[str] = "queue"
     jobs: tuple[JobInfo, ...]
+    request_id: str | None = None  # 1.1
 
 
 @dataclass(frozen=True)
@@ -359,6 +345,7 @@ class ModelsAnswer:
     upscalers: tuple[str, ...]
     samplers: tuple[str, ...]
     default_model: str = ""
+    request_id: str | None = None  # 1.1
 
 
 # ----------------------------------------------------------------------------- binary frame headers

@@ -15,20 +15,10 @@ import typing
 from functools import cache
 from typing import Any, Literal, TypeVar, Union
 
-from .checks import check_blob, check_job, upscale_rect, upscale_size
 from .errors import ErrorCode, ProtocolError, ProtocolViolation
 from .messages import RAW_FORMATS
 
-__all__ = [
-    "MAX_DEPTH",
-    "check_blob",
-    "check_job",
-    "from_dict",
-    "raw_payload_size",
-    "to_dict",
-    "upscale_rect",
-    "upscale_size",
-]
+__all__ = ["MAX_DEPTH", "from_dict", "raw_payload_size", "to_dict"]
 
 T = TypeVar("T")
 MAX_DEPTH = 8  # JSON nesting beyond what any message needs is refused before walking it
@@ -68,6 +58,13 @@ def _is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _echo(name: str) -> str:
+    """A hostile member name as an error may quote it: cut, and lone surrogates written as ``\\udXXX``
+    (an error that UTF-8 cannot carry would cost the connection instead of one message)."""
+    cut = name if len(name) <= MAX_KEY_ECHO else name[:MAX_KEY_ECHO] + "..."
+    return cut if _is_unicode(cut) else cut.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _show(number: float) -> str:
@@ -186,8 +183,7 @@ def _from_dict(cls: type[T], data: Any, path: str, strict: bool, skip: tuple[str
         known = {f.name for f in fields}
         extra = sorted(str(k) for k in data if k not in known and k not in skip)
         if extra:
-            name = extra[0] if len(extra[0]) <= MAX_KEY_ECHO else extra[0][:MAX_KEY_ECHO] + "..."
-            _fail(ErrorCode.UNKNOWN_FIELD, _join(path, name), "is not a field of this message")
+            _fail(ErrorCode.UNKNOWN_FIELD, _join(path, _echo(extra[0])), "is not a field of this message")
     kwargs: dict[str, Any] = {}
     for f in fields:
         fpath = _join(path, f.name)

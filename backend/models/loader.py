@@ -31,6 +31,7 @@ from diffusers import (
     StableDiffusionXLPipeline,
 )
 from latentbrush.protocol import ErrorCode
+from packaging.version import Version
 
 from ..events import EngineError
 from .clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
@@ -39,7 +40,6 @@ from .tiny import build_tiny_sd15
 
 log = logging.getLogger(__name__)
 
-TASKS = ("txt2img", "img2img", "inpaint")
 PIPELINES: dict[str, dict[str, type[DiffusionPipeline]]] = {
     "sd15": {
         "txt2img": StableDiffusionPipeline, "img2img": StableDiffusionImg2ImgPipeline,
@@ -79,8 +79,8 @@ def quiet_diffusers_noise() -> None:
 
 def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older releases know only the old."""
-    major, minor = (int(part) for part in diffusers.__version__.split(".")[:2])
-    return {"dtype": dtype} if (major, minor) >= (0, 42) else {"torch_dtype": dtype}
+    new = Version(diffusers.__version__).release[:2] >= (0, 42)  # release: 0.42.0.dev0 counts as 0.42
+    return {"dtype": dtype} if new else {"torch_dtype": dtype}
 
 
 # ---------------------------------------------------------------------------------------------- placement

@@ -178,9 +178,6 @@ class ModelRegistry:
         entries = sorted(self._entries.values(), key=lambda e: e.source == "builtin")
         return tuple(e.info for e in entries)
 
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._entries)
-
     def problem(self, name: str) -> ProtocolError | None:
         """Why ``name`` (as a job names it; "" = default) cannot be used, or None."""
         name = name or self.default

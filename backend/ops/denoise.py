@@ -1,22 +1,28 @@
 """One diffusers pipeline call: fresh scheduler and generator, x0 capture, cancel hooks, step callback.
 
 This is the only place that calls a pipeline, so the main ops and the upscaler's tile refine behave the same.
+What differs per pipeline kind (the class per model family, the image/mask/strength arguments) is the
+``PipelineTask`` an ``op_*.py`` file declares.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..models.loader import LoadedModel
 from .cancel import cancel_hooks, cancel_points, raise_if_cancelled
+from .operation import PipelineTask
 from .previews import X0Capture
 from .samplers import make_scheduler
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 # (callback index, callbacks in this run, x0 capture) after every scheduler step
 StepHook = Callable[[int, int, X0Capture], None]
@@ -24,9 +30,9 @@ StepHook = Callable[[int, int, X0Capture], None]
 
 @dataclass(frozen=True)
 class DenoiseCall:
-    """Everything one pipeline call needs besides the pixels. ``task``: txt2img, img2img or inpaint."""
+    """Everything one pipeline call needs besides the pixels."""
 
-    task: str
+    task: PipelineTask
     prompt: str
     negative_prompt: str
     sampler: str
@@ -38,11 +44,22 @@ class DenoiseCall:
     height: int
 
 
-def denoise_steps(steps: int, strength: float, task: str) -> int:
+def denoise_steps(steps: int, strength: float, task: PipelineTask) -> int:
     """Steps the pipeline will run: diffusers' own ``get_timesteps`` arithmetic, so the count matches exactly."""
-    if task == "txt2img":
+    if task.full_steps:
         return steps
     return min(int(steps * strength), steps)
+
+
+def denoise_strength(steps: int, strength: float) -> float:
+    """``strength``, raised just enough that at least one of ``steps`` runs (SPEC.md 9.3): the one step
+    is then the last, least noisy one of the schedule."""
+    if strength <= 0 or int(steps * strength) >= 1:
+        return strength
+    low = 1.0 / steps
+    while int(steps * low) < 1:  # 49 * (1 / 49) is 0.999...
+        low = math.nextafter(low, 2.0)
+    return low
 
 
 def run_denoise(
@@ -55,10 +72,10 @@ def run_denoise(
 ) -> np.ndarray:
     """Run the pipeline at ``call.width`` x ``call.height`` (inputs already that size); H x W x 3 uint8 out."""
     raise_if_cancelled(cancel)
-    pipe = model.pipeline(call.task)
-    task = "inpaint" if model.inpaint_unet else call.task
+    task = call.task.for_model(model.inpaint_unet)
+    pipe = model.pipeline(task)
     pipe.scheduler = make_scheduler(call.sampler, model.scheduler_config)
-    args: dict = {
+    args: dict[str, Any] = {
         "prompt": call.prompt,
         # None (not ""): SDXL then uses its zero negative embedding, as it was trained to
         "negative_prompt": call.negative_prompt or None,
@@ -67,18 +84,7 @@ def run_denoise(
         "generator": torch.Generator(device="cpu").manual_seed(call.seed),  # CPU: same noise on every device
         "output_type": "np",
     }
-    if task == "inpaint":
-        if image is None:  # a 9-channel model generating from nothing: everything masked
-            image = np.full((call.height, call.width, 3), 127, np.uint8)
-        if mask is None:
-            mask = np.full((call.height, call.width), 255, np.uint8)
-        strength = 1.0 if call.task == "txt2img" else call.strength
-        args |= {"image": Image.fromarray(image), "mask_image": Image.fromarray(mask), "strength": strength,
-                 "width": call.width, "height": call.height}
-    elif task == "img2img":
-        args |= {"image": Image.fromarray(image), "strength": call.strength}
-    else:
-        args |= {"width": call.width, "height": call.height}
+    args |= task.args(call, image, mask)
 
     with X0Capture(pipe.scheduler) as capture:
 

@@ -1,9 +1,9 @@
 """Mask math for inpainting, as pure functions on H x W uint8 arrays (255 = repaint).
 
-Grow and erode are square max/min filters (van Herk/Gil-Werman, O(pixels) for any radius); feather is a
+Grow and erode are square max/min filters (``scipy.ndimage``, O(pixels) for any radius); feather is a
 triple box blur whose support is exactly the radius, so nothing spreads further than the user asked.
-Pixels outside the image count as copies of the border pixel: a mask touching the border is neither
-eroded nor blurred from outside, because the canvas continues beyond the context box.
+Pixels outside the image count as copies of the border pixel (``mode="nearest"``): a mask touching the
+border is neither eroded nor blurred from outside, because the canvas continues beyond the context box.
 
 Pipeline (krita-ai-diffusion's anchors): denoise mask = feather(grow(mask)); composite (alpha) mask =
 feather(erode(denoise, blend // 2), blend), forced to 0 outside the grown mask so the canvas stays
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 
 def _check_mask(mask: np.ndarray) -> None:
@@ -21,39 +22,20 @@ def _check_mask(mask: np.ndarray) -> None:
         raise ValueError(f"mask must be a 2-D uint8 array, got {mask.dtype} {mask.shape}")
 
 
-def _max_along_rows(a: np.ndarray, radius: int) -> np.ndarray:
-    """Running max over windows of 2*radius+1 along axis 0, border replicated (van Herk/Gil-Werman)."""
-    k = 2 * radius + 1
-    n = a.shape[0]
-    tail = radius + (-(n + 2 * radius)) % k  # pad so the length is a whole number of blocks
-    padded = np.pad(a, ((radius, tail), (0, 0)), mode="edge")
-    blocks = padded.reshape(padded.shape[0] // k, k, -1)
-    prefix = np.maximum.accumulate(blocks, axis=1).reshape(padded.shape)
-    suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(padded.shape)
-    # window [i, i+k): suffix max of i's block part, prefix max of the next block's part
-    return np.maximum(suffix[:n], prefix[k - 1 : k - 1 + n])
-
-
 def grow(mask: np.ndarray, radius: int) -> np.ndarray:
     """Dilate by ``radius`` pixels (square structuring element)."""
     _check_mask(mask)
     if radius <= 0:
         return mask.copy()
-    return _max_along_rows(_max_along_rows(mask, radius).T, radius).T.copy()
+    return ndimage.maximum_filter(mask, size=2 * radius + 1, mode="nearest")
 
 
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     """Shrink by ``radius`` pixels (square structuring element); the dual of :func:`grow`."""
     _check_mask(mask)
-    return 255 - grow(255 - mask, radius)
-
-
-def _box_along_rows(a: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over windows of 2*radius+1 along axis 0 via a cumulative sum (border replicated)."""
-    padded = np.pad(a, ((radius + 1, radius), (0, 0)), mode="edge")
-    acc = np.cumsum(padded, axis=0)
-    k = 2 * radius + 1
-    return (acc[k:] - acc[:-k]) / k
+    if radius <= 0:
+        return mask.copy()
+    return ndimage.minimum_filter(mask, size=2 * radius + 1, mode="nearest")
 
 
 def blur(values: np.ndarray, radius: int) -> np.ndarray:
@@ -64,7 +46,7 @@ def blur(values: np.ndarray, radius: int) -> np.ndarray:
     radii = [radius // 3 + (1 if i < radius % 3 else 0) for i in range(3)]
     for r in radii:
         if r:
-            out = _box_along_rows(_box_along_rows(out, r).T, r).T
+            out = ndimage.uniform_filter(out, size=2 * r + 1, mode="nearest")
     return out
 
 

@@ -5,8 +5,7 @@ rounding. ``ModelTiler`` runs one pass: a grid of ``tile`` x ``tile`` input tile
 ``overlap`` input pixels, blended with linear ramps in the (scaled) overlaps. When the model's
 tiling hint is DISCOURAGED or INTERNAL the whole image goes in as one tile while it fits.
 
-Out of memory (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying "out of memory", as MPS
-and older torch raise): the tile limit is halved and the failing tile is redone as a sub-grid of
+Out of memory (``events.is_out_of_memory``): the tile limit is halved and the failing tile is redone as a sub-grid of
 half-size tiles, blended the same way; later tiles use the smaller limit straight away. Below
 ``MIN_TILE`` the job fails with OUT_OF_MEMORY.
 """
@@ -19,12 +18,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from latentbrush.protocol import ErrorCode, Size
+from latentbrush.protocol import ErrorCode, Rect, Size
+from latentbrush.protocol.geometry import scale, slices
 from PIL import Image
 
-from ..events import EngineError, JobCancelled
+from ..events import EngineError, JobCancelled, is_out_of_memory
 from .plan import PassPlan
-from .tiles import Accumulator, Box, Span, TileGrid, fit_tile_size, tile_grid
+from .tiles import Accumulator, Span, TileGrid, fit_tile_size, tile_grid
 
 MIN_TILE = 32  # below this the overlap dominates and the job is better failed than crawled through
 _UNTILED_HINTS = ("DISCOURAGED", "INTERNAL")
@@ -44,13 +44,7 @@ class UpscaleModel(Protocol):
 
 
 # (1-based tile number in this pass, tiles in this pass, output box, output tile pixels)
-TileDone = Callable[[int, int, Box, np.ndarray], None]
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+TileDone = Callable[[int, int, Rect, np.ndarray], None]
 
 
 def free_device_memory(device: torch.device) -> None:
@@ -116,13 +110,13 @@ class ModelTiler:
         out = image
         for index, box in enumerate(boxes):
             self._check_cancel()
-            rows, cols = box.slices
+            rows, cols = slices(box)
             out = self._apply(image[rows, cols])
             if acc is not None:
                 col, row = index % len(grid.columns), index // len(grid.columns)
-                acc.add(box.scaled(self.scale), out, grid.weight(col, row, self.scale))
+                acc.add(scale(box, self.scale), out, grid.weight(col, row, self.scale))
             if on_tile is not None:
-                on_tile(index + 1, len(boxes), box.scaled(self.scale), out)
+                on_tile(index + 1, len(boxes), scale(box, self.scale), out)
         return out if acc is None else acc.result()
 
     def _check_cancel(self) -> None:
@@ -182,7 +176,7 @@ def upscale_with_model(
     image: np.ndarray,
     passes: tuple[PassPlan, ...],
     tiler: ModelTiler,
-    on_tile: Callable[[int, int, int, Box, np.ndarray], None] | None = None,
+    on_tile: Callable[[int, int, int, Rect, np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Runs ``passes`` (see ``plan.model_passes``); ``on_tile(pass_index, number, count, box, tile)``."""
     for index, plan in enumerate(passes):

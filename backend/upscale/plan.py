@@ -1,7 +1,8 @@
 """What an upscale job will do, worked out before any pixel moves (pure functions).
 
-Output size: the region crop is scaled by ``UpscaleParams.scale`` (each side rounded to the
-nearest pixel, at least 1), unless ``UpscaleParams.target`` gives the exact output size.
+Output size: the region crop is scaled by ``UpscaleParams.scale`` (each side rounded half up,
+at least 1: SPEC's rule, the protocol's ``scaled_size``, so the engine's image is exactly the
+result rectangle ``upscale_rect`` announces), unless ``UpscaleParams.target`` gives the exact size.
 
 Model passes: a model of scale ``s`` runs once when the needed factor is at most ``s`` (also when
 it is below 1: the model output is then Lanczos-reduced, which is sharper than resizing the
@@ -17,6 +18,7 @@ import math
 from typing import NamedTuple
 
 from latentbrush.protocol import Rect, Size, UpscaleParams
+from latentbrush.protocol.geometry import scaled_size
 
 
 class PassPlan(NamedTuple):
@@ -34,7 +36,7 @@ def output_size(region: Rect | Size, params: UpscaleParams) -> Size:
     """Exact size of the upscaled result of ``region`` (see module docstring)."""
     if params.target is not None:
         return Size(params.target.width, params.target.height)
-    return Size(max(1, round(region.width * params.scale)), max(1, round(region.height * params.scale)))
+    return scaled_size(region, params.scale)
 
 
 def model_passes(source: Size, target: Size, model_scale: int) -> tuple[PassPlan, ...]:

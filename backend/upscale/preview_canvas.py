@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from latentbrush.protocol import Size
+from latentbrush.protocol import Rect, Size, round_half_up
+from latentbrush.protocol.geometry import scaled_size
 from PIL import Image
-
-from .tiles import Box
 
 PREVIEW_OVERSAMPLING = 4  # source pixels per preview pixel (per side) kept before the box filter
 
@@ -24,7 +23,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def preview_size(full: Size, max_side: int) -> Size:
     """``full`` shrunk so its longer side is at most ``max_side`` (never enlarged)."""
     factor = min(1.0, max_side / max(full.width, full.height))
-    return Size(max(1, round(full.width * factor)), max(1, round(full.height * factor)))
+    return scaled_size(full, factor)
 
 
 class PreviewCanvas:
@@ -34,13 +33,13 @@ class PreviewCanvas:
         self.size = preview_size(full, max_side)
         self._rgb = _resize(to_uint8(base), self.size)
 
-    def paste(self, pixels: np.ndarray, box: Box, space: Size) -> None:
+    def paste(self, pixels: np.ndarray, box: Rect, space: Size) -> None:
         """Shows ``pixels``, which cover ``box`` of an image of size ``space``, at the matching place."""
         fx, fy = self.size.width / space.width, self.size.height / space.height
-        x0 = min(self.size.width - 1, round(box.x * fx))
-        y0 = min(self.size.height - 1, round(box.y * fy))
-        x1 = min(self.size.width, max(x0 + 1, round((box.x + box.width) * fx)))
-        y1 = min(self.size.height, max(y0 + 1, round((box.y + box.height) * fy)))
+        x0 = min(self.size.width - 1, round_half_up(box.x * fx))
+        y0 = min(self.size.height - 1, round_half_up(box.y * fy))
+        x1 = min(self.size.width, max(x0 + 1, round_half_up(box.right * fx)))
+        y1 = min(self.size.height, max(y0 + 1, round_half_up(box.bottom * fy)))
         # a whole 8192 px output shrinks to a few hundred: keep every k-th pixel first (still >= 4 samples per
         # preview pixel for the box filter), or converting and filtering it all costs more than the model
         k = max(1, min(pixels.shape[1] // (x1 - x0), pixels.shape[0] // (y1 - y0)) // PREVIEW_OVERSAMPLING)

@@ -11,15 +11,15 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-from latentbrush.protocol import ErrorCode, Size
+from latentbrush.protocol import ErrorCode, Rect, Size
+from latentbrush.protocol.geometry import slices
 
 from ..events import EngineError, JobCancelled, RefineFn
 from .preview_canvas import to_uint8
 from .refine_plan import RefineStep
-from .tiles import Box
 
 # (1-based step number, step count, crop box, refined crop as it now stands in the image)
-StepDone = Callable[[int, int, Box, np.ndarray], None]
+StepDone = Callable[[int, int, Rect, np.ndarray], None]
 
 
 def refine_image(
@@ -41,7 +41,7 @@ def refine_image(
         if cancel.is_set():
             raise JobCancelled()
         crop = step.crop
-        rows, cols = crop.slices
+        rows, cols = slices(crop)
         before = work[rows, cols]
         mask = step.mask(blur, size)
         refined = refine(to_uint8(before / 255.0), to_uint8(mask), first_index + number - 1)

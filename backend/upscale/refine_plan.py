@@ -24,9 +24,10 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from latentbrush.protocol import Size, UpscaleParams
+from latentbrush.protocol import Rect, Size, UpscaleParams
+from scipy import ndimage
 
-from .tiles import Box, Span, partition_spans
+from .tiles import Span, partition_spans
 
 SEAM_BAND_MIN = 64  # USDU's default seam-fix width
 
@@ -57,8 +58,8 @@ class RefineStep(NamedTuple):
     kind: str  # "tile", "band" or "half_tile"
 
     @property
-    def crop(self) -> Box:
-        return Box(self.x.crop.start, self.y.crop.start, self.x.crop.length, self.y.crop.length)
+    def crop(self) -> Rect:
+        return Rect(self.x.crop.start, self.y.crop.start, self.x.crop.length, self.y.crop.length)
 
     def mask(self, blur: int, image: Size) -> np.ndarray:
         """Feathered mask over ``crop`` (float32 in [0, 1])."""
@@ -67,21 +68,20 @@ class RefineStep(NamedTuple):
         return np.outer(wy, wx)
 
 
-def gaussian_kernel(blur: int) -> np.ndarray:
-    """Normalised Gaussian, sigma = blur / 2, truncated at +-blur (so a feather reaches ``blur`` px)."""
-    offsets = np.arange(-blur, blur + 1, dtype=np.float32)
-    kernel = np.exp(-0.5 * (offsets / (blur / 2.0)) ** 2)
-    return kernel / kernel.sum()
-
-
 def feather(profile: np.ndarray, blur: int, extend_start: bool, extend_end: bool) -> np.ndarray:
-    """1-D Gaussian blur; ends on the image edge are padded by replication, others by zeros."""
+    """1-D Gaussian blur, sigma = blur / 2, truncated at +-blur (so a feather reaches ``blur`` px).
+
+    Ends on the image edge are padded by replication, others by zeros (one mode per end, which
+    ``scipy.ndimage`` does not offer, hence the explicit padding).
+    """
     if blur <= 0 or profile.size == 0:
         return profile.astype(np.float32)
-    start = np.full(blur, profile[0] if extend_start else 0.0, dtype=np.float32)
-    end = np.full(blur, profile[-1] if extend_end else 0.0, dtype=np.float32)
-    padded = np.concatenate([start, profile.astype(np.float32), end])
-    return np.convolve(padded, gaussian_kernel(blur), mode="valid").astype(np.float32)
+    values = profile.astype(np.float64)
+    start = np.full(blur, values[0] if extend_start else 0.0)
+    end = np.full(blur, values[-1] if extend_end else 0.0)
+    padded = np.concatenate([start, values, end])
+    blurred = ndimage.gaussian_filter1d(padded, sigma=blur / 2.0, truncate=2.0, mode="constant")
+    return blurred[blur:-blur].astype(np.float32)
 
 
 def _padded(span: Span, padding: int, length: int) -> Span:

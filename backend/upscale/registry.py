@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 from latentbrush.protocol import ErrorCode
 
-from ..events import EngineError
+from ..events import EngineError, is_out_of_memory
 
 if TYPE_CHECKING:  # spandrel is imported lazily: it takes a while and registers ~40 architectures
     from spandrel import ImageModelDescriptor
@@ -155,11 +155,6 @@ class UpscalerRegistry:
                 self._cache.popitem(last=False)
             return model
 
-    def unload(self) -> None:
-        """Drop every cached model (the engine calls this when it needs the memory back)."""
-        with self._lock:
-            self._cache.clear()
-
     def _load_file(self, entry: UpscalerFile) -> ImageModelDescriptor:
         import spandrel
         from safetensors import SafetensorError
@@ -213,8 +208,8 @@ class UpscalerRegistry:
                 dtype = torch.bfloat16
         try:
             return descriptor.to(self.device, dtype).eval()
-        except RuntimeError as exc:
-            if "out of memory" in str(exc).lower():
+        except Exception as exc:
+            if is_out_of_memory(exc):
                 raise EngineError(ErrorCode.OUT_OF_MEMORY, f"{where} does not fit in {self.device} memory", FIELD)
             raise
 

@@ -27,7 +27,6 @@ from .preview_canvas import PreviewCanvas, to_uint8
 from .refine import refine_image
 from .refine_plan import refine_steps
 from .registry import LANCZOS, UpscalerRegistry
-from .tiles import Box
 
 
 def region_crop(job: JobRequest, image: np.ndarray) -> np.ndarray:
@@ -50,7 +49,7 @@ class StepReporter:
         self.events, self.total, self.canvas, self.rect = events, total, canvas, rect
         self.done = 0
 
-    def step(self, stage: str, pixels: np.ndarray, box: Box, space: Size) -> None:
+    def step(self, stage: str, pixels: np.ndarray, box: Rect, space: Size) -> None:
         """One step finished; ``pixels`` cover ``box`` of an image of size ``space``."""
         self.done += 1
         self.events.progress(self.done, self.total, stage)
@@ -110,7 +109,7 @@ def run_upscale(
     reporter = StepReporter(events, upscale_steps + len(steps), canvas, job.region)
     events.started(reporter.total, seed)
 
-    whole = Box(0, 0, target.width, target.height)
+    whole = Rect.of(target)
     rgb = rgba[..., :3].astype(np.float32) / 255.0
     alpha = upscale_alpha(rgba[..., 3], target)
     translucent = int(rgba[..., 3].min()) < 255
@@ -131,7 +130,7 @@ def run_upscale(
         canvas.paste(out, whole, target)
     if steps and refine is not None:
 
-        def on_step(_number: int, _count: int, box: Box, crop: np.ndarray) -> None:
+        def on_step(_number: int, _count: int, box: Rect, crop: np.ndarray) -> None:
             reporter.step("refine", crop, box, target)
 
         out = refine_image(out, steps, refine, params.refine_mask_blur, events.cancel, on_step)

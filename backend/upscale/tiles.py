@@ -19,6 +19,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from latentbrush.protocol.geometry import Rect, slices
 
 
 class Span(NamedTuple):
@@ -32,23 +33,6 @@ class Span(NamedTuple):
         return self.end - self.start
 
 
-class Box(NamedTuple):
-    """Pixel rectangle: x, y of the top-left corner, width, height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    def scaled(self, scale: int) -> Box:
-        return Box(self.x * scale, self.y * scale, self.width * scale, self.height * scale)
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        """(rows, columns) slices for indexing an H x W (x C) array."""
-        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
-
-
 class TileGrid(NamedTuple):
     """Tiles as the product of column spans (x) and row spans (y)."""
 
@@ -59,9 +43,9 @@ class TileGrid(NamedTuple):
     def count(self) -> int:
         return len(self.columns) * len(self.rows)
 
-    def boxes(self) -> tuple[Box, ...]:
+    def boxes(self) -> tuple[Rect, ...]:
         """All tiles, row-major (left to right, then top to bottom)."""
-        return tuple(Box(c.start, r.start, c.length, r.length) for r in self.rows for c in self.columns)
+        return tuple(Rect(c.start, r.start, c.length, r.length) for r in self.rows for c in self.columns)
 
     def weight(self, column: int, row: int, scale: int = 1) -> np.ndarray:
         """Feathered blend weight (h x w float32) of one tile, in a space ``scale`` times finer."""
@@ -164,10 +148,10 @@ class Accumulator:
         self._sum = np.zeros((height, width, channels), dtype=np.float32)
         self._weight = np.zeros((height, width), dtype=np.float32)
 
-    def add(self, box: Box, pixels: np.ndarray, weight: np.ndarray) -> None:
+    def add(self, box: Rect, pixels: np.ndarray, weight: np.ndarray) -> None:
         if pixels.shape[:2] != (box.height, box.width) or weight.shape != (box.height, box.width):
             raise ValueError(f"tile {pixels.shape[:2]} / weight {weight.shape} do not match box {box}")
-        rows, cols = box.slices
+        rows, cols = slices(box)
         self._sum[rows, cols] += pixels * weight[..., None]
         self._weight[rows, cols] += weight
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from latentbrush.plugin.core.client import ClientError, ConnectError
 from latentbrush.plugin.core.controller import ControllerError
-from latentbrush.plugin.core.geometry import Bounds
 from latentbrush.plugin.core.requests import GenerationSettings, RequestError
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 from latentbrush.plugin.hosts.headless import HeadlessHost
+from latentbrush.protocol.geometry import Rect
 from PIL import Image, UnidentifiedImageError
 
 from .local_server import ServerStartError
@@ -79,7 +79,7 @@ def make_host(args: argparse.Namespace) -> HeadlessHost:
             raise InputError(f"mask {args.mask} is {mask.size[0]}x{mask.size[1]}, the input is "
                              f"{canvas.size[0]}x{canvas.size[1]}: they must match")
     elif getattr(args, "rect", None):
-        rect = Bounds(*args.rect)
+        rect = Rect(*args.rect)
     return HeadlessHost(canvas, mask=mask, rect=rect)
 
 

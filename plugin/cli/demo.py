@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentbrush.plugin.core.geometry import Bounds
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost
+from latentbrush.protocol.geometry import Rect
 from PIL import Image, ImageDraw
 
 from .main import EXIT_JOB_FAILED, EXIT_OK
@@ -63,7 +63,7 @@ class DemoStep:
     op: str
     settings: GenerationSettings
     masked: bool = False
-    rect: Bounds | None = None
+    rect: Rect | None = None
 
 
 def demo_steps(steps: int) -> tuple[DemoStep, ...]:
@@ -73,7 +73,7 @@ def demo_steps(steps: int) -> tuple[DemoStep, ...]:
         DemoStep("img2img", "img2img", GenerationSettings(prompt="oil painting of hills at dusk", steps=steps,
                                                           strength=0.5, seed=2)),
         DemoStep("generate", "txt2img", GenerationSettings(prompt="a castle on a hill", steps=steps, seed=3),
-                 rect=Bounds(96, 64, 96, 80)),
+                 rect=Rect(96, 64, 96, 80)),
         DemoStep("upscale", "upscale", GenerationSettings(upscaler="lanczos", scale=2.0)),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from pathlib import Path
 LISTENING_PREFIX = "latentbrush-server listening on "
 START_TIMEOUT_S = 300.0  # importing torch and diffusers on a busy machine takes a while
 STOP_TIMEOUT_S = 15.0
+BACKEND_MODULES = ("torch", "diffusers")  # what the `backend` extra adds that a server cannot run without
 
 
 class ServerStartError(RuntimeError):
@@ -47,7 +49,19 @@ class LocalServer:
             cmd += ["--device", self.device]
         return cmd + list(self.extra_args)
 
+    def check_installed(self) -> None:
+        """A plain ``pip install latentbrush`` is the client only: say how to get the server."""
+        if self.python != sys.executable:
+            return  # another interpreter: its own error (in the log) says what it lacks
+        missing = [name for name in BACKEND_MODULES if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ServerStartError(
+                f"--local starts latentbrush-server, which is not installed here ({', '.join(missing)} missing "
+                f"in {sys.executable}): pip install 'latentbrush[backend]', or pass --url of a running server"
+            )
+
     async def start(self) -> str:
+        self.check_installed()
         self._tmp = tempfile.TemporaryDirectory(prefix="latentbrush-cli-")
         self.log_path = Path(self._tmp.name) / "server.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")

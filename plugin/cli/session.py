@@ -12,10 +12,10 @@ from pathlib import Path
 
 from latentbrush.plugin.core.client import Client, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller
-from latentbrush.plugin.core.geometry import Bounds, clamp
 from latentbrush.plugin.core.history import JobRecord
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost
+from latentbrush.protocol.geometry import Rect, clamp
 from PIL import Image
 
 from .local_server import LocalServer
@@ -69,7 +69,7 @@ class PreviewWriter:
     host: HeadlessHost | None = None
     paths: list[Path] = field(default_factory=list)
 
-    def __call__(self, number: int, image: Image.Image, bounds: Bounds) -> None:
+    def __call__(self, number: int, image: Image.Image, bounds: Rect) -> None:
         if self.folder is None or self.host is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)

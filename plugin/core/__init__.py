@@ -1,6 +1,7 @@
 """The host-free plugin core (standard library + websockets; no Qt, no painting-app API).
 
-geometry (Bounds, Extent, pure functions) -> planning (RegionPlan) -> requests (JobRequest) ->
+buffers (raw pixels cut by the protocol's Rect; geometry is ``latentbrush.protocol.geometry``) ->
+planning (RegionPlan) -> requests (JobRequest) ->
 client (protocol over websockets, events.py) -> controller (drives a Job against a host.Host),
 with history (JobRecord) and token (where the local server's token lives).
 """

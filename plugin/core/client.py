@@ -5,9 +5,10 @@ call, and events reach listeners as synchronous calls on the loop's thread (insi
 is the Qt thread, because a QTimer pumps the loop). Its two background tasks (the connection
 supervisor and the post-reconnect reconciliation) report any exception as a ``ClientFailure``.
 
-Requests that expect an answer (blob query and upload, submit, model and queue queries) are
-serialized, because an error about a message the server could not parse names no job: the
-single pending request is the one it answers.
+The protocol itself (hello checks, job states, which answer belongs to which request) is the
+sans-I/O ``ClientConnection`` of ``latentbrush.protocol.connection``; this class only moves its
+frames over a socket. Requests that expect an answer are serialized all the same: a 1.0 server
+answers queries in order, and an error about a blob names no request.
 """
 
 from __future__ import annotations
@@ -24,38 +25,24 @@ from latentbrush.protocol import (
     PROTOCOL_VERSION,
     BlobHeader,
     BlobsAnswer,
-    BlobStored,
-    Cancel,
-    Cancelled,
     Capabilities,
     ClientHello,
-    Done,
     Error,
     ErrorCode,
     JobRequest,
     ModelsAnswer,
-    PreviewHeader,
-    Progress,
-    ProtocolError,
-    QueryBlobs,
-    QueryModels,
-    QueryQueue,
     QueueAnswer,
     Queued,
-    ResultHeader,
     ServerHello,
-    Started,
-    Submit,
     blob_hash,
-    decode_server_frame,
-    decode_server_message,
     encode_frame,
-    encode_message,
 )
+from latentbrush.protocol import events as pev
+from latentbrush.protocol.connection import ClientConnection, JobBook
+from latentbrush.protocol.transport import CLOSE_SUPERSEDED
 
 from . import events as ev
 from .connection import (
-    CLOSE_SUPERSEDED,
     ClientError,
     ConnectError,
     ConnectionLost,
@@ -63,7 +50,6 @@ from .connection import (
     RequestRefused,
     is_loopback_url,
     open_connection,
-    receive_limit,
 )
 from .events import ClientEvent, ConnectionState, Listener
 from .token import find_token
@@ -119,12 +105,6 @@ class ClientStats:
     reconnects: int = 0
 
 
-@dataclass
-class _Waiter:
-    accepts: Callable[[Any], bool]
-    future: asyncio.Future
-
-
 class Client:
     """One connection to one server, kept alive across drops. See module docstring."""
 
@@ -155,11 +135,12 @@ class Client:
         self.stats = ClientStats()
         self._listeners: list[Listener] = []
         self._ws: Any = None
+        self._conn: ClientConnection | None = None  # the protocol state of the current socket
+        self._book = JobBook()  # jobs not yet final, across reconnects
         self._supervisor: asyncio.Task | None = None
         self._reconciler: asyncio.Task | None = None
         self._request_lock: asyncio.Lock | None = None
-        self._waiter: _Waiter | None = None
-        self._active: dict[str, str] = {}  # job id -> last state, for jobs not yet final
+        self._waiters: dict[str, asyncio.Future] = {}  # request key -> its answer
         self._closing = False
 
     # ----------------------------------------------------------------------------- listeners
@@ -193,7 +174,13 @@ class Client:
 
     @property
     def active_jobs(self) -> dict[str, str]:
-        return dict(self._active)
+        """Job id -> state of the jobs this client submitted or resumed that have not ended."""
+        return self._book.states()
+
+    @property
+    def minor(self) -> int:
+        """The negotiated minor protocol version of the current connection (0 before one)."""
+        return self._conn.minor if self._conn is not None else 0
 
     async def connect(self) -> ServerHello:
         """First connection; raises ConnectError. Afterwards drops are retried in the background."""
@@ -224,7 +211,7 @@ class Client:
             with contextlib.suppress(Exception):
                 await self._ws.close()
             self._ws = None
-        self._fail_waiter(NotConnected("the client was closed"))
+        self._fail_waiters(NotConnected("the client was closed"))
         if self.state is not ConnectionState.CLOSED:
             self._set_state(ConnectionState.CLOSED, "closed")
 
@@ -242,10 +229,10 @@ class Client:
             client_id=self.client_id,
             capabilities=self.capabilities,
         )
-        ws, answer = await open_connection(self.url, hello, open_timeout=self.open_timeout,
-                                           max_size=receive_limit(self.hello))
-        self.hello, self.client_id, self._ws = answer, answer.client_id, ws
-        return answer
+        conn = ClientConnection(hello, self._book)
+        ws, accepted = await open_connection(self.url, conn, open_timeout=self.open_timeout)
+        self.hello, self.client_id, self._ws, self._conn = accepted.hello, accepted.hello.client_id, ws, conn
+        return accepted.hello
 
     async def _supervise(self) -> None:
         """Read until the link drops, then reconnect with backoff and resume; forever until closed."""
@@ -263,7 +250,9 @@ class Client:
             if self._closing:
                 return
             self._ws = None
-            self._fail_waiter(ConnectionLost(reason))
+            if self._conn is not None:
+                self._conn.closed()
+            self._fail_waiters(ConnectionLost(reason))
             if getattr(ws, "close_code", None) == CLOSE_SUPERSEDED:  # taking the session back would ping-pong
                 self._give_up("another connection resumed this session (close code 4000)")
                 return
@@ -294,7 +283,7 @@ class Client:
             self._set_state(ConnectionState.CONNECTED, "reconnected", attempt, resumed)
             if not resumed:
                 self._fail_active("the server restarted and no longer knows this job; submit it again")
-            elif self._active:
+            elif len(self._book):
                 self._reconciler = asyncio.get_running_loop().create_task(self._reconcile())
                 self._reconciler.add_done_callback(self._task_done)
             return True
@@ -311,20 +300,12 @@ class Client:
         except ClientError as exc:
             log.warning("queue query after reconnect failed: %s", exc)
             return
-        known = {info.job_id: info.state for info in answer.jobs}
-        for job_id in list(self._active):
-            state = known.get(job_id)
-            if state is None:
-                self._finish(ev.JobFailed(job_id, ev.LOST_JOB, "the server no longer knows this job; submit it again"))
-            elif state == "cancelled":
-                self._finish(ev.JobCancelled(job_id))
-            elif state in ("done", "error"):
-                self._finish(ev.JobFailed(job_id, ev.LOST_JOB, f"the job ended ({state}) while disconnected and "
-                                          "its results were not kept; submit it again"))
+        for event in self._book.reconcile(answer):
+            self._emit(event)
 
     def _fail_active(self, message: str) -> None:
-        for job_id in list(self._active):
-            self._finish(ev.JobFailed(job_id, ev.LOST_JOB, message))
+        for event in self._book.lose_all(message):
+            self._emit(event)
 
     def _task_done(self, task: asyncio.Task) -> None:
         if task.cancelled():
@@ -337,93 +318,68 @@ class Client:
     # ----------------------------------------------------------------------------- incoming
 
     def _dispatch(self, raw: str | bytes) -> None:
-        if isinstance(raw, str):
-            msg = decode_server_message(raw)
-        else:
-            msg = decode_server_frame(raw, receive_limit(self.hello))
-        if isinstance(msg, ProtocolError):
-            if msg.code is ErrorCode.UNKNOWN_TYPE:  # a newer server's message: ignored (SPEC section 14)
-                log.debug("ignored a server message: %s", msg)
-                return
-            self._emit(ev.ServerError(msg.code.value, f"undecodable message from the server: {msg.message}", msg.field))
+        conn = self._conn
+        if conn is None:
             return
-        if isinstance(msg, tuple):
-            header, payload = msg
-            if isinstance(header, PreviewHeader):
-                self._emit(ev.JobPreview(header, bytes(payload)))
-            elif isinstance(header, ResultHeader):
-                self._emit(ev.JobResult(header, bytes(payload)))
-            return
-        if self._waiter is not None and not self._waiter.future.done() and self._waiter.accepts(msg):
-            self._waiter.future.set_result(msg)
-            if isinstance(msg, Error):
-                return  # the request raises RequestRefused: reported once, to the caller
-        self._route(msg)
-
-    def _route(self, msg: Any) -> None:
-        if isinstance(msg, Queued):
-            self._track(msg.job_id, "queued")
-            self._emit(ev.JobQueued(msg.job_id, msg.position))
-        elif isinstance(msg, Started):
-            self._track(msg.job_id, "started")
-            self._emit(ev.JobStarted(msg.job_id, msg.total, msg.seed))
-        elif isinstance(msg, Progress):
-            self._emit(ev.JobProgress(msg.job_id, msg.step, msg.total, msg.stage))
-        elif isinstance(msg, Done):
-            self._finish(ev.JobDone(msg.job_id, msg.results, msg.seeds, dict(msg.info)))
-        elif isinstance(msg, Cancelled):
-            self._finish(ev.JobCancelled(msg.job_id))
-        elif isinstance(msg, Error):
-            if msg.job_id is not None:
-                self._finish(ev.JobFailed(msg.job_id, msg.code, msg.message, msg.field))
-            else:
-                self._emit(ev.ServerError(msg.code, msg.message, msg.field))
-        # answers (blobs, blob_stored, queue, models) only matter to the waiting request
-
-    def _track(self, job_id: str, state: str) -> None:
-        if job_id in self._active:
-            self._active[job_id] = state
-
-    def _finish(self, event: ev.JobEvent) -> None:
-        self._active.pop(event.job_id, None)
-        self._emit(event)
+        events = conn.receive_text(raw) if isinstance(raw, str) else conn.receive_frame(raw)
+        for event in events:
+            if isinstance(event, pev.Answer):
+                future = self._waiters.pop(event.key, None)
+                if future is not None and not future.done():
+                    future.set_result(event.message)
+                if isinstance(event.message, Error):
+                    continue  # the request raises RequestRefused: reported once, to the caller
+            elif isinstance(event, ev.ServerError):
+                log.warning("server: %s: %s", event.code, event.message)
+                self._emit(event)
+            elif not isinstance(event, (pev.HelloAccepted, pev.HandshakeFailed)):
+                self._emit(event)
 
     # ----------------------------------------------------------------------------- requests
 
-    async def _request(self, text: str | bytes, accepts: Callable[[Any], bool]) -> Any:
+    async def _request(self, make: Callable[[ClientConnection], tuple[str, str | bytes]]) -> Any:
+        """Send the request ``make`` builds on the current connection and wait for its answer."""
         if self._request_lock is None:
             raise NotConnected("call connect() first")
+        from websockets.exceptions import ConnectionClosed
+
         async with self._request_lock:
-            if not self.connected:
+            conn = self._conn
+            if not self.connected or conn is None:
                 raise NotConnected(f"not connected to {self.url} ({self.state.value})")
+            key, data = make(conn)
             future = asyncio.get_running_loop().create_future()
-            self._waiter = _Waiter(lambda m: accepts(m) or (isinstance(m, Error) and _answers(m, accepts)), future)
+            self._waiters[key] = future
             try:
-                await self._ws.send(text)
+                await self._ws.send(data)
                 answer = await asyncio.wait_for(future, self.request_timeout)
             except asyncio.TimeoutError:
+                conn.forget(key)
                 raise ClientError(f"no answer from the server within {self.request_timeout:.0f} s")
-            except Exception as exc:
-                if isinstance(exc, ClientError):
-                    raise
+            except (ConnectionClosed, OSError) as exc:  # only the transport failing is a lost connection
+                conn.forget(key)
                 raise ConnectionLost(f"connection lost while sending: {exc!r}")
             finally:
-                self._waiter = None
+                self._waiters.pop(key, None)
         if isinstance(answer, Error):
             raise RequestRefused(answer)
         return answer
 
-    def _fail_waiter(self, exc: ClientError) -> None:
-        if self._waiter is not None and not self._waiter.future.done():
-            self._waiter.future.set_exception(exc)
+    def _fail_waiters(self, exc: ClientError) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for future in waiters.values():
+            if not future.done():
+                future.set_exception(exc)
 
     async def query_blobs(self, hashes: Iterable[str]) -> set[str]:
         """The subset of ``hashes`` the server already holds."""
         wanted = list(dict.fromkeys(hashes))
         have: set[str] = set()
         for i in range(0, len(wanted), MAX_QUERY_HASHES):
-            answer = await self._request(encode_message(QueryBlobs(tuple(wanted[i : i + MAX_QUERY_HASHES]))),
-                                         lambda m: isinstance(m, BlobsAnswer))
+            chunk = wanted[i : i + MAX_QUERY_HASHES]
+            answer = await self._request(lambda conn, chunk=chunk: conn.query_blobs(chunk))
+            if not isinstance(answer, BlobsAnswer):
+                raise ClientError(f"unexpected answer to a blob query: {type(answer).__name__}")
             have.update(answer.have)
         return have
 
@@ -439,12 +395,12 @@ class Client:
             if digest in have:
                 self.stats.blobs_skipped += 1
                 continue
-            frame = encode_frame(BlobHeader(hash=digest, format=blob.format, width=blob.width, height=blob.height),
-                                 blob.payload)  # type: ignore[arg-type]
-            if limit is not None and len(frame) > limit:
-                raise ClientError(f"a {blob.width}x{blob.height} {blob.format} image is {len(frame)} bytes, over the "
+            header = BlobHeader(hash=digest, format=blob.format, width=blob.width, height=blob.height)  # type: ignore[arg-type]
+            size = len(encode_frame(header, b"")) + len(blob.payload)
+            if limit is not None and size > limit:
+                raise ClientError(f"a {blob.width}x{blob.height} {blob.format} image is {size} bytes, over the "
                                   f"server's frame limit of {limit}; select a smaller area")
-            await self._request(frame, lambda m, d=digest: isinstance(m, BlobStored) and m.hash == d)
+            await self._request(lambda conn, header=header, blob=blob: conn.upload(header, blob.payload))
             have.add(digest)
             self.stats.blobs_uploaded += 1
         return hashes
@@ -467,33 +423,23 @@ class Client:
             return await self._submit_once(job)
 
     async def _submit_once(self, job: JobRequest) -> int:
-        self._active[job.id] = "submitted"
-        try:
-            answer = await self._request(encode_message(Submit(job)), lambda m: _about(m, job.id))
-        except ClientError:
-            self._active.pop(job.id, None)
-            raise
+        answer = await self._request(lambda conn: conn.submit(job))
         return answer.position if isinstance(answer, Queued) else 0
 
     async def cancel(self, job_id: str) -> None:
         """Ask the server to cancel; a ``JobCancelled`` (or the job's final event) follows."""
-        if not self.connected:
+        if not self.connected or self._conn is None:
             raise NotConnected(f"not connected to {self.url} ({self.state.value})")
-        await self._ws.send(encode_message(Cancel(job_id)))
+        await self._ws.send(self._conn.cancel(job_id))
 
     async def query_models(self) -> ModelsAnswer:
-        return await self._request(encode_message(QueryModels()), lambda m: isinstance(m, ModelsAnswer))
+        answer = await self._request(lambda conn: conn.query_models())
+        if not isinstance(answer, ModelsAnswer):
+            raise ClientError(f"unexpected answer to a models query: {type(answer).__name__}")
+        return answer
 
     async def query_queue(self) -> QueueAnswer:
-        return await self._request(encode_message(QueryQueue()), lambda m: isinstance(m, QueueAnswer))
-
-
-def _about(msg: Any, job_id: str) -> bool:
-    return isinstance(msg, (Queued, Started, Done, Cancelled)) and msg.job_id == job_id
-
-
-def _answers(err: Error, accepts: Callable[[Any], bool]) -> bool:
-    """An error answers the pending request when it names no job, or names the job the request is about."""
-    if err.job_id is None:
-        return True
-    return accepts(Queued(err.job_id, 0))
+        answer = await self._request(lambda conn: conn.query_queue())
+        if not isinstance(answer, QueueAnswer):
+            raise ClientError(f"unexpected answer to a queue query: {type(answer).__name__}")
+        return answer

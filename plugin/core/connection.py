@@ -10,19 +10,9 @@ import inspect
 from typing import Any
 from urllib.parse import urlsplit
 
-from latentbrush.protocol import (
-    FATAL_CODES,
-    ClientHello,
-    Error,
-    ProtocolError,
-    ServerHello,
-    decode_server_message,
-    encode_message,
-)
-
-FIRST_MAX_SIZE = 512 * 1024 * 1024  # receive cap until the server hello states its limits
-FRAME_OVERHEAD = 65540  # SPEC section 2: length prefix and the largest header on top of a raw RGBA result
-CLOSE_SUPERSEDED = 4000  # SPEC section 2: another connection resumed this session
+from latentbrush.protocol import Error, ProtocolError
+from latentbrush.protocol.connection import FIRST_MAX_SIZE, ClientConnection
+from latentbrush.protocol.events import HandshakeFailed, HelloAccepted
 
 
 class ClientError(Exception):
@@ -60,18 +50,8 @@ def is_loopback_url(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def receive_limit(hello: ServerHello | None) -> int:
-    """The largest server frame to accept: SPEC section 2's floor for the announced limits."""
-    if hello is None:
-        return FIRST_MAX_SIZE
-    limits = hello.limits
-    return max(limits.max_frame_bytes, 4 * limits.max_pixels + FRAME_OVERHEAD)
-
-
-async def open_connection(
-    url: str, hello: ClientHello, *, open_timeout: float, max_size: int
-) -> tuple[Any, ServerHello]:
-    """Open the WebSocket, send ``hello`` and read the server's; returns (connection, server hello).
+async def open_connection(url: str, conn: ClientConnection, *, open_timeout: float) -> tuple[Any, HelloAccepted]:
+    """Open the WebSocket and run ``conn``'s hello exchange; returns (websocket, the accepted hello).
 
     Raises ConnectError; ``fatal`` is set for refusals that a retry cannot fix (token, version, origin).
     """
@@ -81,7 +61,7 @@ async def open_connection(
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-    options: dict[str, Any] = {"compression": None, "open_timeout": open_timeout, "max_size": max_size}
+    options: dict[str, Any] = {"compression": None, "open_timeout": open_timeout, "max_size": FIRST_MAX_SIZE}
     if is_loopback_url(url) and "proxy" in inspect.signature(connect).parameters:  # websockets >= 15
         options["proxy"] = None  # never send loopback traffic through an environment proxy
     try:
@@ -91,20 +71,22 @@ async def open_connection(
     except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
         raise ConnectError(f"cannot connect to {url}: {exc}")
     try:
-        await ws.send(encode_message(hello))
+        await ws.send(conn.start())
         raw = await asyncio.wait_for(ws.recv(), open_timeout)
     except (ConnectionClosed, OSError, asyncio.TimeoutError) as exc:
         await ws.close()
         raise ConnectError(f"the server at {url} closed or stalled the handshake: {exc!r}")
-    answer = decode_server_message(raw) if isinstance(raw, str) else None
-    if isinstance(answer, ServerHello):
-        _apply_receive_limit(ws, receive_limit(answer))
-        return ws, answer
+    events = conn.receive_text(raw) if isinstance(raw, str) else []
+    outcome = events[0] if events else None
+    if isinstance(outcome, HelloAccepted):
+        _apply_receive_limit(ws, conn.max_frame)
+        return ws, outcome
     await ws.close()
-    if isinstance(answer, Error):
-        fatal = answer.code in {c.value for c in FATAL_CODES}
-        raise ConnectError(f"the server refused the connection: {answer.code}: {answer.message}", fatal=fatal,
-                           error=answer)
+    if isinstance(outcome, HandshakeFailed):
+        err = outcome.error
+        prefix = "the server refused the connection: " if outcome.by_server else "cannot use this server: "
+        raise ConnectError(f"{prefix}{err.code.value}: {err.message}", fatal=outcome.fatal,
+                           error=Error.from_error(err))
     raise ConnectError(f"unexpected first message from the server: {str(raw)[:200]!r}", fatal=True)
 
 

@@ -16,12 +16,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from latentbrush.protocol import RAW_FORMATS, JobRequest, PreviewHeader, Rect, ResultHeader, upscale_rect
+from latentbrush.protocol import RAW_FORMATS, JobRequest, PreviewHeader, Rect, ResultHeader, Size, upscale_rect
+from latentbrush.protocol.geometry import relative_to, round_half_up
 
 from . import events as ev
 from . import history as hs
+from .buffers import crop, swap_red_blue, tighten
 from .client import Blob, Client
-from .geometry import Bounds, Extent, crop, relative_to, swap_red_blue, tighten
 from .history import History, JobRecord, ResultImage
 from .host import Host, Pixels, Selection
 from .planning import PlanSettings, RegionPlan, plan_from_mask, plan_generate, plan_whole_canvas
@@ -77,18 +78,9 @@ def to_host_format(data: bytes, fmt: str, wanted: str) -> bytes:
     raise ControllerError(f"cannot convert {fmt} pixels to {wanted}: ask the server for raw frames")
 
 
-def _round(value: float) -> int:
-    """Half up, as SPEC section 9.1 rounds upscale sizes."""
-    return int(value + 0.5)
-
-
-def _bounds(rect: Rect) -> Bounds:
-    return Bounds(rect.x, rect.y, rect.width, rect.height)
-
-
-def _unscale(bounds: Bounds, sx: float, sy: float) -> Bounds:
-    x, y = _round(bounds.x / sx), _round(bounds.y / sy)
-    return Bounds(x, y, max(1, _round(bounds.right / sx) - x), max(1, _round(bounds.bottom / sy) - y))
+def _unscale(bounds: Rect, sx: float, sy: float) -> Rect:
+    x, y = round_half_up(bounds.x / sx), round_half_up(bounds.y / sy)
+    return Rect(x, y, max(1, round_half_up(bounds.right / sx) - x), max(1, round_half_up(bounds.bottom / sy) - y))
 
 
 def _error_code(exc: Exception) -> str:
@@ -165,7 +157,7 @@ class Controller:
         """The selection's coverage over the context box (zero where the selection has no data)."""
         if not plan.has_mask or selection is None:
             return None
-        return crop(selection.data, selection.bounds.extent, 1, relative_to(plan.context, selection.bounds))
+        return crop(selection.data, selection.bounds.size, 1, relative_to(plan.context, selection.bounds))
 
     # ----------------------------------------------------------------------------- jobs
 
@@ -210,8 +202,8 @@ class Controller:
         if op != "txt2img":
             pixels = self.host.read_pixels(plan.context)
             if pixels.format not in COLOR_FORMATS or pixels.bounds != plan.context or len(pixels.data) != w * h * 4:
-                raise ControllerError(f"host returned {pixels.format} pixels of {tuple(pixels.bounds)}, "
-                                      f"expected {self.host.pixel_format} of {tuple(plan.context)}")
+                raise ControllerError(f"host returned {pixels.format} pixels of {pixels.bounds}, "
+                                      f"expected {self.host.pixel_format} of {plan.context}")
             image = Blob(pixels.data, pixels.format, w, h)
         coverage = self._mask_for(plan, selection) if op != "upscale" else None
         mask = Blob(coverage, "gray8", w, h) if coverage is not None else None
@@ -308,12 +300,12 @@ class Controller:
         if header.format not in RAW_FORMATS:
             return  # an encoded preview this decoder-free core cannot show; results still arrive
         data = to_host_format(payload, header.format, self.host.pixel_format)
-        bounds = _bounds(header.rect)
+        bounds = header.rect
         factors = self._upscale_factors(job)
         if factors is not None:  # upscaled-canvas pixels -> this (not yet resized) canvas
             bounds = _unscale(bounds, *factors)
-        size = Extent(header.width, header.height)
-        self.host.show_preview(Pixels(bounds, self.host.pixel_format, data, None if size == bounds.extent else size))
+        size = Size(header.width, header.height)
+        self.host.show_preview(Pixels(bounds, self.host.pixel_format, data, None if size == bounds.size else size))
         self._previewing = job_id
 
     def _add_result(self, job: _Job, header: ResultHeader, payload: bytes) -> None:
@@ -321,16 +313,17 @@ class Controller:
             raise ControllerError(f"result arrived as {header.format}; this host needs raw {self.host.pixel_format}")
         data = tighten(payload, header.width, header.height, 4, header.stride)
         data = to_host_format(data, header.format, self.host.pixel_format)
-        bounds = _bounds(header.rect)
+        bounds = header.rect
         factors = self._upscale_factors(job)
         if factors is not None and job.request is not None:
-            bounds = _bounds(upscale_rect(job.request))  # the spec's placement, whatever rect the server sent
+            bounds = upscale_rect(job.request)  # the spec's placement, whatever rect the server sent
             if not job.canvas_resized:  # grow the document first, then lay the result over it
                 canvas = job.plan.canvas
-                self.host.resize_canvas(Extent(_round(canvas.width * factors[0]), _round(canvas.height * factors[1])))
+                fx, fy = factors
+                self.host.resize_canvas(Size(round_half_up(canvas.width * fx), round_half_up(canvas.height * fy)))
                 job.canvas_resized = True
-        if bounds.extent != Extent(header.width, header.height):
-            raise ControllerError(f"result {header.index} is {header.width}x{header.height}, its box {tuple(bounds)}")
+        if bounds.size != Size(header.width, header.height):
+            raise ControllerError(f"result {header.index} is {header.width}x{header.height}, its box {bounds}")
         name = layer_name(job.op, job.settings, header.seed)
         handle = self.host.add_result_layer(name, Pixels(bounds, self.host.pixel_format, data))
         job.results.append(ResultImage(header.index, header.seed, bounds, name, handle))

@@ -1,6 +1,6 @@
 """What the client tells its listeners: one frozen value per event, delivered on the loop's thread.
 
-Job events mirror the protocol messages; previews and results carry their binary payload.
+Job events are the protocol connection's own (``latentbrush.protocol.events``), passed on unchanged.
 Connection events say when the link drops, comes back (``resumed`` tells whether the server
 still knew this client) or gives up.
 """
@@ -8,11 +8,44 @@ still knew this client) or gives up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
-from latentbrush.protocol import PreviewHeader, ResultHeader, ServerHello
+from latentbrush.protocol import ServerHello
+from latentbrush.protocol.events import (
+    FINAL_EVENTS,
+    LOST_JOB,
+    JobCancelled,
+    JobDone,
+    JobEvent,
+    JobFailed,
+    JobPreview,
+    JobProgress,
+    JobQueued,
+    JobResult,
+    JobStarted,
+    ServerError,
+)
+
+__all__ = [  # the job events are the protocol's; listeners import them all from here
+    "FINAL_EVENTS",
+    "LOST_JOB",
+    "ClientEvent",
+    "ClientFailure",
+    "ConnectionChanged",
+    "ConnectionState",
+    "JobCancelled",
+    "JobDone",
+    "JobEvent",
+    "JobFailed",
+    "JobPreview",
+    "JobProgress",
+    "JobQueued",
+    "JobResult",
+    "JobStarted",
+    "Listener",
+    "ServerError",
+]
 
 
 class ConnectionState(str, Enum):
@@ -33,79 +66,6 @@ class ConnectionChanged:
 
 
 @dataclass(frozen=True)
-class JobQueued:
-    job_id: str
-    position: int
-
-
-@dataclass(frozen=True)
-class JobStarted:
-    job_id: str
-    total: int
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    job_id: str
-    step: int
-    total: int
-    stage: str = "denoise"
-
-
-@dataclass(frozen=True)
-class JobPreview:
-    header: PreviewHeader
-    payload: bytes
-
-    @property
-    def job_id(self) -> str:
-        return self.header.job_id
-
-
-@dataclass(frozen=True)
-class JobResult:
-    header: ResultHeader
-    payload: bytes
-
-    @property
-    def job_id(self) -> str:
-        return self.header.job_id
-
-
-@dataclass(frozen=True)
-class JobDone:
-    job_id: str
-    results: int
-    seeds: tuple[int, ...] = ()
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobFailed:
-    """The server refused or failed the job, or the job was lost with a restarted server."""
-
-    job_id: str
-    code: str
-    message: str
-    field: str | None = None
-
-
-@dataclass(frozen=True)
-class JobCancelled:
-    job_id: str
-
-
-@dataclass(frozen=True)
-class ServerError:
-    """An error message tied to no job and answering no pending request."""
-
-    code: str
-    message: str
-    field: str | None = None
-
-
-@dataclass(frozen=True)
 class ClientFailure:
     """A bug or unexpected exception inside the client's own tasks; never silently dropped."""
 
@@ -113,9 +73,5 @@ class ClientFailure:
     exception: BaseException | None = None
 
 
-JobEvent = JobQueued | JobStarted | JobProgress | JobPreview | JobResult | JobDone | JobFailed | JobCancelled
 ClientEvent = JobEvent | ConnectionChanged | ServerError | ClientFailure
 Listener = Callable[[ClientEvent], None]
-
-FINAL_EVENTS = (JobDone, JobFailed, JobCancelled)
-LOST_JOB = "lost"  # JobFailed.code when the server no longer knows a job after a reconnect

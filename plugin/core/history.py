@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from latentbrush.protocol import JobRequest
+from latentbrush.protocol import JobRequest, Rect
 
-from .geometry import Bounds
 from .planning import RegionPlan
 from .requests import GenerationSettings
 
@@ -31,7 +30,7 @@ FINAL_STATES = frozenset({DONE, ERROR, CANCELLED})
 class ResultImage:
     index: int
     seed: int | None
-    bounds: Bounds
+    bounds: Rect
     layer_name: str
     layer: object | None = field(default=None, compare=False)  # the host's handle for the layer
 

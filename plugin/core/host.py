@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .geometry import Bounds, Extent
+from latentbrush.protocol.geometry import Rect, Size
 
 
 @dataclass(frozen=True)
@@ -20,22 +20,22 @@ class Pixels:
     over it (a preview decoded at a lower resolution than the box it shows).
     """
 
-    bounds: Bounds
+    bounds: Rect
     format: str
     data: bytes
-    size: Extent | None = None
+    size: Size | None = None
 
     @property
-    def data_extent(self) -> Extent:
+    def data_extent(self) -> Size:
         """Width and height of ``data``."""
-        return self.size or self.bounds.extent
+        return self.size or self.bounds.size
 
 
 @dataclass(frozen=True)
 class Selection:
     """The host's selection: coverage 0..255 (gray8) over ``bounds``; partial values = feathered."""
 
-    bounds: Bounds
+    bounds: Rect
     data: bytes
 
 
@@ -44,9 +44,9 @@ class Host(Protocol):
 
     pixel_format: str  # the raw format this host reads and writes natively ("bgra8" for Krita)
 
-    def canvas_size(self) -> Extent: ...
+    def canvas_size(self) -> Size: ...
 
-    def read_pixels(self, bounds: Bounds) -> Pixels:
+    def read_pixels(self, bounds: Rect) -> Pixels:
         """Visible (flattened) pixels of ``bounds``; areas past the canvas edge are transparent."""
         ...
 
@@ -73,6 +73,6 @@ class Host(Protocol):
         """Show a status line; ``progress`` in 0..1 or None for indeterminate."""
         ...
 
-    def resize_canvas(self, extent: Extent) -> None:
+    def resize_canvas(self, extent: Size) -> None:
         """Scale the document (all layers) to ``extent``; called by upscale jobs before their result layer."""
         ...

@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .geometry import Bounds, Extent, clamp, contains, crop, mask_bounds, multiple_of, pad, relative_to
+from latentbrush.protocol.geometry import Rect, Size, clamp, multiple_of, pad, relative_to, round_half_up
+
+from .buffers import crop, mask_bounds
 
 # Anchor formula (krita-ai-diffusion resolution.compute_bounds): pad the mask bounds by
 # max(canvas_longest / CANVAS_PAD_DIVISOR, mask_avg_side * MASK_PAD_FACTOR).
@@ -89,10 +91,10 @@ class MaskEdges:
 class RegionPlan:
     """Where one job reads and writes. All boxes are canvas pixels; region lies inside context."""
 
-    canvas: Extent
-    mask_bounds: Bounds
-    region: Bounds
-    context: Bounds
+    canvas: Size
+    mask_bounds: Rect
+    region: Rect
+    context: Rect
     edges: MaskEdges
     has_mask: bool
 
@@ -109,24 +111,20 @@ class RegionPlan:
         return self.edges.blend
 
 
-def mask_edges(mask: Bounds, strength: float, settings: PlanSettings = PlanSettings()) -> MaskEdges:
+def mask_edges(mask: Rect, strength: float, settings: PlanSettings = PlanSettings()) -> MaskEdges:
     """Grow/feather/blend for a mask of this size (bigger masks get softer edges)."""
     strength = min(max(strength, 0.0), 1.0)
     floor = min(settings.min_feather, settings.min_feather_side_fraction * min(mask.width, mask.height))
-    feather = _half_up(strength * max(settings.feather_fraction * mask.extent.diagonal, floor))
+    feather = round_half_up(strength * max(settings.feather_fraction * mask.size.diagonal, floor))
     grow = settings.grow_offset + feather // 2
     blend = min(settings.max_blend, grow + feather // 2)
     return MaskEdges(min(grow, MAX_EDGE_PX), min(feather, MAX_EDGE_PX), min(blend, MAX_EDGE_PX))
 
 
-def _half_up(value: float) -> int:
-    return math.floor(value + 0.5)
-
-
-def context_padding(region: Bounds, canvas: Extent, settings: PlanSettings = PlanSettings()) -> int:
+def context_padding(region: Rect, canvas: Size, settings: PlanSettings = PlanSettings()) -> int:
     """The anchor's padding: max(canvas_longest / 16, mask_avg_side / 2), integer pixels."""
     by_canvas = canvas.longest_side // settings.canvas_pad_divisor
-    return max(by_canvas, int(region.extent.average_side * settings.mask_pad_factor))
+    return max(by_canvas, int(region.size.average_side * settings.mask_pad_factor))
 
 
 def _side(wanted: int, inner: int, limit: int, multiple: int) -> int:
@@ -147,22 +145,22 @@ def _place(start: int, inner_start: int, inner_size: int, size: int, limit: int)
     return min(max(start, lowest), highest)
 
 
-def fit_around(inner: Bounds, width: int, height: int, canvas: Extent, multiple: int) -> Bounds:
+def fit_around(inner: Rect, width: int, height: int, canvas: Size, multiple: int) -> Rect:
     """A box of about ``width`` x ``height``, centred on ``inner``, containing it, inside the canvas.
 
     Sides are multiples of ``multiple`` where the canvas allows; near an edge the box is shifted
     inward rather than shrunk (the anchor's clamp).
     """
-    if not contains(Bounds.of(canvas), inner) or inner.is_empty():
-        raise ValueError(f"box {tuple(inner)} is empty or not inside the {canvas.width}x{canvas.height} canvas")
+    if not Rect.of(canvas).contains(inner) or inner.is_empty():
+        raise ValueError(f"box {inner} is empty or not inside the {canvas.width}x{canvas.height} canvas")
     w = _side(width, inner.width, canvas.width, multiple)
     h = _side(height, inner.height, canvas.height, multiple)
     x = _place(inner.x - (w - inner.width) // 2, inner.x, inner.width, w, canvas.width)
     y = _place(inner.y - (h - inner.height) // 2, inner.y, inner.height, h, canvas.height)
-    return Bounds(x, y, w, h)
+    return Rect(x, y, w, h)
 
 
-def context_box(region: Bounds, canvas: Extent, strength: float, settings: PlanSettings = PlanSettings()) -> Bounds:
+def context_box(region: Rect, canvas: Size, strength: float, settings: PlanSettings = PlanSettings()) -> Rect:
     """The context for ``region`` (the anchor formula at full strength, the region itself for refine)."""
     if strength < 1.0 and settings.refine_uses_region:
         return fit_around(region, region.width, region.height, canvas, settings.multiple)
@@ -175,11 +173,11 @@ def context_box(region: Bounds, canvas: Extent, strength: float, settings: PlanS
     return fit_around(region, width, height, canvas, settings.multiple)
 
 
-def plan_whole_canvas(canvas: Extent) -> RegionPlan:
+def plan_whole_canvas(canvas: Size) -> RegionPlan:
     """No selection: the job reads and writes the whole canvas, with no mask."""
     if canvas.width < 1 or canvas.height < 1:
         raise ValueError(f"canvas {canvas.width}x{canvas.height} is empty")
-    whole = Bounds.of(canvas)
+    whole = Rect.of(canvas)
     return RegionPlan(canvas, whole, whole, whole, MaskEdges(), has_mask=False)
 
 
@@ -193,23 +191,23 @@ def plan_generate(plan: RegionPlan, settings: PlanSettings = PlanSettings()) -> 
 
 
 def plan_region(
-    canvas: Extent, selection: Bounds | None, strength: float = 1.0, settings: PlanSettings = PlanSettings()
+    canvas: Size, selection: Rect | None, strength: float = 1.0, settings: PlanSettings = PlanSettings()
 ) -> RegionPlan:
     """Plan a masked job from the selection's non-zero bounding box (None = no selection)."""
     if selection is None:
         return plan_whole_canvas(canvas)
     bounds = clamp(selection, canvas)
     if bounds.is_empty():
-        raise ValueError(f"selection {tuple(selection)} does not overlap the {canvas.width}x{canvas.height} canvas")
+        raise ValueError(f"selection {selection} does not overlap the {canvas.width}x{canvas.height} canvas")
     edges = mask_edges(bounds, strength, settings)
     region = clamp(pad(bounds, edges.reach), canvas)
     return RegionPlan(canvas, bounds, region, context_box(region, canvas, strength, settings), edges, has_mask=True)
 
 
 def plan_from_mask(
-    canvas: Extent,
+    canvas: Size,
     mask: bytes | None,
-    mask_box: Bounds | None = None,
+    mask_box: Rect | None = None,
     strength: float = 1.0,
     settings: PlanSettings = PlanSettings(),
 ) -> RegionPlan:
@@ -219,19 +217,19 @@ def plan_from_mask(
     """
     if mask is None:
         return plan_whole_canvas(canvas)
-    box = mask_box or Bounds.of(canvas)
-    inner = mask_bounds(mask, box.extent)
+    box = mask_box or Rect.of(canvas)
+    inner = mask_bounds(mask, box.size)
     if inner is None:
         return plan_whole_canvas(canvas)
-    selected = Bounds(box.x + inner.x, box.y + inner.y, inner.width, inner.height)
-    if clamp(selected, canvas) == Bounds.of(canvas) and _fully_selected(mask, box, canvas):
+    selected = Rect(box.x + inner.x, box.y + inner.y, inner.width, inner.height)
+    if clamp(selected, canvas) == Rect.of(canvas) and _fully_selected(mask, box, canvas):
         return plan_whole_canvas(canvas)
     return plan_region(canvas, selected, strength, settings)
 
 
-def _fully_selected(mask: bytes, box: Bounds, canvas: Extent) -> bool:
+def _fully_selected(mask: bytes, box: Rect, canvas: Size) -> bool:
     """Every canvas pixel has full coverage."""
-    if not contains(box, Bounds.of(canvas)):
+    if not box.contains(Rect.of(canvas)):
         return False
-    inside = crop(mask, box.extent, 1, relative_to(Bounds.of(canvas), box))
+    inside = crop(mask, box.size, 1, relative_to(Rect.of(canvas), box))
     return inside.count(255) == len(inside)

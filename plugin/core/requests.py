@@ -14,16 +14,13 @@ from latentbrush.protocol import (
     ErrorCode,
     JobRequest,
     ProtocolError,
-    Rect,
     ServerHello,
-    Size,
     UpscaleParams,
     check_job,
     from_dict,
     to_dict,
 )
 
-from .geometry import Bounds
 from .planning import RegionPlan
 
 OPERATIONS = ("txt2img", "img2img", "inpaint", "upscale")
@@ -78,14 +75,10 @@ def choose_operation(has_mask: bool, strength: float) -> str:
     return "inpaint" if has_mask else "txt2img"
 
 
-def rect(bounds: Bounds) -> Rect:
-    return Rect(bounds.x, bounds.y, bounds.width, bounds.height)
-
-
 def _common(plan: RegionPlan, settings: GenerationSettings, formats: TransferFormats, job_id: str) -> dict:
     return {
         "id": job_id,
-        "canvas": Size(plan.canvas.width, plan.canvas.height),
+        "canvas": plan.canvas,
         "prompt": settings.prompt,
         "negative_prompt": settings.negative_prompt,
         "model": settings.model,
@@ -184,7 +177,7 @@ def build_inpaint(
 
 
 def _boxes(plan: RegionPlan) -> dict[str, Any]:
-    return {"region": rect(plan.region), "context": rect(plan.context)}
+    return {"region": plan.region, "context": plan.context}  # plan boxes are the wire Rect
 
 
 def _mask_fields(plan: RegionPlan, mask: str | None) -> dict[str, Any]:
@@ -217,8 +210,8 @@ def build_upscale(
     return validated(
         JobRequest(
             op="upscale",
-            region=rect(plan.context),
-            context=rect(plan.context),
+            region=plan.context,
+            context=plan.context,
             image=image,
             strength=settings.refine_strength if settings.refine else 1.0,
             upscale=params,

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from latentbrush.plugin.core.geometry import Bounds, Extent, clamp
 from latentbrush.plugin.core.host import Pixels, Selection
+from latentbrush.protocol.geometry import Rect, Size, clamp, round_half_up
 from PIL import Image
 
 
 @dataclass
 class ResultLayer:
     name: str
-    bounds: Bounds
+    bounds: Rect
     image: Image.Image  # RGBA, the size of bounds
 
 
@@ -31,7 +31,7 @@ class StatusLine:
 
 def pixels_to_image(pixels: Pixels) -> Image.Image:
     """Raw Pixels -> RGBA (or L for gray8) Pillow image at the data's own size."""
-    size = pixels.data_extent
+    size = (pixels.data_extent.width, pixels.data_extent.height)
     if pixels.format == "gray8":
         return Image.frombytes("L", size, pixels.data)
     mode = {"rgba8": "RGBA", "bgra8": "BGRA"}.get(pixels.format)
@@ -65,15 +65,15 @@ class HeadlessHost:
 
     canvas: Image.Image
     mask: Image.Image | None = None  # "L", canvas-sized; 0 = keep, 255 = repaint
-    rect: Bounds | None = None  # a rectangular selection instead of a mask image
-    preview_sink: Callable[[int, Image.Image, Bounds], None] | None = None
+    rect: Rect | None = None  # a rectangular selection instead of a mask image
+    preview_sink: Callable[[int, Image.Image, Rect], None] | None = None
     status_sink: Callable[[str, float | None], None] | None = None
     pixel_format: str = "rgba8"
     layers: list[ResultLayer] = field(default_factory=list)
     statuses: list[StatusLine] = field(default_factory=list)
     preview_count: int = 0
     preview_visible: bool = False
-    last_preview: tuple[Bounds, Image.Image] | None = None
+    last_preview: tuple[Rect, Image.Image] | None = None
 
     def __post_init__(self) -> None:
         self.canvas = self.canvas.convert("RGBA")
@@ -86,16 +86,16 @@ class HeadlessHost:
 
     # ----------------------------------------------------------------------------- Host
 
-    def canvas_size(self) -> Extent:
-        return Extent(*self.canvas.size)
+    def canvas_size(self) -> Size:
+        return Size(*self.canvas.size)
 
-    def read_pixels(self, bounds: Bounds) -> Pixels:
+    def read_pixels(self, bounds: Rect) -> Pixels:
         # Pillow fills the part of a crop box past the image edge with zeros (transparent).
         box = (bounds.x, bounds.y, bounds.right, bounds.bottom)
         return Pixels(bounds, "rgba8", self.canvas.crop(box).tobytes())
 
     def selection(self) -> Selection | None:
-        canvas = Bounds.of(self.canvas_size())
+        canvas = Rect.of(self.canvas_size())
         if self.mask is not None:
             return Selection(canvas, self.mask.tobytes())
         if self.rect is not None:
@@ -126,17 +126,19 @@ class HeadlessHost:
         if self.status_sink is not None:
             self.status_sink(text, progress)
 
-    def resize_canvas(self, extent: Extent) -> None:
+    def resize_canvas(self, extent: Size) -> None:
         sx, sy = extent.width / self.canvas.width, extent.height / self.canvas.height
-        self.canvas = self.canvas.resize(tuple(extent), Image.Resampling.LANCZOS)
+        self.canvas = self.canvas.resize((extent.width, extent.height), Image.Resampling.LANCZOS)
         if self.mask is not None:
-            self.mask = self.mask.resize(tuple(extent), Image.Resampling.NEAREST)
+            self.mask = self.mask.resize((extent.width, extent.height), Image.Resampling.NEAREST)
         if self.rect is not None:
             r = self.rect
-            self.rect = Bounds(round(r.x * sx), round(r.y * sy), round(r.width * sx), round(r.height * sy))
+            self.rect = Rect(round_half_up(r.x * sx), round_half_up(r.y * sy), round_half_up(r.width * sx),
+                             round_half_up(r.height * sy))
         for layer in self.layers:
             b = layer.bounds
-            layer.bounds = Bounds(round(b.x * sx), round(b.y * sy), round(b.width * sx), round(b.height * sy))
+            layer.bounds = Rect(round_half_up(b.x * sx), round_half_up(b.y * sy), round_half_up(b.width * sx),
+                                round_half_up(b.height * sy))
             layer.image = layer.image.resize((layer.bounds.width, layer.bounds.height), Image.Resampling.LANCZOS)
 
     # ----------------------------------------------------------------------------- results

@@ -31,7 +31,7 @@ def _document(kind: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
         "protocol": 1,
-        "minor": 0,
+        "minor": 1,  # 1.1: named job inputs
         "kind": kind,
         "default_limits": DEFAULT_LIMITS,
         "cases": cases,

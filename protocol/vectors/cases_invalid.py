@@ -41,7 +41,8 @@ def json_syntax() -> list[dict[str, Any]]:
         _client("json_null", "null", "bad_json", None),
         _client("truncated_json", '{"type":"cancel","job_id":"j1"', "bad_json", None),
         _client("invalid_utf8", b'{"type":"cancel","job_id":"\xff"}', "bad_json", None,
-                note="a text given as bytes; WebSocket text frames must be UTF-8 anyway"),
+                note="the decoder given bytes; over a WebSocket this text frame never reaches it: "
+                "the WebSocket layer closes the connection with 1007 (SPEC.md section 2)"),
         _client("utf8_bom", '\ufeff{"type":"query_queue"}', "bad_json", None),
         _client("nan", '{"type":"submit","job":{"id":"j1","cfg":NaN}}', "bad_json", None),
         _client("infinity", '{"type":"submit","job":{"id":"j1","cfg":Infinity}}', "bad_json", None),
@@ -96,6 +97,9 @@ def message_shape() -> list[dict[str, Any]]:
         _client("cancel_job_id_number", {"type": "cancel", "job_id": 17}, "bad_field", "job_id"),
         _client("cancel_unknown_field", {"type": "cancel", "job_id": "j1", "force": True}, "unknown_field", "force"),
         _client("query_queue_unknown_field", {"type": "query_queue", "all": True}, "unknown_field", "all"),
+        _client("unknown_field_lone_surrogate", '{"type":"query_queue","\\ud800":1}', "unknown_field", "\\ud800",
+                note="the name is quoted with the surrogate written as the six characters \\ud800, so the "
+                "error stays UTF-8"),
         _client("query_blobs_not_array", {"type": "query_blobs", "hashes": HASH_A}, "bad_field", "hashes"),
         _client("query_blobs_65_hashes", {"type": "query_blobs", "hashes": [HASH_A] * 65}, "bad_field", "hashes"),
         _client("query_blobs_uppercase_hex", {"type": "query_blobs", "hashes": [HASH_A, "sha256:" + "A" * 64]},
@@ -289,5 +293,48 @@ def server_side() -> list[dict[str, Any]]:
     ]
 
 
+def job_inputs() -> list[dict[str, Any]]:
+    """1.1 named inputs (SPEC.md 9.9): the field walk, then the input rules, then the operation table."""
+    image, mask = {"role": "image", "blob": HASH_A}, {"role": "mask", "blob": HASH_A}
+    control = {"role": "control", "blob": HASH_A}
+
+    def sent(op: str, *inputs: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        return job(op, image=None, mask=None, inputs=list(inputs), **fields)
+
+    def check(name: str, sent_job: dict[str, Any], code: str, field: str, **kw: Any) -> dict[str, Any]:
+        return _submit(name, sent_job, code, field, check="job", **kw)
+
+    return [
+        _submit("inputs_not_array", job("txt2img", inputs={"role": "image"}), "bad_field", "job.inputs"),
+        _submit("inputs_17_items", sent("txt2img", *[control] * 17), "bad_field", "job.inputs"),
+        _submit("input_missing_blob", sent("txt2img", {"role": "control"}), "missing_field", "job.inputs[0].blob"),
+        _submit("input_role_upper_case", sent("img2img", {"role": "Image", "blob": HASH_A}), "bad_field",
+                "job.inputs[0].role"),
+        _submit("input_weight_2_5", sent("txt2img", control | {"weight": 2.5}), "bad_field", "job.inputs[0].weight"),
+        _submit("input_unknown_member", sent("txt2img", control | {"strength": 1}), "unknown_field",
+                "job.inputs[0].strength"),
+        check("inputs_and_image_field", job("img2img", inputs=[mask]), "bad_field", "job.image",
+              note="image/mask either as fields or as inputs, not both"),
+        check("input_role_unknown", sent("img2img", image, {"role": "depth", "blob": HASH_A}), "bad_field",
+              "job.inputs[1].role"),
+        check("input_two_images", sent("img2img", image, image), "bad_field", "job.inputs[1].role"),
+        check("input_image_with_weight", sent("img2img", image | {"weight": 1}), "bad_field", "job.inputs[0].weight",
+              note="a parameter the role does not take"),
+        check("input_region_with_start", sent("txt2img", {"role": "region", "blob": HASH_A, "start": 0.1}),
+              "bad_field", "job.inputs[0].start"),
+        check("input_end_equals_start", sent("img2img", image, control | {"start": 0.5, "end": 0.5}), "bad_field",
+              "job.inputs[1].end"),
+        check("input_start_1_default_end", sent("img2img", image, control | {"start": 1.0}), "bad_field",
+              "job.inputs[1].end", note="end defaults to 1"),
+        check("inpaint_inputs_without_mask", sent("inpaint", image), "missing_field", "job.inputs"),
+        check("img2img_inputs_without_image", sent("img2img", control), "missing_field", "job.inputs"),
+        check("txt2img_image_input", sent("txt2img", image), "bad_field", "job.inputs[0].role"),
+        check("upscale_control_input", sent("upscale", image, control), "bad_field", "job.inputs[1].role"),
+    ]
+
+
 def invalid_cases() -> list[dict[str, Any]]:
-    return json_syntax() + message_shape() + submit_fields() + job_checks() + client_frames() + server_side()
+    return (
+        json_syntax() + message_shape() + submit_fields() + job_checks() + job_inputs() + client_frames()
+        + server_side()
+    )

@@ -288,5 +288,30 @@ def server_binary() -> list[dict[str, Any]]:
     ]
 
 
+def job_inputs() -> list[dict[str, Any]]:
+    """1.1 named inputs (SPEC.md 9.9): valid for the protocol; a server may still lack a role (not_supported)."""
+    image, mask = {"role": "image", "blob": HASH_A}, {"role": "mask", "blob": HASH_B}
+    control = {"role": "control", "blob": HASH_A, "model": "", "preprocessor": "canny", "weight": 0.8,
+               "start": 0.0, "end": 0.6}
+
+    def submit(name: str, sent_job: dict[str, Any], note: str = "") -> dict[str, Any]:
+        sent = {"type": "submit", "job": sent_job}
+        decoded = {"type": "submit", "job": decoded_job(sent_job)}
+        return case(name, C2S, "text", text(sent), _message(sent, decoded), check="job", note=note)
+
+    return [
+        submit("submit_inpaint_inputs", job("inpaint", image=None, mask=None, inputs=[image, mask]),
+               note="the same job as image and mask in their 1.0 fields"),
+        submit("submit_img2img_inputs_control", job("img2img", image=None, inputs=[image, control])),
+        submit("submit_txt2img_regions", job("txt2img", inputs=[
+            {"role": "region", "blob": HASH_A, "prompt": "a fox", "weight": 1.5},
+            {"role": "region", "blob": HASH_B, "prompt": "snow", "negative_prompt": "people"},
+        ]), note="roles without the one-per-job rule may repeat"),
+        submit("submit_reference_input_defaults", job("txt2img", inputs=[{"role": "reference", "blob": HASH_A}]),
+               note="absent parameters stay absent when decoded; they take the role's defaults"),
+        submit("submit_inputs_empty_with_image", job("img2img", inputs=[]), note="inputs: [] is no inputs"),
+    ]
+
+
 def valid_cases() -> list[dict[str, Any]]:
-    return client_text() + client_binary() + server_text() + server_binary()
+    return client_text() + job_inputs() + client_binary() + server_text() + server_binary()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fake_krita import Document, Selection
-from latentbrush.plugin.core.geometry import Bounds, Extent
 from latentbrush.plugin.core.host import Pixels
 from latentbrush.plugin.hosts.krita.colorspace import UnsupportedDocument
 from latentbrush.plugin.hosts.krita.document import KritaHost
 from latentbrush.plugin.hosts.krita.preview import PREVIEW_LAYER_NAME
+from latentbrush.protocol.geometry import Rect, Size
 
 
 def bgra(rgba: tuple[int, int, int, int], w: int, h: int) -> bytes:
@@ -37,15 +37,15 @@ def names(doc: Document) -> list[str]:
 
 def test_read_pixels_gives_bgra_of_the_visible_image(qapp):
     host = KritaHost(painted_doc())
-    px = host.read_pixels(Bounds(8, 5, 4, 1))
-    assert px.format == "bgra8" and px.bounds == Bounds(8, 5, 4, 1)
+    px = host.read_pixels(Rect(8, 5, 4, 1))
+    assert px.format == "bgra8" and px.bounds == Rect(8, 5, 4, 1)
     assert px.data == bgra((255, 255, 255, 255), 2, 1) + bgra((255, 0, 0, 255), 2, 1)
 
 
 def test_read_pixels_past_the_canvas_edge_is_transparent(qapp):
     # Krita itself answers white past the edge; the Host contract says transparent.
     host = KritaHost(painted_doc(w=16, h=8))
-    px = host.read_pixels(Bounds(-2, 6, 4, 3))
+    px = host.read_pixels(Rect(-2, 6, 4, 3))
     rows = [px.data[i * 16 : (i + 1) * 16] for i in range(3)]
     assert rows[0] == bytes(8) + bgra((255, 255, 255, 255), 2, 1)
     assert rows[1] == bytes(8) + bgra((255, 255, 255, 255), 2, 1)
@@ -56,14 +56,14 @@ def test_read_pixels_refreshes_the_projection_first(qapp):
     doc = painted_doc()
     user = doc.nodeByName("user")
     user.setPixelData(bgra((0, 0, 255, 255), 1, 1), 0, 0, 1, 1)  # not yet in the projection
-    assert KritaHost(doc).read_pixels(Bounds(0, 0, 1, 1)).data == bgra((0, 0, 255, 255), 1, 1)
+    assert KritaHost(doc).read_pixels(Rect(0, 0, 1, 1)).data == bgra((0, 0, 255, 255), 1, 1)
 
 
 def test_read_pixels_leaves_the_preview_out(qapp):
     doc = painted_doc()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 64, 48), "bgra8", bgra((0, 255, 0, 255), 64, 48)))
-    assert host.read_pixels(Bounds(10, 5, 1, 1)).data == bgra((255, 0, 0, 255), 1, 1)
+    host.show_preview(Pixels(Rect(0, 0, 64, 48), "bgra8", bgra((0, 255, 0, 255), 64, 48)))
+    assert host.read_pixels(Rect(10, 5, 1, 1)).data == bgra((255, 0, 0, 255), 1, 1)
     assert host.preview.node.visible()  # shown again afterwards
 
 
@@ -81,7 +81,7 @@ def test_selection_is_clipped_to_the_canvas(qapp):
     sel.select(-20, 40, 30, 20, 255)
     doc.setSelection(sel)
     got = KritaHost(doc).selection()
-    assert got.bounds == Bounds(0, 40, 10, 8)
+    assert got.bounds == Rect(0, 40, 10, 8)
     assert got.data == b"\xff" * 80
 
 
@@ -100,7 +100,7 @@ def test_feathered_selection_keeps_partial_coverage(qapp):
     sel.set_mask(5, 6, mask)
     doc.setSelection(sel)
     got = KritaHost(doc).selection()
-    assert got.bounds == Bounds(5, 6, 3, 2)
+    assert got.bounds == Rect(5, 6, 3, 2)
     assert got.data == mask.tobytes()
 
 
@@ -108,7 +108,7 @@ def test_preview_layer_is_one_locked_layer_at_the_frame_offset(qapp):
     doc = painted_doc()
     host = KritaHost(doc)
     for step in range(3):
-        host.show_preview(Pixels(Bounds(4, 4, 8, 8), "bgra8", bgra((step * 50, 0, 0, 255), 8, 8)))
+        host.show_preview(Pixels(Rect(4, 4, 8, 8), "bgra8", bgra((step * 50, 0, 0, 255), 8, 8)))
     previews = [n for n in doc.rootNode().childNodes() if n.name() == PREVIEW_LAYER_NAME]
     assert len(previews) == 1 and previews[0].locked()
     assert names(doc)[-1] == PREVIEW_LAYER_NAME  # on top
@@ -121,7 +121,7 @@ def test_downscaled_preview_is_stretched_over_its_box(qapp):
     doc = painted_doc()
     host = KritaHost(doc)
     small = bgra((0, 0, 255, 255), 2, 2)
-    host.show_preview(Pixels(Bounds(10, 10, 16, 12), "bgra8", small, Extent(2, 2)))
+    host.show_preview(Pixels(Rect(10, 10, 16, 12), "bgra8", small, Size(2, 2)))
     assert host.preview.node.bounds().getRect() == (10, 10, 16, 12)
     assert doc.pixelData(25, 21, 1, 1) == bgra((0, 0, 255, 255), 1, 1)
 
@@ -129,8 +129,8 @@ def test_downscaled_preview_is_stretched_over_its_box(qapp):
 def test_a_smaller_frame_clears_what_the_bigger_one_drew(qapp):
     doc = painted_doc()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 30, 30), "bgra8", bgra((0, 255, 0, 255), 30, 30)))
-    host.show_preview(Pixels(Bounds(5, 5, 4, 4), "bgra8", bgra((0, 0, 255, 255), 4, 4)))
+    host.show_preview(Pixels(Rect(0, 0, 30, 30), "bgra8", bgra((0, 255, 0, 255), 30, 30)))
+    host.show_preview(Pixels(Rect(5, 5, 4, 4), "bgra8", bgra((0, 0, 255, 255), 4, 4)))
     assert host.preview.node.bounds().getRect() == (5, 5, 4, 4)
 
 
@@ -138,8 +138,8 @@ def test_single_result_reuses_the_preview_and_is_one_undo_step(qapp):
     doc = painted_doc()
     before = doc.projection_rgba().copy()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 40, 30), "bgra8", bgra((0, 255, 0, 255), 40, 30)))
-    result = Pixels(Bounds(12, 8, 6, 4), "rgba8", bytes((9, 8, 7, 255)) * 24)
+    host.show_preview(Pixels(Rect(0, 0, 40, 30), "bgra8", bgra((0, 255, 0, 255), 40, 30)))
+    result = Pixels(Rect(12, 8, 6, 4), "rgba8", bytes((9, 8, 7, 255)) * 24)
     node = host.add_result_layer("[Generated] cat (7)", result)
     host.remove_preview()  # the controller always calls it at the end of a job
     assert names(doc) == ["Background", "user", "[Generated] cat (7)"]
@@ -158,7 +158,7 @@ def test_single_result_reuses_the_preview_and_is_one_undo_step(qapp):
 def test_result_without_preview_is_a_new_layer(qapp):
     doc = painted_doc()
     host = KritaHost(doc)
-    host.add_result_layer("r", Pixels(Bounds(1, 2, 3, 4), "bgra8", bgra((1, 2, 3, 255), 3, 4)))
+    host.add_result_layer("r", Pixels(Rect(1, 2, 3, 4), "bgra8", bgra((1, 2, 3, 255), 3, 4)))
     assert names(doc) == ["Background", "user", "r"]
     assert doc.nodeByName("r").bounds().getRect() == (1, 2, 3, 4)
     assert doc.history == ["Add Layer"]
@@ -168,7 +168,7 @@ def test_cancel_removes_the_preview_and_leaves_nothing_visible_to_undo_back(qapp
     doc = painted_doc()
     before = doc.projection_rgba().copy()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 8, 8), "bgra8", bgra((0, 255, 0, 255), 8, 8)))
+    host.show_preview(Pixels(Rect(0, 0, 8, 8), "bgra8", bgra((0, 255, 0, 255), 8, 8)))
     host.remove_preview()
     assert PREVIEW_LAYER_NAME not in names(doc)
     assert np.array_equal(doc.projection_rgba(), before)
@@ -182,19 +182,19 @@ def test_cancel_removes_the_preview_and_leaves_nothing_visible_to_undo_back(qapp
 def test_preview_removed_by_undo_mid_job_is_recreated(qapp):
     doc = painted_doc()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
+    host.show_preview(Pixels(Rect(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
     doc.undo()  # the painter pressed Ctrl+Z while the job ran
     assert host.preview.node is None
-    host.show_preview(Pixels(Bounds(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
+    host.show_preview(Pixels(Rect(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
     assert names(doc).count(PREVIEW_LAYER_NAME) == 1
 
 
 def test_batch_results_become_one_group_in_one_undo_step(qapp):
     doc = painted_doc()
     host = KritaHost(doc, batch=3, group_name="[Generated] cat (batch)")
-    host.show_preview(Pixels(Bounds(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
+    host.show_preview(Pixels(Rect(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
     handles = [
-        host.add_result_layer(f"r{i}", Pixels(Bounds(2, 2, 2, 2), "bgra8", bgra((i, 0, 0, 255), 2, 2)))
+        host.add_result_layer(f"r{i}", Pixels(Rect(2, 2, 2, 2), "bgra8", bgra((i, 0, 0, 255), 2, 2)))
         for i in range(3)
     ]
     assert handles[:2] == [None, None] and handles[2] is host.group
@@ -209,7 +209,7 @@ def test_batch_results_become_one_group_in_one_undo_step(qapp):
 def test_batch_cut_short_still_groups_what_arrived(qapp):
     doc = painted_doc()
     host = KritaHost(doc, batch=4, group_name="g")
-    host.add_result_layer("r0", Pixels(Bounds(0, 0, 1, 1), "bgra8", bgra((1, 1, 1, 255), 1, 1)))
+    host.add_result_layer("r0", Pixels(Rect(0, 0, 1, 1), "bgra8", bgra((1, 1, 1, 255), 1, 1)))
     host.remove_preview()
     assert names(doc)[-1] == "g" and [n.name() for n in host.group.childNodes()] == ["r0"]
 
@@ -217,20 +217,20 @@ def test_batch_cut_short_still_groups_what_arrived(qapp):
 def test_resize_canvas_scales_the_document_in_one_step(qapp):
     doc = painted_doc(w=32, h=16)
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
-    host.resize_canvas(Extent(64, 32))
+    host.show_preview(Pixels(Rect(0, 0, 4, 4), "bgra8", bgra((0, 255, 0, 255), 4, 4)))
+    host.resize_canvas(Size(64, 32))
     assert (doc.width(), doc.height()) == (64, 32)
     assert PREVIEW_LAYER_NAME not in names(doc)
     assert doc.history[-1] == "Scale Image"
-    node = host.add_result_layer("[Upscaled]", Pixels(Bounds(0, 0, 64, 32), "bgra8", bgra((5, 5, 5, 255), 64, 32)))
+    node = host.add_result_layer("[Upscaled]", Pixels(Rect(0, 0, 64, 32), "bgra8", bgra((5, 5, 5, 255), 64, 32)))
     assert node.bounds().getRect() == (0, 0, 64, 32)
 
 
 def test_sixteen_bit_documents_are_read_and_written_as_8_bit(qapp):
     doc = painted_doc(depth="U16")
     host = KritaHost(doc)
-    assert host.read_pixels(Bounds(10, 5, 1, 1)).data == bgra((255, 0, 0, 255), 1, 1)
-    node = host.add_result_layer("r", Pixels(Bounds(0, 0, 1, 1), "bgra8", bytes((1, 2, 128, 255))))
+    assert host.read_pixels(Rect(10, 5, 1, 1)).data == bgra((255, 0, 0, 255), 1, 1)
+    node = host.add_result_layer("r", Pixels(Rect(0, 0, 1, 1), "bgra8", bytes((1, 2, 128, 255))))
     assert node.pixelData(0, 0, 1, 1) == bytes((1, 1, 2, 2, 128, 128, 255, 255))  # v * 257, little-endian
 
 
@@ -239,7 +239,7 @@ def test_unsupported_colour_spaces_get_a_clear_message(qapp, model, depth):
     host = KritaHost(Document(8, 8, model=model, depth=depth if depth != "F32" else "U8"))
     host._doc._depth = depth  # the fake stores pixels as integers; only the reported space matters here
     with pytest.raises(UnsupportedDocument, match=rf"{model}/{depth}.*Convert Image Color Space"):
-        host.read_pixels(Bounds(0, 0, 2, 2))
+        host.read_pixels(Rect(0, 0, 2, 2))
 
 
 def test_status_goes_to_the_sink(qapp):
@@ -251,4 +251,4 @@ def test_status_goes_to_the_sink(qapp):
 def test_wrong_buffer_size_names_the_field(qapp):
     host = KritaHost(painted_doc())
     with pytest.raises(ValueError, match=r"pixels\.data"):
-        host.add_result_layer("r", Pixels(Bounds(0, 0, 2, 2), "bgra8", b"\0" * 3))
+        host.add_result_layer("r", Pixels(Rect(0, 0, 2, 2), "bgra8", b"\0" * 3))

@@ -80,3 +80,14 @@ def test_demo_writes_every_file(tmp_path):
     assert np.array_equal(inpainted[alpha == 0], source[alpha == 0])
     assert Image.open(out / "upscale.png").size == (2 * source.shape[1], 2 * source.shape[0])
     assert "latentbrush demo:" in done.stdout and "inpaint" in done.stdout
+
+
+@pytest.mark.slow
+def test_upscale_of_a_side_ending_in_half_rounds_up(tmp_path):
+    """7 x 1.5 = 10.5: SPEC rounds half up to 11 (the engine used to round to 10 and fail `internal`)."""
+    Image.new("RGB", (7, 7), (90, 140, 200)).save(tmp_path / "in.png")
+    done = latentbrush("upscale", "in.png", "--scale", "1.5", "--upscaler", "lanczos", "--local", "-q",
+                       "-o", "out.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "out.png").size == (11, 11)
+    assert Image.open(tmp_path / "out.layer.png").size == (11, 11)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from latentbrush.plugin.core.client import Client
 from latentbrush.plugin.core.controller import Controller, ControllerError
-from latentbrush.plugin.core.geometry import Bounds, Extent
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost, composite_over
+from latentbrush.protocol.geometry import Rect, Size
 from PIL import Image
 from plugin_fake_server import FakeServer, result_color, wait_for
 
@@ -36,7 +36,7 @@ def run(test, **server_options):
 
 
 def test_inpaint_previews_result_layer_and_status():
-    host = HeadlessHost(canvas_image(), rect=Bounds(40, 20, 16, 12))
+    host = HeadlessHost(canvas_image(), rect=Rect(40, 20, 16, 12))
 
     async def test(server, client):
         controller = Controller(host, client)
@@ -45,9 +45,9 @@ def test_inpaint_previews_result_layer_and_status():
 
     record, controller = run(test, steps=3)
     assert record.state == "done", record.error
-    assert record.op == "inpaint" and record.plan.mask_bounds == Bounds(40, 20, 16, 12)
+    assert record.op == "inpaint" and record.plan.mask_bounds == Rect(40, 20, 16, 12)
     context = record.request.context
-    assert (context.x, context.y, context.width, context.height) == tuple(record.plan.context)
+    assert context == record.plan.context  # the plan's box is the wire Rect itself
     assert host.preview_count == 3 and not host.preview_visible
     [layer] = host.layers
     assert layer.name == "[Generated] a small red house (9)"
@@ -70,7 +70,7 @@ def test_batch_gives_one_layer_per_image_and_bgra_hosts_get_bgra():
     assert [layer.name for layer in host.layers] == ["[Generated] sky (3)", "[Generated] sky (4)"]
     # the host asked for bgra8 and decodes it as such: colours come out right
     assert host.layers[1].image.getpixel((5, 5)) == (*result_color(1, 4), 255)
-    assert all(layer.bounds == Bounds(0, 0, 96, 64) for layer in host.layers)
+    assert all(layer.bounds == Rect(0, 0, 96, 64) for layer in host.layers)
 
 
 def test_upscale_resizes_canvas_then_adds_the_layer():
@@ -83,14 +83,14 @@ def test_upscale_resizes_canvas_then_adds_the_layer():
     assert record.state == "done"
     assert host.canvas.size == (125, 75)  # 50 * 2.5, 30 * 2.5 (half up)
     [layer] = host.layers
-    assert layer.bounds == Bounds(0, 0, 125, 75) and layer.name == "[Upscaled] lanczos x2.5"
+    assert layer.bounds == Rect(0, 0, 125, 75) and layer.name == "[Upscaled] lanczos x2.5"
     # upscale previews come in upscaled-canvas pixels and are shown on the canvas as it was
     bounds, _ = host.last_preview
-    assert bounds == Bounds(0, 0, 50, 30)
+    assert bounds == Rect(0, 0, 50, 30)
 
 
 def test_cancel_removes_preview_and_records_cancelled():
-    host = HeadlessHost(canvas_image(), rect=Bounds(0, 0, 20, 20))
+    host = HeadlessHost(canvas_image(), rect=Rect(0, 0, 20, 20))
 
     async def test(server, client):
         server.gated = True
@@ -120,7 +120,7 @@ def test_inpaint_without_selection_is_refused_before_any_upload():
 
 
 def test_refused_request_ends_the_record_with_the_field():
-    host = HeadlessHost(canvas_image(), rect=Bounds(10, 10, 8, 8))
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 10, 8, 8))
 
     async def test(server, client):
         controller = Controller(host, client)
@@ -134,7 +134,7 @@ def test_refused_request_ends_the_record_with_the_field():
 
 
 def test_host_failure_becomes_a_job_error():
-    host = HeadlessHost(canvas_image(), rect=Bounds(10, 10, 8, 8))
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 10, 8, 8))
 
     def broken(name, pixels):
         raise RuntimeError("layer stack is locked")
@@ -150,7 +150,7 @@ def test_host_failure_becomes_a_job_error():
 
 
 def test_unchanged_context_is_not_uploaded_twice():
-    host = HeadlessHost(canvas_image(), rect=Bounds(10, 10, 8, 8))
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 10, 8, 8))
 
     async def test(server, client):
         controller = Controller(host, client)
@@ -170,4 +170,4 @@ def test_composite_is_exact_where_alpha_is_zero_or_full():
     out = composite_over(dst, src)
     assert np.array_equal(out[:4], dst[:4]) and np.array_equal(out[4:6], src[4:6])
     host = HeadlessHost(Image.fromarray(dst, "RGBA"))
-    assert host.canvas_size() == Extent(8, 8)
+    assert host.canvas_size() == Size(8, 8)

@@ -15,9 +15,9 @@ from helpers.live_server import FAKE_ENGINE, live_server
 from latentbrush.plugin.core import events as ev
 from latentbrush.plugin.core.client import Client, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller
-from latentbrush.plugin.core.geometry import pad
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost
+from latentbrush.protocol.geometry import pad
 from PIL import Image, ImageDraw
 from plugin_fake_server import wait_for
 from plugin_tcp_proxy import TcpProxy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from latentbrush.plugin.core.geometry import Bounds, Extent
 from latentbrush.plugin.core.planning import plan_generate, plan_region, plan_whole_canvas
 from latentbrush.plugin.core.requests import (
     GenerationSettings,
@@ -14,6 +13,7 @@ from latentbrush.plugin.core.requests import (
     new_job_id,
 )
 from latentbrush.protocol import Submit, blob_hash, check_job, decode_client_message, encode_message
+from latentbrush.protocol.geometry import Rect, Size
 
 IMAGE = blob_hash(b"image")
 MASK = blob_hash(b"mask")
@@ -28,8 +28,8 @@ def round_trip(job):
 
 @pytest.mark.parametrize("op", ["txt2img", "img2img", "inpaint", "upscale"])
 def test_each_operation_round_trips_and_checks(op):
-    canvas = Extent(1001, 601)
-    plan = plan_whole_canvas(canvas) if op == "upscale" else plan_region(canvas, Bounds(950, 300, 51, 40))
+    canvas = Size(1001, 601)
+    plan = plan_whole_canvas(canvas) if op == "upscale" else plan_region(canvas, Rect(950, 300, 51, 40))
     if op == "txt2img":
         plan = plan_generate(plan)
     settings = SETTINGS if op != "img2img" else GenerationSettings(prompt="x", strength=0.4)
@@ -53,18 +53,18 @@ def test_each_operation_round_trips_and_checks(op):
 
 
 def test_img2img_without_selection_sends_no_mask():
-    job = build_request("img2img", plan_whole_canvas(Extent(64, 64)), GenerationSettings(strength=0.5),
+    job = build_request("img2img", plan_whole_canvas(Size(64, 64)), GenerationSettings(strength=0.5),
                         job_id="j", image=IMAGE, mask=MASK)
     assert job.mask is None and job.mask_grow == 0
 
 
 def test_bad_settings_name_the_field():
-    plan = plan_whole_canvas(Extent(64, 64))
+    plan = plan_whole_canvas(Size(64, 64))
     with pytest.raises(RequestError) as info:
         build_request("txt2img", plan, GenerationSettings(steps=0), job_id="j")
     assert info.value.error.field == "steps"
     with pytest.raises(RequestError) as info:
-        build_request("inpaint", plan_region(Extent(64, 64), Bounds(1, 1, 5, 5)), SETTINGS, job_id="j", image=IMAGE)
+        build_request("inpaint", plan_region(Size(64, 64), Rect(1, 1, 5, 5)), SETTINGS, job_id="j", image=IMAGE)
     assert info.value.error.field == "mask"
     with pytest.raises(RequestError) as info:
         build_request("img2img", plan, SETTINGS, job_id="j")
@@ -73,7 +73,7 @@ def test_bad_settings_name_the_field():
         build_request("paint", plan, SETTINGS, job_id="j")
     assert info.value.error.field == "op"
     with pytest.raises(RequestError) as info:
-        build_request("inpaint", plan_region(Extent(64, 64), Bounds(1, 1, 5, 5)), GenerationSettings(prefill="bogus"),
+        build_request("inpaint", plan_region(Size(64, 64), Rect(1, 1, 5, 5)), GenerationSettings(prefill="bogus"),
                       job_id="j", image=IMAGE, mask=MASK)
     assert info.value.error.field == "prefill"
 

@@ -78,6 +78,9 @@ def test_python_requirement_parsing():
     assert vendor.python_allowed(">=3.9", "3.10") and not vendor.python_allowed(">=3.11", "3.10")
     assert vendor.python_allowed(">=3.8, !=3.9.*", "3.10") and not vendor.python_allowed(">=3.8,<3.10", "3.10")
     assert vendor.python_allowed("", "3.10")
+    assert vendor.python_allowed("~=3.9", "3.10") and not vendor.python_allowed(">=3.10.1", "3.10")
+    with pytest.raises(vendor.VendorError, match="cannot read Requires-Python"):
+        vendor.python_allowed(">=three", "3.10")
 
 
 def test_vendor_script_refuses_a_too_new_wheel_and_copies_a_fitting_one(tmp_path):

@@ -15,19 +15,19 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from latentbrush.protocol import messages
+from latentbrush.protocol import inputs, messages
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md"
 COLUMNS = ("field", "type", "default", "limits")
 
 
 def message_classes() -> list[type]:
-    """Every dataclass defined in messages.py, in source order."""
+    """Every dataclass defined in messages.py, in source order, and the wire types of inputs.py."""
     return [
         obj
         for obj in vars(messages).values()
         if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == messages.__name__
-    ]
+    ] + [inputs.JobInput]
 
 
 def _strip_optional(tp: Any) -> Any:

@@ -12,8 +12,8 @@ history; its pixels are written straight into its buffer, which GIMP does not re
 from __future__ import annotations
 
 from gi.repository import Gegl, Gimp
-from latentbrush.plugin.core.geometry import Bounds, Extent
 from latentbrush.plugin.core.host import Pixels, Selection
+from latentbrush.protocol.geometry import Rect, Size
 
 PREVIEW_LAYER_NAME = "[Preview]"
 # Marks our preview layer, so a preview left behind by a killed plug-in (GIMP's own progress
@@ -23,7 +23,7 @@ RGBA_FORMAT = "R'G'B'A u8"
 MASK_FORMAT = "Y u8"  # selection coverage is linear: read it without a gamma curve
 
 
-def _rect(bounds: Bounds) -> Gegl.Rectangle:
+def _rect(bounds: Rect) -> Gegl.Rectangle:
     return Gegl.Rectangle.new(bounds.x, bounds.y, bounds.width, bounds.height)
 
 
@@ -60,10 +60,10 @@ class GimpHost:
     def image(self) -> Gimp.Image:
         return self._image
 
-    def canvas_size(self) -> Extent:
-        return Extent(self._image.get_width(), self._image.get_height())
+    def canvas_size(self) -> Size:
+        return Size(self._image.get_width(), self._image.get_height())
 
-    def read_pixels(self, bounds: Bounds) -> Pixels:
+    def read_pixels(self, bounds: Rect) -> Pixels:
         """The visible composite of ``bounds``: merged from a throw-away duplicate of the image.
 
         GIMP gives plug-ins no access to the projection, and ``edit_copy_visible`` would clobber
@@ -80,7 +80,7 @@ class GimpHost:
                 return empty
             merged = dup.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
             _, ox, oy = merged.get_offsets()
-            local = Bounds(bounds.x - ox, bounds.y - oy, bounds.width, bounds.height)
+            local = Rect(bounds.x - ox, bounds.y - oy, bounds.width, bounds.height)
             # AbyssPolicy.NONE: whatever lies past the canvas reads as transparent black
             data = merged.get_buffer().get(_rect(local), 1.0, RGBA_FORMAT, Gegl.AbyssPolicy.NONE)
             return Pixels(bounds, "rgba8", bytes(data))
@@ -91,7 +91,7 @@ class GimpHost:
         _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(self._image)
         if not non_empty:
             return None
-        bounds = Bounds(x1, y1, x2 - x1, y2 - y1)
+        bounds = Rect(x1, y1, x2 - x1, y2 - y1)
         mask = self._image.get_selection().get_buffer()
         return Selection(bounds, bytes(mask.get(_rect(bounds), 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE)))
 
@@ -127,7 +127,7 @@ class GimpHost:
             layer.set_lock_position(True)
         # GIMP kills a plug-in that writes into a content-locked drawable: unlock around the write
         layer.set_lock_content(False)
-        if pixels.size is None or pixels.size == b.extent:
+        if pixels.size is None or pixels.size == b.size:
             self._write(layer, pixels)
         else:
             _stretch_into(layer, pixels)
@@ -143,7 +143,7 @@ class GimpHost:
             self._group_open = False
             self._image.undo_group_end()
 
-    def resize_canvas(self, extent: Extent) -> None:
+    def resize_canvas(self, extent: Size) -> None:
         """Scale the image (every layer) to ``extent``; the result layer that follows joins its undo step."""
         if not self._group_open:
             self._image.undo_group_start()
@@ -176,7 +176,7 @@ class GimpHost:
 
     # ------------------------------------------------------------------------------------------
 
-    def _new_preview_layer(self, b: Bounds) -> Gimp.Layer:
+    def _new_preview_layer(self, b: Rect) -> Gimp.Layer:
         self._image.undo_freeze()  # previews are not edits: keep them out of the undo history
         try:
             layer = Gimp.Layer.new(

@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from latentbrush.plugin.core.geometry import Bounds, Extent, intersect, paste, relative_to, swap_red_blue
+from latentbrush.plugin.core.buffers import paste, swap_red_blue
 from latentbrush.plugin.core.host import Pixels, Selection
+from latentbrush.protocol.geometry import Rect, Size, intersect, relative_to
 
 from .colorspace import ColorSpace, check_supported, from_document_depth, to_document_depth
 from .images import scale_pixels
@@ -35,7 +36,7 @@ StatusSink = Callable[[str, "float | None"], None]
 def _bgra8(pixels: Pixels) -> bytes:
     expected = pixels.bounds.width * pixels.bounds.height * 4
     if len(pixels.data) != expected:
-        raise ValueError(f"pixels.data: {len(pixels.data)} bytes for {tuple(pixels.bounds)}, expected {expected}")
+        raise ValueError(f"pixels.data: {len(pixels.data)} bytes for {pixels.bounds}, expected {expected}")
     if pixels.format == "bgra8":
         return bytes(pixels.data)
     if pixels.format == "rgba8":
@@ -87,20 +88,20 @@ class KritaHost:
         """Raise ``UnsupportedDocument`` (with advice) for colour spaces we cannot handle yet."""
         check_supported(self.color_space())
 
-    def canvas_size(self) -> Extent:
-        return Extent(int(self._doc.width()), int(self._doc.height()))
+    def canvas_size(self) -> Size:
+        return Size(int(self._doc.width()), int(self._doc.height()))
 
-    def read_pixels(self, bounds: Bounds) -> Pixels:
+    def read_pixels(self, bounds: Rect) -> Pixels:
         """The visible composite of ``bounds`` without our preview; transparent past the canvas."""
         self.check_document()
         out = bytearray(bounds.width * bounds.height * 4)
-        inside = intersect(bounds, Bounds.of(self.canvas_size()))
+        inside = intersect(bounds, Rect.of(self.canvas_size()))
         if not inside.is_empty():
             raw = self._read_projection(inside)
             data = from_document_depth(raw, self.color_space())
             if inside == bounds:
                 return Pixels(bounds, "bgra8", data)
-            paste(out, bounds.extent, 4, data, relative_to(inside, bounds))
+            paste(out, bounds.size, 4, data, relative_to(inside, bounds))
         return Pixels(bounds, "bgra8", bytes(out))
 
     def selection(self) -> Selection | None:
@@ -108,7 +109,7 @@ class KritaHost:
         sel = self._doc.selection()
         if sel is None or sel.width() <= 0 or sel.height() <= 0:
             return None
-        inside = intersect(Bounds(sel.x(), sel.y(), sel.width(), sel.height()), Bounds.of(self.canvas_size()))
+        inside = intersect(Rect(sel.x(), sel.y(), sel.width(), sel.height()), Rect.of(self.canvas_size()))
         if inside.is_empty():
             return None
         data = bytes(sel.pixelData(*inside))
@@ -160,7 +161,7 @@ class KritaHost:
         """Show a frame over ``pixels.bounds``, stretched when ``pixels.size`` differs (previews come downscaled)."""
         size = pixels.data_extent
         target = pixels.bounds
-        if size == target.extent:
+        if size == target.size:
             self.preview.show(target, _bgra8(pixels))
         else:
             expected = size.width * size.height * 4
@@ -177,7 +178,7 @@ class KritaHost:
         if self._pending and self.group is None:
             self._add_group()
 
-    def resize_canvas(self, extent: Extent) -> None:
+    def resize_canvas(self, extent: Size) -> None:
         """Scale the whole document (every layer) to ``extent``: one "Scale Image" undo step."""
         self.preview.remove()  # its frames are in the old coordinates
         self._doc.scaleImage(extent.width, extent.height, int(self._doc.xRes()), int(self._doc.yRes()), "Bicubic")
@@ -197,7 +198,7 @@ class KritaHost:
     def _widen(self, bgra8: bytes) -> bytes:
         return to_document_depth(bgra8, self.color_space())
 
-    def _read_projection(self, bounds: Bounds) -> bytes:
+    def _read_projection(self, bounds: Rect) -> bytes:
         node = self.preview.node
         hidden = node is not None and node.visible()
         if hidden:
@@ -205,7 +206,7 @@ class KritaHost:
         try:
             self._doc.refreshProjection()
             self._doc.waitForDone()
-            return bytes(self._doc.pixelData(*bounds))
+            return bytes(self._doc.pixelData(bounds.x, bounds.y, bounds.width, bounds.height))
         finally:
             if hidden:
                 node.setVisible(True)

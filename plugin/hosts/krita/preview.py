@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentbrush.plugin.core.geometry import Bounds, union
+from latentbrush.protocol.geometry import Rect, union
 
 PREVIEW_LAYER_NAME = "[Preview]"
 
@@ -38,7 +38,7 @@ class PreviewLayer:
     def __init__(self, document: Any, *, to_document_depth: Any = None) -> None:
         self._doc = document
         self._node: Any = None
-        self._painted = Bounds(0, 0, 0, 0)  # union of what the preview has drawn since it was made
+        self._painted = Rect(0, 0, 0, 0)  # union of what the preview has drawn since it was made
         self._widen = to_document_depth or (lambda data: data)
         self.frames_shown = 0
 
@@ -46,17 +46,17 @@ class PreviewLayer:
     def node(self) -> Any:
         """The live preview node, or None (never made, removed, or undone away)."""
         if self._node is not None and not is_attached(self._doc, self._node):
-            self._node, self._painted = None, Bounds(0, 0, 0, 0)
+            self._node, self._painted = None, Rect(0, 0, 0, 0)
         return self._node
 
-    def show(self, bounds: Bounds, bgra: bytes) -> None:
+    def show(self, bounds: Rect, bgra: bytes) -> None:
         """Draw 8-bit BGRA ``bgra`` covering ``bounds``; creates the layer on the first frame."""
         node = self.node or self._create()
         stale = self._painted
         if not stale.is_empty() and union(stale, bounds) != bounds:
             # the previous frame reached outside this one: clear it so no stale border remains
             node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale)
-        node.setPixelData(self._widen(bgra), *bounds)
+        node.setPixelData(self._widen(bgra), bounds.x, bounds.y, bounds.width, bounds.height)
         self._painted = bounds
         self.frames_shown += 1
         self._doc.refreshProjection()  # Krita does not recomposite after setPixelData by itself
@@ -88,12 +88,12 @@ class PreviewLayer:
         stale = self._painted
         if not stale.is_empty():
             node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale)
-        self._painted = Bounds(0, 0, 0, 0)
+        self._painted = Rect(0, 0, 0, 0)
 
     def _create(self) -> Any:
         node = self._doc.createNode(PREVIEW_LAYER_NAME, "paintlayer")
         node.setLocked(True)  # the painter cannot draw on it by mistake
         self._doc.rootNode().addChildNode(node, None)  # None = on top of the stack
         self._node = node
-        self._painted = Bounds(0, 0, 0, 0)
+        self._painted = Rect(0, 0, 0, 0)
         return node

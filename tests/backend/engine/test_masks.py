@@ -73,8 +73,10 @@ def test_feather_spreads_exactly_radius_pixels() -> None:
     for radius in (1, 2, 3, 7, 10):
         soft = masks.blur(mask, radius)
         reach = masks.grow(mask, radius) > 0
-        assert (soft[~reach] == 0).all(), radius  # nothing beyond the radius
-        assert (soft[reach] > 0).all(), radius  # and everything within it is touched
+        # nothing beyond the radius (scipy's running sums leave float64 dust of ~1e-14 there) ...
+        assert (np.abs(soft[~reach]) < 1e-9).all(), radius
+        assert (soft[reach] > 1e-9).all(), radius  # ... and everything within it is touched
+        assert not masks.feather(mask, radius)[~reach].any(), radius  # the uint8 feather is exactly 0 there
 
 
 def test_blur_preserves_mass_away_from_borders() -> None:
@@ -138,3 +140,83 @@ def test_resize_helpers() -> None:
     assert masks.resize_rgb(rgb, 33, 27).shape == (27, 33, 3)
     full = np.full((10, 10), 255, np.uint8)
     assert (masks.resize_mask(full, 3, 5) == 255).all()
+
+
+# ------------------------------------------------------------------ scipy.ndimage against the hand-written filters
+# The filters above used to be hand-written (van Herk/Gil-Werman max, cumulative-sum box); they are now
+# scipy.ndimage calls. These references are the old code, kept to show the outputs did not change.
+
+
+def _old_max_along_rows(a: np.ndarray, radius: int) -> np.ndarray:
+    k = 2 * radius + 1
+    n = a.shape[0]
+    tail = radius + (-(n + 2 * radius)) % k
+    padded = np.pad(a, ((radius, tail), (0, 0)), mode="edge")
+    blocks = padded.reshape(padded.shape[0] // k, k, -1)
+    prefix = np.maximum.accumulate(blocks, axis=1).reshape(padded.shape)
+    suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(padded.shape)
+    return np.maximum(suffix[:n], prefix[k - 1 : k - 1 + n])
+
+
+def old_grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return mask.copy()
+    return _old_max_along_rows(_old_max_along_rows(mask, radius).T, radius).T.copy()
+
+
+def _old_box_along_rows(a: np.ndarray, radius: int) -> np.ndarray:
+    padded = np.pad(a, ((radius + 1, radius), (0, 0)), mode="edge")
+    acc = np.cumsum(padded, axis=0)
+    k = 2 * radius + 1
+    return (acc[k:] - acc[:-k]) / k
+
+
+def old_blur(values: np.ndarray, radius: int) -> np.ndarray:
+    out = values.astype(np.float64)
+    if radius <= 0:
+        return out
+    for r in [radius // 3 + (1 if i < radius % 3 else 0) for i in range(3)]:
+        if r:
+            out = _old_box_along_rows(_old_box_along_rows(out, r).T, r).T
+    return out
+
+
+def old_feather(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return mask.copy()
+    return np.clip(np.rint(old_blur(mask, radius)), 0, 255).astype(np.uint8)
+
+
+def edge_case_masks(shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    band = np.zeros(shape, np.uint8)
+    band[shape[0] // 4 : shape[0] // 2 + 1, shape[1] // 3 :] = 255  # touches the right border
+    dot = np.zeros(shape, np.uint8)
+    dot[shape[0] // 2, shape[1] // 2] = 255
+    return {
+        "empty": np.zeros(shape, np.uint8),
+        "full": np.full(shape, 255, np.uint8),
+        "random": random_mask(shape, 3),
+        "grey": rng.integers(0, 256, shape, dtype=np.uint8),
+        "band": band,
+        "dot": dot,
+    }
+
+
+@pytest.mark.parametrize("shape", [*SHAPES, (3, 200), (129, 257)])
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 4, 7, 17, 40, 300])  # 40 and 300 exceed the small images
+def test_scipy_filters_give_the_old_output(shape: tuple[int, int], radius: int) -> None:
+    for name, mask in edge_case_masks(shape).items():
+        grown, eroded = masks.grow(mask, radius), masks.erode(mask, radius)
+        assert grown.dtype == eroded.dtype == np.uint8 and grown.shape == eroded.shape == shape
+        np.testing.assert_array_equal(grown, old_grow(mask, radius), err_msg=name)
+        np.testing.assert_array_equal(eroded, 255 - old_grow(255 - mask, radius), err_msg=name)
+        np.testing.assert_array_equal(masks.feather(mask, radius), old_feather(mask, radius), err_msg=name)
+        # the float64 blur sums in another order: equal to ~1e-11 (of 255), never enough to move a rounded value
+        np.testing.assert_allclose(masks.blur(mask, radius), old_blur(mask, radius), rtol=0, atol=1e-9, err_msg=name)
+
+
+def test_filters_do_not_alias_their_input() -> None:
+    mask = random_mask((9, 9), 5)
+    for out in (masks.grow(mask, 0), masks.erode(mask, 0), masks.grow(mask, 2), masks.erode(mask, 2)):
+        assert out is not mask and not np.shares_memory(out, mask)

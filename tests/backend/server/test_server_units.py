@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from latentbrush.backend.auth import (
     allowed_host,
+    authorization_refusal,
     bearer_token,
     load_or_create_token,
+    parse_host_header,
     refusal_reason,
-    split_host_header,
     token_matches,
 )
 from latentbrush.backend.blobs import BlobCache
@@ -200,31 +201,56 @@ def test_token_comparison_and_bearer_header():
     assert token_matches("ünï", "ünï")
     assert bearer_token("Bearer s3cret") == "s3cret" and bearer_token("bearer  s3cret ") == "s3cret"
     assert bearer_token("Basic abc") is None and bearer_token("Bearer ") is None and bearer_token(None) is None
+    assert authorization_refusal(None, "abc") is None and authorization_refusal("Bearer abc", "abc") is None
+    assert authorization_refusal("Bearer ", "abc") == "empty bearer token"
+    assert authorization_refusal("Bearer abd", "abc") == "wrong token"
+    assert authorization_refusal("Basic abc", "abc") is None  # not our scheme: the hello decides
 
 
 @pytest.mark.parametrize(
-    ("value", "host"),
+    ("value", "parsed"),
     [
-        ("localhost:7860", "localhost"),
-        ("[::1]:7860", "::1"),
-        ("::1", "::1"),
-        ("127.0.0.1", "127.0.0.1"),
+        ("localhost:7860", ("localhost", 7860)),
+        ("LocalHost:7860", ("localhost", 7860)),
+        ("[::1]:7860", ("::1", 7860)),
+        ("[::1]", ("::1", 80)),
+        ("127.0.0.1", ("127.0.0.1", 80)),
+        ("127.0.0.1:", ("127.0.0.1", 80)),
+        ("::1", None),  # IPv6 literals need brackets
+        ("[::1", None),
+        ("[::1]x", None),
+        ("localhost:78a", None),
+        ("localhost:99999", None),
+        (":7860", None),
     ],
 )
-def test_split_host_header(value, host):
-    assert split_host_header(value) == host
+def test_parse_host_header(value, parsed):
+    assert parse_host_header(value) == parsed
 
 
 def test_host_rules():
-    assert allowed_host("localhost:1", "127.0.0.1", False) and allowed_host("[::1]:1", "127.0.0.1", False)
-    assert not allowed_host("evil.example", "127.0.0.1", False) and not allowed_host(None, "127.0.0.1", False)
-    assert not allowed_host("192.168.1.5:7860", "192.168.1.5", False)
-    assert allowed_host("192.168.1.5:7860", "192.168.1.5", True)  # remote allowed: the bound address
-    assert not allowed_host("evil.example", "192.168.1.5", True)
-    assert allowed_host("my-gpu-box:7860", "0.0.0.0", True)  # wildcard: the token guards
-    assert refusal_reason([("Origin", "x")], "localhost", "127.0.0.1", False)
-    assert refusal_reason([("sec-fetch-dest", "empty")], "localhost", "127.0.0.1", False)
-    assert refusal_reason([("User-Agent", "krita")], "localhost:7860", "127.0.0.1", False) is None
+    assert allowed_host("localhost:7860", "127.0.0.1", 7860, False)
+    assert allowed_host("127.0.0.1:7860", "127.0.0.1", 7860, False)
+    assert not allowed_host("localhost:1", "127.0.0.1", 7860, False)  # the port must be the server's
+    assert not allowed_host("localhost", "127.0.0.1", 7860, False)  # no port is port 80
+    assert allowed_host("localhost", "127.0.0.1", 80, False)
+    assert not allowed_host("[::1]:7860", "127.0.0.1", 7860, False)  # not an address it listens on
+    assert not allowed_host("127.0.0.2:7860", "127.0.0.1", 7860, False)
+    assert not allowed_host("localhost.:7860", "127.0.0.1", 7860, False)
+    assert allowed_host("[::1]:7860", "localhost", 7860, False)  # bound to the name: both loopback addresses
+    assert allowed_host("127.0.0.1:7860", "localhost", 7860, False)
+    assert allowed_host("127.0.0.2:7860", "0.0.0.0", 7860, False)  # bound to all: any loopback address
+    assert not allowed_host("evil.example:7860", "0.0.0.0", 7860, False)
+    assert not allowed_host("evil.example", "127.0.0.1", 80, False) and not allowed_host(None, "127.0.0.1", 80, False)
+    assert not allowed_host("192.168.1.5:7860", "192.168.1.5", 7860, False)
+    assert allowed_host("192.168.1.5:7860", "192.168.1.5", 7860, True)  # remote allowed: the bound address
+    assert not allowed_host("192.168.1.5:7861", "192.168.1.5", 7860, True)
+    assert not allowed_host("localhost:7860", "192.168.1.5", 7860, True)  # loopback does not reach that bind
+    assert not allowed_host("evil.example", "192.168.1.5", 7860, True)
+    assert allowed_host("my-gpu-box", "0.0.0.0", 7860, True)  # wildcard: the token guards
+    assert refusal_reason([("Origin", "x")], "localhost:7860", "127.0.0.1", 7860, False)
+    assert refusal_reason([("sec-fetch-dest", "empty")], "localhost:7860", "127.0.0.1", 7860, False)
+    assert refusal_reason([("User-Agent", "krita")], "localhost:7860", "127.0.0.1", 7860, False) is None
 
 
 def test_bind_rules():

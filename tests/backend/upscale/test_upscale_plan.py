@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from latentbrush.backend.upscale.plan import PassPlan, model_passes, output_size
-from latentbrush.protocol import Rect, Size, UpscaleParams
+from latentbrush.protocol import JobRequest, Rect, Size, UpscaleParams, upscale_rect, upscale_size
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,11 @@ from latentbrush.protocol import Rect, Size, UpscaleParams
     [
         (Size(100, 60), UpscaleParams(scale=2), Size(200, 120)),
         (Size(33, 17), UpscaleParams(scale=3), Size(99, 51)),
-        (Size(33, 17), UpscaleParams(scale=1.5), Size(50, 26)),  # 49.5 -> 50 (half to even), 25.5 -> 26
+        (Size(33, 17), UpscaleParams(scale=1.5), Size(50, 26)),  # 49.5 -> 50, 25.5 -> 26
+        # SPEC rounds half up; Python's round() (half to even) gave 10x10 and the job failed `internal`
+        (Size(7, 7), UpscaleParams(scale=1.5), Size(11, 11)),  # 10.5 -> 11
+        (Size(1, 1), UpscaleParams(scale=2.5), Size(3, 3)),  # 2.5 -> 3
+        (Size(5, 7), UpscaleParams(scale=1.5), Size(8, 11)),  # 7.5 -> 8, 10.5 -> 11
         (Size(1, 1), UpscaleParams(scale=1.0), Size(1, 1)),
         (Size(100, 60), UpscaleParams(scale=2, target=Size(333, 77)), Size(333, 77)),  # target wins
     ],
@@ -24,6 +28,15 @@ from latentbrush.protocol import Rect, Size, UpscaleParams
 def test_output_size(region: Size, params: UpscaleParams, expected: Size) -> None:
     assert output_size(region, params) == expected
     assert output_size(Rect(5, 9, region.width, region.height), params) == expected
+
+
+@pytest.mark.parametrize(("w", "h", "scale"), [(7, 7, 1.5), (1, 1, 2.5), (5, 7, 1.5), (25, 19, 2.5), (33, 17, 1.5)])
+def test_output_size_is_the_protocol_result_size(w: int, h: int, scale: float) -> None:
+    """The engine's size and the result rectangle the protocol announces are one computation."""
+    job = JobRequest(id="u", op="upscale", canvas=Size(100, 100), region=Rect(3, 4, w, h), image="sha256:" + "0" * 64,
+                     upscale=UpscaleParams(scale=scale))
+    rect = upscale_rect(job)
+    assert output_size(job.region, job.upscale) == upscale_size(job) == Size(rect.width, rect.height)
 
 
 @pytest.mark.parametrize(

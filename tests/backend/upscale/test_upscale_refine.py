@@ -84,6 +84,44 @@ def test_feather_without_blur_is_the_profile() -> None:
     assert feather(np.ones(5, np.float32), 2, True, True) == pytest.approx(np.ones(5))  # image edges stay 1
 
 
+def old_feather(profile: np.ndarray, blur: int, extend_start: bool, extend_end: bool) -> np.ndarray:
+    """The hand-written float32 Gaussian that ``scipy.ndimage.gaussian_filter1d`` replaced."""
+    if blur <= 0 or profile.size == 0:
+        return profile.astype(np.float32)
+    offsets = np.arange(-blur, blur + 1, dtype=np.float32)
+    kernel = np.exp(-0.5 * (offsets / (blur / 2.0)) ** 2)
+    kernel /= kernel.sum()
+    start = np.full(blur, profile[0] if extend_start else 0.0, dtype=np.float32)
+    end = np.full(blur, profile[-1] if extend_end else 0.0, dtype=np.float32)
+    padded = np.concatenate([start, profile.astype(np.float32), end])
+    return np.convolve(padded, kernel, mode="valid").astype(np.float32)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 17, 100, 333])
+@pytest.mark.parametrize("blur", [0, 1, 2, 3, 8, 50, 256, 1000])  # 256 and 1000 reach past most profiles
+def test_scipy_feather_matches_the_old_kernel(length: int, blur: int) -> None:
+    """Equal to one float32 ulp near 1 (2**-23): the old code summed a float32 kernel in float32, scipy sums
+    in float64, so bit equality is impossible; the difference is below what a uint8 blend can show."""
+    rng = np.random.default_rng(length * 7 + blur)
+    profiles = {
+        "zeros": np.zeros(length, np.float32),
+        "ones": np.ones(length, np.float32),
+        "step": (np.arange(length) > length // 2).astype(np.float32),
+        "random": rng.random(length).astype(np.float32),
+    }
+    for name, profile in profiles.items():
+        for extend_start in (False, True):
+            for extend_end in (False, True):
+                new = feather(profile, blur, extend_start, extend_end)
+                old = old_feather(profile, blur, extend_start, extend_end)
+                assert new.dtype == np.float32 and new.shape == old.shape, name
+                np.testing.assert_allclose(new, old, rtol=0, atol=2**-23, err_msg=f"{name} {extend_start} {extend_end}")
+                if name == "zeros":
+                    assert not new.any()
+                if name == "ones" and extend_start and extend_end:
+                    np.testing.assert_allclose(new, 1.0, rtol=0, atol=2**-23)
+
+
 def test_a_uniform_refine_is_blended_without_a_trace_of_the_tiles() -> None:
     image = np.random.default_rng(0).integers(0, 200, (SIZE.height, SIZE.width, 3), dtype=np.uint8)
     steps = refine_steps(SIZE, UpscaleParams(refine_tile=128, refine_padding=16, refine_mask_blur=8))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from latentbrush.backend.events import EngineError, JobCancelled, JobOutput
 from latentbrush.backend.upscale import LANCZOS, UpscalerRegistry, run_upscale
-from latentbrush.protocol import ErrorCode, Rect, Size
+from latentbrush.protocol import ErrorCode, Rect, Size, upscale_rect
 from PIL import Image
 from upscale_fakes import FixedRegistry, OomModel, RecordingEvents, compact, descriptor, smooth_image, upscale_job
 
@@ -30,7 +30,7 @@ def upscale(registry, job, image, events=None, refine=None, **kwargs) -> tuple[J
         ("4x-tiny-compact.safetensors", Size(40, 30), {"scale": 2}, Size(80, 60), 1),  # model 4x, reduced
         ("x3-tiny", Size(33, 21), {"scale": 3}, Size(99, 63), 1),
         ("2x-tiny-compact.pth", Size(37, 23), {"scale": 2}, Size(74, 46), 1),  # odd sizes
-        ("esrgan/2x-tiny-esrgan.pth", Size(25, 19), {"scale": 2.5}, Size(62, 48), 2),  # 62.5 rounds to even
+        ("esrgan/2x-tiny-esrgan.pth", Size(25, 19), {"scale": 2.5}, Size(63, 48), 2),  # 62.5 rounds half up
         ("4x-tiny-compact.safetensors", Size(20, 15), {"scale": 8}, Size(160, 120), 2),  # 4x model for 8x
         ("4x-tiny-compact.safetensors", Size(41, 29), {"target": Size(101, 77)}, Size(101, 77), 1),
         ("2x-tiny-compact.pth", Size(16, 16), {"target": Size(100, 50)}, Size(100, 50), 3),
@@ -84,6 +84,17 @@ def test_lanczos_without_a_model(tmp_path: Path) -> None:
     expected = np.asarray(Image.fromarray(image[..., :3]).resize((150, 90), Image.Resampling.LANCZOS))
     assert np.abs(out.images[0][..., :3].astype(int) - expected.astype(int)).max() <= 1
     assert [p[1:] for p in events.of("progress")] == [(1, 1, "upscale")]
+
+
+@pytest.mark.parametrize(("region", "scale", "size"), [(Size(7, 7), 1.5, Size(11, 11)), (Size(1, 1), 2.5, Size(3, 3)),
+                                                  (Size(5, 7), 1.5, Size(8, 11))])
+def test_a_side_ending_in_half_rounds_up_like_the_result_rectangle(
+    tmp_path: Path, region: Size, scale: float, size: Size
+) -> None:
+    job = upscale_job(Rect(0, 0, region.width, region.height), upscaler="lanczos", scale=scale)
+    out, _ = upscale(UpscalerRegistry(tmp_path), job, smooth_image(region.height, region.width))
+    rect = upscale_rect(job)
+    assert out.images[0].shape[:2] == (size.height, size.width) == (rect.height, rect.width)
 
 
 def test_best_installed_model_is_used_for_an_empty_name(registry) -> None:

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from latentbrush.backend.upscale.tiles import (
     Accumulator,
-    Box,
     Span,
     axis_spans,
     axis_weights,
@@ -20,6 +19,7 @@ from latentbrush.backend.upscale.tiles import (
     ramp,
     tile_grid,
 )
+from latentbrush.protocol import Rect, geometry
 
 
 def check_spans(spans: tuple[Span, ...], length: int, tile: int, overlap: int, multiple_of: int = 1) -> None:
@@ -156,8 +156,8 @@ def test_accumulating_a_constant_gives_the_constant_and_tiles_of_an_image_give_t
     boxes = grid.boxes()
     assert len(boxes) == grid.count == len(grid.columns) * len(grid.rows)
     for index, box in enumerate(boxes):
-        out = box.scaled(scale)
-        rows, cols = out.slices
+        out = geometry.scale(box, scale)
+        rows, cols = geometry.slices(out)
         acc.add(out, image[rows, cols], grid.weight(index % len(grid.columns), index // len(grid.columns), scale))
     np.testing.assert_allclose(acc.result(), image, rtol=1e-5, atol=1e-6)
 
@@ -165,16 +165,16 @@ def test_accumulating_a_constant_gives_the_constant_and_tiles_of_an_image_give_t
 def test_accumulator_refuses_mismatched_tiles_and_reports_uncovered_pixels() -> None:
     acc = Accumulator(4, 4, 3)
     with pytest.raises(ValueError):
-        acc.add(Box(0, 0, 2, 2), np.zeros((3, 2, 3), np.float32), np.ones((2, 2), np.float32))
-    acc.add(Box(0, 0, 2, 2), np.zeros((2, 2, 3), np.float32), np.ones((2, 2), np.float32))
+        acc.add(Rect(0, 0, 2, 2), np.zeros((3, 2, 3), np.float32), np.ones((2, 2), np.float32))
+    acc.add(Rect(0, 0, 2, 2), np.zeros((2, 2, 3), np.float32), np.ones((2, 2), np.float32))
     assert not acc.covered()
     with pytest.raises(RuntimeError):
         acc.result()
 
 
 def test_box_scaling_and_slices() -> None:
-    box = Box(3, 5, 7, 2).scaled(4)
-    assert box == Box(12, 20, 28, 8)
+    box = geometry.scale(Rect(3, 5, 7, 2), 4)
+    assert box == Rect(12, 20, 28, 8)
     a = np.zeros((40, 40))
-    a[box.slices] = 1
+    a[geometry.slices(box)] = 1
     assert a.sum() == 28 * 8 and a[20, 12] == 1 and a[19, 12] == 0

@@ -27,9 +27,9 @@ _T0 = time.time()
 
 # The plug-in's own bundle, to use the same planning code and cancel files it uses.
 sys.path.insert(0, os.path.join(Gimp.directory(), "plug-ins", "latentbrush", "lib"))
-from latentbrush.plugin.core.geometry import Bounds, Extent  # noqa: E402
 from latentbrush.plugin.core.planning import plan_region  # noqa: E402
 from latentbrush.plugin.hosts.gimp.jobfiles import JobFiles  # noqa: E402
+from latentbrush.protocol.geometry import Rect, Size  # noqa: E402
 
 
 def log(*args):
@@ -81,7 +81,7 @@ def crop(canvas, width, box):
 
 def layer_bounds(layer):
     _, x, y = layer.get_offsets()
-    return Bounds(x, y, layer.get_width(), layer.get_height())
+    return Rect(x, y, layer.get_width(), layer.get_height())
 
 
 def names(image):
@@ -144,8 +144,8 @@ def job_step(step, proc, image, user_layers, selection, plan_strength, **args):
         check(step, read(user, 0, 0, user.get_width(), user.get_height()) == original, "a user layer changed")
     bounds = layer_bounds(layer)
     if selection is not None:
-        expected = plan_region(Extent(W, H), selection, plan_strength).region
-        check(step, bounds == expected, f"result layer at {tuple(bounds)}, planned region {tuple(expected)}")
+        expected = plan_region(Size(W, H), selection, plan_strength).region
+        check(step, bounds == expected, f"result layer at {bounds}, planned region {expected}")
         check(step, bounds.x <= selection.x and bounds.right >= selection.right, "result does not cover the selection")
         same, compared = outside_equal(before, composite(image), W, bounds)
         check(step, same, "visible pixels changed outside the result region")
@@ -309,7 +309,7 @@ def main():
     log("GIMP", Gimp.version(), "python", sys.version.split()[0], "server", os.environ.get("LATENTBRUSH_SERVER"))
     image, bg = make_image()
     display = Gimp.Display.new(image) if GUI else None  # previews then paint live on a real canvas
-    sel = Bounds(96, 64, 64, 48)
+    sel = Rect(96, 64, 64, 48)
     if GUI:
         shot = os.path.join(OUT, "dialog.xwd") if os.environ.get("E2E_SCREENSHOT") == "1" else None
         dialog_step(image, shot)
@@ -326,7 +326,7 @@ def main():
 
     cancel_step(image, sel)
 
-    refine_sel = Bounds(24, 24, 72, 56)
+    refine_sel = Rect(24, 24, 72, 56)
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *refine_sel)
     before_refine = names(image)
     job_step("img2img", "plug-in-latentbrush-refine", image, [bg, inpainted], refine_sel, 0.5,
@@ -345,7 +345,7 @@ def main():
     check(step, status == Gimp.PDBStatusType.SUCCESS, f"upscale returned {status} {error}")
     layer, previews = values[1], values[3]
     check(step, (image.get_width(), image.get_height()) == (2 * W, 2 * H), "the image was not scaled to 2x")
-    check(step, layer_bounds(layer) == Bounds(0, 0, 2 * W, 2 * H), f"upscaled layer at {tuple(layer_bounds(layer))}")
+    check(step, layer_bounds(layer) == Rect(0, 0, 2 * W, 2 * H), f"upscaled layer at {layer_bounds(layer)}")
     check(step, (bg.get_width(), bg.get_height()) == (2 * W, 2 * H), "the user's layer was not scaled with the image")
     check(step, "[Preview]" not in names(image), "preview layer left behind")
     REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), "previews": previews, "layer": layer.get_name()}

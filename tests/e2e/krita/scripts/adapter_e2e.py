@@ -11,12 +11,12 @@ import time
 
 import krita_e2e_util as u
 from krita import Krita
-from latentbrush.plugin.core.geometry import Bounds, Extent
 from latentbrush.plugin.core.host import Pixels
 from latentbrush.plugin.hosts.krita.colorspace import UnsupportedDocument
 from latentbrush.plugin.hosts.krita.document import KritaHost
 from latentbrush.plugin.hosts.krita.extension import find_docker
 from latentbrush.plugin.qt import QT_API, QWidget
+from latentbrush.protocol.geometry import Rect, Size
 
 
 def plugin_state(results: dict) -> None:
@@ -51,10 +51,10 @@ def selection_and_reads(doc, results: dict) -> None:
     results["outside_selection"] = host.selection() is None
     u.deselect(doc)
     results["no_selection"] = host.selection() is None
-    px = host.read_pixels(Bounds(-8, -8, 32, 32))
+    px = host.read_pixels(Rect(-8, -8, 32, 32))
     results["read_past_edge"] = {"corner": list(px.data[:4]), "inside": list(px.data[(16 * 32 + 16) * 4:][:4]),
                                  "format": px.format}
-    results["read_red_block"] = list(host.read_pixels(Bounds(100, 120, 1, 1)).data)
+    results["read_red_block"] = list(host.read_pixels(Rect(100, 120, 1, 1)).data)
 
 
 def inpaint_like_job(doc, results: dict) -> None:
@@ -62,12 +62,12 @@ def inpaint_like_job(doc, results: dict) -> None:
     before = u.flattened(doc)
     history_before = u.undo_history()
     host = KritaHost(doc)
-    context, region = Bounds(136, 92, 224, 192), Bounds(180, 130, 140, 120)
+    context, region = Rect(136, 92, 224, 192), Rect(180, 130, 140, 120)
     frame_ms, seen = [], []
     for step in range(5):
         color = bytes((0, 40 * step, 255 - 40 * step, 255))  # a 56x48 frame stretched over the context
         start = time.perf_counter()
-        host.show_preview(Pixels(context, "bgra8", color * (56 * 48), Extent(56, 48)))
+        host.show_preview(Pixels(context, "bgra8", color * (56 * 48), Size(56, 48)))
         doc.waitForDone()
         frame_ms.append((time.perf_counter() - start) * 1000)
         center = bytes(doc.pixelData(context.x + 100, context.y + 90, 1, 1))
@@ -103,7 +103,7 @@ def cancelled_job(doc, results: dict) -> None:
     before = u.flattened(doc)
     history_before = u.undo_history()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 64, 64), "bgra8", bytes((0, 255, 0, 255)) * 4096))
+    host.show_preview(Pixels(Rect(0, 0, 64, 64), "bgra8", bytes((0, 255, 0, 255)) * 4096))
     during = u.paint_layers(doc)
     host.remove_preview()
     results["cancel"] = {"during": during, "after": u.paint_layers(doc), "image_restored": u.flattened(doc) == before,
@@ -114,7 +114,7 @@ def batch_job(doc, results: dict) -> None:
     history_before = u.undo_history()
     host = KritaHost(doc, batch=3, group_name="[Generated] batch test")
     for i in range(3):
-        host.add_result_layer(f"[Generated] item {i}", Pixels(Bounds(10 + 20 * i, 10, 16, 16), "bgra8",
+        host.add_result_layer(f"[Generated] item {i}", Pixels(Rect(10 + 20 * i, 10, 16, 16), "bgra8",
                                                              bytes((0, 0, 80 * i, 255)) * 256))
     host.remove_preview()
     results["batch"] = {"layers": u.layers(doc), "undo_added": u.undo_history()[len(history_before):]}
@@ -125,9 +125,9 @@ def batch_job(doc, results: dict) -> None:
 def upscale_job(doc, results: dict) -> None:
     history_before = u.undo_history()
     host = KritaHost(doc)
-    host.show_preview(Pixels(Bounds(0, 0, 32, 32), "bgra8", bytes((0, 255, 0, 255)) * 1024))
-    host.resize_canvas(Extent(doc.width() * 2, doc.height() * 2))
-    node = host.add_result_layer("[Upscaled] lanczos x2", Pixels(Bounds(0, 0, doc.width(), doc.height()), "bgra8",
+    host.show_preview(Pixels(Rect(0, 0, 32, 32), "bgra8", bytes((0, 255, 0, 255)) * 1024))
+    host.resize_canvas(Size(doc.width() * 2, doc.height() * 2))
+    node = host.add_result_layer("[Upscaled] lanczos x2", Pixels(Rect(0, 0, doc.width(), doc.height()), "bgra8",
                                                                 bytes((9, 9, 9, 255)) * (doc.width() * doc.height())))
     host.remove_preview()
     b = node.bounds()
@@ -140,13 +140,13 @@ def other_documents(results: dict) -> None:
     background = doc16.rootNode().childNodes()[0]
     background.setPixelData(bytes((0x34, 0x12, 0x78, 0x56, 0xBC, 0x9A, 0xFF, 0xFF)) * (64 * 32), 0, 0, 64, 32)
     host = KritaHost(doc16)
-    px = host.read_pixels(Bounds(0, 0, 1, 1))
-    node = host.add_result_layer("r16", Pixels(Bounds(2, 2, 1, 1), "bgra8", bytes((1, 2, 3, 255))))
+    px = host.read_pixels(Rect(0, 0, 1, 1))
+    node = host.add_result_layer("r16", Pixels(Rect(2, 2, 1, 1), "bgra8", bytes((1, 2, 3, 255))))
     results["u16"] = {"read": list(px.data), "written": list(bytes(node.pixelData(2, 2, 1, 1)))}
     doc16.close()
     cmyk = u.new_document(16, 16, model="CMYKA", show=False)
     try:
-        KritaHost(cmyk).read_pixels(Bounds(0, 0, 4, 4))
+        KritaHost(cmyk).read_pixels(Rect(0, 0, 4, 4))
         results["cmyk_message"] = None
     except UnsupportedDocument as exc:
         results["cmyk_message"] = str(exc)

@@ -1,0 +1,90 @@
+"""What an operation is to the engine: the declarations each ``op_*.py`` file makes, and the shared checks.
+
+An operation names the input roles it implements, the checks the engine makes before running it, and how
+it runs. A diffusion operation also declares its ``PipelineTask``: the diffusers pipeline class per model
+family and how one ``DenoiseCall`` becomes that pipeline's arguments. ``registry.py`` collects them; the
+engine looks a job's operation up there instead of branching on ``job.op``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from latentbrush.protocol import ErrorCode, JobRequest, ProtocolError
+
+from ..events import JobEvents, JobOutput
+from ..inputs import JobInputs
+from .prefill import telea_available
+from .samplers import SAMPLERS, available_samplers
+
+if TYPE_CHECKING:
+    from .denoise import DenoiseCall
+
+# (call, image H x W x 3 uint8 or None, mask H x W uint8 or None), both already at the call's size
+# -> keyword arguments of the pipeline besides prompt, steps, cfg, generator and callback
+PipelineArgs = Callable[["DenoiseCall", "np.ndarray | None", "np.ndarray | None"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PipelineTask:
+    """One kind of diffusers pipeline call: txt2img, img2img or inpaint."""
+
+    name: str
+    pipelines: Mapping[str, str]  # model family -> diffusers pipeline class name
+    args: PipelineArgs
+    full_steps: bool = False  # starts from noise: every step runs whatever the strength
+    inpaint_model: PipelineTask | None = None  # the task a 9-channel inpainting model runs this as
+
+    def for_model(self, inpaint_unet: bool) -> PipelineTask:
+        return self.inpaint_model if inpaint_unet and self.inpaint_model is not None else self
+
+
+class Services(Protocol):
+    """What an operation may use of the engine."""
+
+    upscalers: Any  # upscale.UpscalerRegistry, or None when the upscale extras are missing
+
+    def load(self, name: str) -> Any: ...  # models.loader.LoadedModel
+
+    def check_model(self, job: JobRequest) -> ProtocolError | None: ...
+
+    def check_upscaler(self, name: str) -> ProtocolError | None: ...
+
+
+Check = Callable[[Services, JobRequest], "ProtocolError | None"]
+Run = Callable[[Services, JobRequest, JobInputs, JobEvents], JobOutput]
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # the JobRequest.op it serves
+    roles: frozenset[str]  # input roles this server implements for it; others the protocol allows: not_supported
+    checks: tuple[Check, ...]  # in order; the first fault wins (SPEC.md 9.5 step 4)
+    run: Run
+    tasks: tuple[PipelineTask, ...] = ()  # pipeline kinds it may run (diffusion operations)
+    notes: Mapping[str, str] = field(default_factory=dict)  # free-form, for docs and describe()
+
+
+def check_model(services: Services, job: JobRequest) -> ProtocolError | None:
+    """Model known and loadable, sampler known and available."""
+    error = services.check_model(job)
+    if error is not None:
+        return error
+    if job.sampler not in SAMPLERS:
+        message = f"unknown sampler {job.sampler!r} (known: {', '.join(SAMPLERS)})"
+        return ProtocolError(ErrorCode.UNKNOWN_SAMPLER, message, "job.sampler")
+    if job.sampler not in available_samplers():
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"sampler {job.sampler!r} needs scipy", "job.sampler")
+    return None
+
+
+def check_prefill(_services: Services, job: JobRequest) -> ProtocolError | None:
+    if job.prefill == "telea" and not telea_available():
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, "prefill 'telea' needs OpenCV; use 'blur'", "job.prefill")
+    return None
+
+
+DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill)

@@ -1,30 +1,32 @@
 """The seam between the server and the diffusion code (docs/INTERNALS.md "Backend").
 
 ``Engine.run`` blocks and runs on the worker thread that owns the GPU; ``describe`` and ``check`` are cheap
-and may be called from any thread. Nothing heavy happens in ``__init__`` besides scanning the models folder:
+and may be called from any thread. What each operation checks and runs is declared in ``ops/op_*.py`` and
+looked up in ``ops/registry.py``; the engine itself only supplies models, upscalers and the device lock.
+Nothing heavy happens in ``__init__`` besides scanning the models folder:
 models load on first use and stay cached within a byte budget.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError
+from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError, input_refs
 
-from .events import EngineError, JobEvents, JobOutput
+from .events import EngineError, JobEvents, JobOutput, is_out_of_memory
+from .inputs import JobInputs
 from .models.clip_vocab import CONFIGS_DIR
 from .models.loader import PipelineCache, Placement, choose_device, choose_dtype, default_budget
 from .models.registry import ModelRegistry
-from .ops.diffusion import make_refine, pick_seed, run_diffusion
-from .ops.prefill import telea_available
-from .ops.samplers import SAMPLERS, available_samplers
+from .ops.operation import Operation
+from .ops.registry import OPERATIONS
+from .ops.samplers import available_samplers
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,9 @@ def _device_label(device: torch.device) -> str:
 
 
 class Engine:
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: EngineSettings, operations: Mapping[str, Operation] | None = None) -> None:
         self.settings = settings
+        self.operations = dict(OPERATIONS if operations is None else operations)  # job.op -> what runs it
         self.device = choose_device(settings.device)
         if settings.cpu_offload and self.device.type != "cuda":
             log.warning("cpu_offload needs a CUDA device; ignored on %s", self.device.type)
@@ -98,7 +101,7 @@ class Engine:
             default_model=self.registry.default,
         )
 
-    def _check_upscaler(self, name: str) -> ProtocolError | None:
+    def check_upscaler(self, name: str) -> ProtocolError | None:
         if name in ("", LANCZOS):
             return None
         if self.upscalers is None:
@@ -109,74 +112,53 @@ class Engine:
             return ProtocolError(exc.code, exc.message, exc.field)
         return None
 
+    def check_model(self, job: JobRequest) -> ProtocolError | None:
+        return self.registry.problem(job.model)
+
     def check(self, job: JobRequest) -> ProtocolError | None:
-        """Problems this engine can see before running ``job`` (the codec already checked the fields)."""
-        needs_model = job.op != "upscale" or (job.upscale is not None and job.upscale.refine)
-        if job.op == "upscale":
-            error = self._check_upscaler(job.upscale.upscaler if job.upscale is not None else "")
+        """Problems this engine can see before running ``job`` (the protocol already checked the fields)."""
+        op = self.operations.get(job.op)
+        if op is None:
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, f"this server cannot {job.op}", "job.op")
+        for ref in input_refs(job):
+            if ref.input.role not in op.roles:  # allowed by the protocol, not implemented here (SPEC.md 9.9)
+                message = f"this server does not take {ref.input.role} inputs for {job.op}"
+                return ProtocolError(ErrorCode.NOT_SUPPORTED, message, f"job.{ref.role_field}")
+        for check in op.checks:
+            error = check(self, job)
             if error is not None:
                 return error
-        if not needs_model:
-            return None
-        error = self.registry.problem(job.model)
-        if error is not None:
-            return error
-        if job.sampler not in SAMPLERS:
-            message = f"unknown sampler {job.sampler!r} (known: {', '.join(SAMPLERS)})"
-            return ProtocolError(ErrorCode.UNKNOWN_SAMPLER, message, "job.sampler")
-        if job.sampler not in available_samplers():
-            return ProtocolError(ErrorCode.NOT_SUPPORTED, f"sampler {job.sampler!r} needs scipy", "job.sampler")
-        if job.op in ("img2img", "inpaint") and min(int(job.steps * job.strength), job.steps) < 1:
-            message = f"strength {job.strength} x {job.steps} steps leaves no denoising step"
-            return ProtocolError(ErrorCode.BAD_FIELD, message, "job.strength")
-        if job.prefill == "telea" and job.op != "upscale" and not telea_available():
-            return ProtocolError(ErrorCode.NOT_SUPPORTED, "prefill 'telea' needs OpenCV; use 'blur'", "job.prefill")
         return None
 
     # ------------------------------------------------------------------ run
 
-    def run(
-        self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: JobEvents
-    ) -> JobOutput:
-        """Run ``job`` to completion on this thread. Raises JobCancelled or EngineError."""
+    def run(self, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
+        """Run ``job`` to completion on this thread; ``inputs``: role -> ``InputPixels`` (RGBA images, one-channel
+        masks, all of ``job.context``). Raises JobCancelled or EngineError."""
         error = self.check(job)
         if error is not None:
             raise EngineError(error.code, error.message, error.field)
+        op = self.operations[job.op]
+        for role in sorted(op.needs - inputs.keys()):  # admission guarantees them; a direct caller may not
+            raise EngineError(ErrorCode.MISSING_FIELD, f"{job.op} needs the {role} input", f"job.{role}")
         with self._run_lock:
             try:
-                if job.op == "upscale":
-                    return self._run_upscale(job, image, events)
-                model = self._load(job.model)
-                return run_diffusion(model, job, image, mask, events)
-            except RuntimeError as exc:  # torch.cuda.OutOfMemoryError and MPS's plain RuntimeError
-                if "out of memory" not in str(exc).lower():
+                return op.run(self, job, inputs, events)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 raise EngineError(
                     ErrorCode.OUT_OF_MEMORY,
-                    f"out of GPU memory ({str(exc).splitlines()[0][:160]}); try a smaller size or batch, "
-                    "or start the server with CPU offload / VAE tiling",
+                    f"out of GPU memory ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+                    "try a smaller size or batch, or start the server with CPU offload / VAE tiling",
                 ) from exc
 
-    def _load(self, name: str) -> Any:
+    def load(self, name: str) -> Any:
+        """The loaded model ``name`` ("" = the default), from the cache or loaded now."""
         entry = self.registry.get(name)
         model, refined = self.cache.get(entry)
         if refined != entry:
             self.registry.update(refined)
         return model
-
-    def _run_upscale(self, job: JobRequest, image: np.ndarray | None, events: JobEvents) -> JobOutput:
-        if image is None:
-            raise EngineError(ErrorCode.MISSING_FIELD, "upscale needs an image", "job.image")
-        from .upscale import run_upscale
-
-        seed = pick_seed(job)
-        refine = None
-        if job.upscale is not None and job.upscale.refine:
-            refine = make_refine(self._load(job.model), job, seed, events.cancel)
-        if self.upscalers is None:
-            raise EngineError(ErrorCode.NOT_SUPPORTED, "the upscale module is not installed", "job.op")
-        return run_upscale(
-            dataclasses.replace(job, seed=seed), image, events, upscalers=self.upscalers, refine=refine, seed=seed
-        )

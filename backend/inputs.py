@@ -63,3 +63,11 @@ def pixels(inputs: JobInputs, role: str) -> np.ndarray | None:
     """The pixels of the job's (first) input of ``role``, or None when it has none."""
     items = inputs.get(role, ())
     return items[0].pixels if items else None
+
+
+def from_arrays(image: np.ndarray | None = None, mask: np.ndarray | None = None,
+                blob: str = "sha256:" + "0" * 64) -> dict[str, tuple[InputPixels, ...]]:
+    """An engine inputs mapping from an RGBA image and a mask, for callers outside the server (benchmarks)."""
+    pairs = (("image", image), ("mask", mask))
+    return {role: (InputPixels(JobInput(role, blob), array, f"job.{role}"),) for role, array in pairs
+            if array is not None}

@@ -150,6 +150,12 @@ class LatentbrushServer:
         log.warning("refused handshake from %s: %s", connection.remote_address, reason)
         return connection.respond(HTTPStatus.FORBIDDEN, f"forbidden_origin: {reason}\n")
 
+    def job_state(self, client_id: str, job_id: str) -> str | None:
+        """A job's state as this server sees it (None: not held); for tests and diagnostics."""
+        session = self._service.sessions.get(client_id)
+        record = session.jobs.get(job_id) if session is not None else None
+        return record.state if record is not None else None
+
     @property
     def server_name(self) -> str:
         return f"latentbrush-server/{server_version()}"
@@ -293,8 +299,7 @@ class LatentbrushServer:
         if isinstance(admitted, ProtocolError):
             session.error(admitted, job.id)
             return
-        image, mask = admitted
-        err = self._service.submit(session, JobRecord(job, session.client_id, image, mask))
+        err = self._service.submit(session, JobRecord(job, session.client_id, admitted))
         if err is not None:
             session.error(err, job.id)
 

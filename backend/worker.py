@@ -24,7 +24,8 @@ import numpy as np
 from latentbrush.protocol import ErrorCode, JobRequest, PreviewHeader, ProtocolError, Rect, encode_frame
 
 from .events import EngineError, JobCancelled, JobOutput, is_out_of_memory
-from .images import as_mask, as_rgba, encode_preview
+from .images import encode_preview
+from .inputs import JobInputs, prepare
 from .jobs import JobRecord
 from .results import encode_result_frame
 
@@ -40,7 +41,7 @@ class EngineLike(Protocol):
 
     def check(self, job: JobRequest) -> ProtocolError | None: ...
 
-    def run(self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: Any) -> JobOutput: ...
+    def run(self, job: JobRequest, inputs: JobInputs, events: Any) -> JobOutput: ...
 
 
 class JobListener(Protocol):
@@ -175,9 +176,7 @@ class Worker:
             if record.cancel.is_set():
                 return Outcome(cancelled=True)
             # Blobs are stored as decoded; the engine wants RGBA images and single-channel masks.
-            image = None if record.image is None else as_rgba(record.image)
-            mask = None if record.mask is None else as_mask(record.mask)
-            output = self.engine.run(job, image, mask, events)
+            output = self.engine.run(job, prepare(record.inputs), events)
             if record.cancel.is_set():
                 return Outcome(cancelled=True, seconds=time.perf_counter() - start)
             return Outcome(output=output, seconds=time.perf_counter() - start)

@@ -114,6 +114,8 @@ class _Events:
 
     def preview(self, step: int, total: int, rgb: np.ndarray, rect: object, index: int) -> None: ...
 
+    def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None: ...
+
 
 class InProcess:
     def __init__(self, device: str, job: object, image: np.ndarray, mask: np.ndarray) -> None:
@@ -124,7 +126,9 @@ class InProcess:
 
     def run(self) -> Clock:
         with Clock() as clock:
-            self.engine.run(self.job, self.image, self.mask, _Events())
+            from latentbrush.backend.inputs import from_arrays
+
+            self.engine.run(self.job, from_arrays(self.image, self.mask), _Events())
         return clock
 
 

@@ -77,6 +77,9 @@ class _Events:
     def preview(self, step, total, rgb, rect, index) -> None:
         pass
 
+    def result(self, index, rgba, seed) -> None:
+        pass
+
 
 class _OneModel:
     def __init__(self, model) -> None:

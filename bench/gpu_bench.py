@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from latentbrush.backend.engine import Engine, EngineSettings  # noqa: E402
 from latentbrush.backend.events import JobCancelled  # noqa: E402
+from latentbrush.backend.inputs import from_arrays  # noqa: E402
 from latentbrush.backend.models.clip_vocab import CONFIGS_DIR, load_shipped_tokenizer  # noqa: E402
 from latentbrush.backend.models.loader import Placement, load_pipeline  # noqa: E402
 from latentbrush.backend.models.registry import ModelEntry  # noqa: E402
@@ -126,6 +127,9 @@ class BenchEvents:
         Image.fromarray(rgb).save(buffer, "JPEG", quality=85)
         self.preview_bytes = len(buffer.getvalue())
 
+    def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None:
+        pass
+
 
 def test_picture(side: int) -> tuple[np.ndarray, np.ndarray]:
     y, x = np.mgrid[0:side, 0:side]
@@ -196,7 +200,7 @@ def engine_inpaint(engine: Engine, name: str, side: int, steps: int, preview: st
 
     def run() -> BenchEvents:
         events = BenchEvents()
-        engine.run(job, rgba, mask, events)
+        engine.run(job, from_arrays(rgba, mask), events)
         return events
 
     return run
@@ -237,7 +241,7 @@ def cancel_latency_ms(engine: Engine, name: str, side: int, steps: int, trials: 
 
         def work(events: BenchEvents = events, done: dict[str, float] = done) -> None:
             try:
-                engine.run(job, rgba, mask, events)
+                engine.run(job, from_arrays(rgba, mask), events)
             except JobCancelled:
                 done["at"] = time.perf_counter()
 

@@ -18,7 +18,7 @@ from .errors import FATAL_CODES, ErrorCode, ProtocolError
 from .geometry import round_half_up, upscale_rect, upscale_size
 from .inputs import ROLES, InputRef, as_v1_0, blob_keys, input_refs, job_inputs
 from .lifecycle import JobStatus, check_hello, check_server_hello, negotiated_minor
-from .limits import field_range, max_upscale
+from .limits import field_range
 from .messages import *  # noqa: F403 - the message types are the package's API
 from .operations import OPERATIONS
 from .validate import from_dict, to_dict
@@ -49,7 +49,6 @@ __all__ = [
     "geometry",
     "input_refs",
     "job_inputs",
-    "max_upscale",
     "negotiated_minor",
     "round_half_up",
     "to_dict",

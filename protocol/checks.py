@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from .errors import ErrorCode, ProtocolError
-from .geometry import upscale_rect, upscale_size
+from .geometry import Size, upscale_rect, upscale_size
 from .inputs import check_inputs
 from .messages import PREVIEW_FORMATS, PREVIEW_NONE, RESULT_FORMATS, JobRequest, Limits, Rect
 from .operations import check_operation
@@ -67,7 +67,7 @@ def _check_limits(job: JobRequest, max_pixels: int | None, limits: Limits | None
         max_pixels = limits.max_pixels if max_pixels is None else max_pixels
     if max_pixels is None:
         return None
-    sizes = [("job.context", job.context or job.region), ("job.region", job.region)]
+    sizes: list[tuple[str, Rect | Size]] = [("job.context", job.context or job.region), ("job.region", job.region)]
     if job.resolution is not None:
         sizes.append(("job.resolution", job.resolution))
     if job.op == "upscale":

@@ -12,8 +12,8 @@ import json
 import math
 import re
 import struct
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, TypeVar
 
 from .errors import ErrorCode, ProtocolError
 from .messages import (
@@ -23,6 +23,10 @@ from .messages import (
     RAW_FORMATS,
     SERVER_FRAMES,
     SERVER_MESSAGES,
+    BlobHeader,
+    ClientMessage,
+    ServerFrameHeader,
+    ServerMessage,
 )
 from .validate import from_dict, raw_payload_size, to_dict
 
@@ -32,6 +36,7 @@ MAX_TEXT_BYTES = 1024 * 1024  # text frames carry no pixels
 MAX_SERVER_TEXT_BYTES = 16 * MAX_TEXT_BYTES  # model lists can be long; the client is more generous
 MAX_INT_DIGITS = 40  # longer integer literals are refused before int() spends quadratic time on them
 _ID = re.compile(ID_PATTERN)
+T = TypeVar("T")
 
 
 def blob_hash(payload: bytes | memoryview) -> str:
@@ -39,7 +44,7 @@ def blob_hash(payload: bytes | memoryview) -> str:
     return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
-def encode_message(msg: Any) -> str:
+def encode_message(msg: ClientMessage | ServerMessage) -> str:
     """The text frame of ``msg``; always encodable as UTF-8, even when a string in it is not."""
     text = json.dumps(to_dict(msg), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text if _utf8_safe(text) else _without_lone_surrogates(text)
@@ -61,7 +66,7 @@ def _without_lone_surrogates(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-def encode_frame(header: Any, payload: bytes | memoryview) -> bytes:
+def encode_frame(header: BlobHeader | ServerFrameHeader, payload: bytes | memoryview) -> bytes:
     head = json.dumps(to_dict(header), separators=(",", ":"), allow_nan=False).encode()
     return b"".join((HEADER_LEN.pack(len(head)), head, payload))
 
@@ -160,7 +165,7 @@ def _job_id_hint(obj: dict[str, Any]) -> str | None:
     return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None
 
 
-def _decode_typed(obj: dict[str, Any], table: dict[str, type], strict: bool) -> Any:
+def _decode_typed(obj: dict[str, Any], table: Mapping[str, type[T]], strict: bool) -> T | ProtocolError:
     if "type" not in obj:
         return ProtocolError(ErrorCode.MISSING_FIELD, "every message names its type", "type")
     kind = obj["type"]
@@ -177,7 +182,7 @@ def _decode_typed(obj: dict[str, Any], table: dict[str, type], strict: bool) -> 
     return result
 
 
-def decode_client_message(data: str | bytes) -> Any:
+def decode_client_message(data: str | bytes) -> ClientMessage | ProtocolError:
     """Server side: strict (unknown fields are errors, see SPEC.md "Compatibility").
 
     Returns a message or a ProtocolError; never raises.
@@ -186,7 +191,7 @@ def decode_client_message(data: str | bytes) -> Any:
     return obj if isinstance(obj, ProtocolError) else _decode_typed(obj, CLIENT_MESSAGES, strict=True)
 
 
-def decode_server_message(data: str | bytes) -> Any:
+def decode_server_message(data: str | bytes) -> ServerMessage | ProtocolError:
     """Client side: lenient (unknown fields ignored so 1.x servers can add fields). Never raises.
 
     An unknown ``type`` comes back as an UNKNOWN_TYPE error, which a client ignores (SPEC.md).
@@ -245,7 +250,7 @@ def decode_client_frame(
     max_pixels: int | None = None,
     *,
     formats: Collection[str] | None = None,
-) -> Any:
+) -> tuple[BlobHeader, memoryview] | ProtocolError:
     """Server side: a blob upload. Returns (BlobHeader, payload) or ProtocolError; never raises.
 
     ``formats``: the server hello's ``blob_formats`` when the server offers fewer than all.
@@ -270,7 +275,9 @@ def decode_client_frame(
     return header, payload
 
 
-def decode_server_frame(data: bytes | memoryview, max_bytes: int = 2**31) -> Any:
+def decode_server_frame(
+    data: bytes | memoryview, max_bytes: int = 2**31
+) -> tuple[ServerFrameHeader, memoryview] | ProtocolError:
     """Client side: a preview or result. Returns (header, payload) or ProtocolError; never raises."""
     split = _split_frame(data, max_bytes)
     if isinstance(split, ProtocolError):

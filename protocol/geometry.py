@@ -101,6 +101,10 @@ class Rect:
     def is_empty(self) -> bool:
         return self.width <= 0 or self.height <= 0
 
+    def xywh(self) -> tuple[int, int, int, int]:
+        """The four numbers in the order host APIs take them (Krita ``pixelData``, GIMP ``select_rectangle``)."""
+        return self.x, self.y, self.width, self.height
+
     def contains(self, other: Rect) -> bool:
         return self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
 

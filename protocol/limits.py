@@ -8,13 +8,11 @@ refuses. Before a server is known (``limits=None``) the protocol's own range app
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from .geometry import Size, scaled_size
-from .messages import JobRequest, Limits, UpscaleParams
+from .messages import JobRequest, Limits
 
-__all__ = ["SERVER_CAPS", "field_range", "max_upscale"]
+__all__ = ["SERVER_CAPS", "field_range"]
 
 # job field -> the server hello's Limits attribute that also bounds it from above (SPEC "Job request")
 SERVER_CAPS: dict[tuple[type, str], str] = {
@@ -38,17 +36,3 @@ def field_range(cls: type, name: str, limits: Limits | None = None) -> tuple[Any
         high = max(low, min(high, getattr(limits, cap)))  # a server allowing less than the minimum still gets it
     return low, high
 
-
-def max_upscale(region: Size, limits: Limits | None = None) -> float:
-    """The largest ``UpscaleParams.scale`` whose result of ``region`` fits the server's pixel limit.
-
-    At least the field's minimum (a server refusing even that refuses the job, naming the field);
-    rounded down to 0.01 so the value a spin box shows is one that fits.
-    """
-    low, high = field_range(UpscaleParams, "scale")
-    if limits is None:
-        return high
-    scale = min(high, math.floor(math.sqrt(limits.max_pixels / region.pixels) * 100) / 100)
-    while scale > low and scaled_size(region, scale).pixels > limits.max_pixels:  # sides round half up
-        scale = round(scale - 0.01, 2)
-    return max(low, scale)

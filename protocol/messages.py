@@ -12,7 +12,7 @@ Decoding is strict on the server (unknown fields are errors) except for classes 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 from .errors import ProtocolError
 from .geometry import MAX_SIDE, Rect, Size  # the wire's rectangle is the geometry type
@@ -42,6 +42,7 @@ __all__ = [  # grouped: constants, type aliases, classes
     "Cancelled",
     "Capabilities",
     "ClientHello",
+    "ClientMessage",
     "Done",
     "Error",
     "ImageFormat",
@@ -64,7 +65,9 @@ __all__ = [  # grouped: constants, type aliases, classes
     "Rect",
     "ResultHeader",
     "SeamFix",
+    "ServerFrameHeader",
     "ServerHello",
+    "ServerMessage",
     "Size",
     "Started",
     "Submit",
@@ -393,15 +396,15 @@ class ResultHeader:
     stride: int | None = field(default=None, metadata=_c(min=1, max=4 * MAX_SIDE))
 
 
-CLIENT_MESSAGES: dict[str, type] = {
-    m.TYPE: m for m in (ClientHello, Submit, Cancel, QueryBlobs, QueryQueue, QueryModels)
-}
-SERVER_MESSAGES: dict[str, type] = {
-    m.TYPE: m
-    for m in (
-        ServerHello, Queued, Started, Progress, Done, Cancelled, Error,
-        BlobsAnswer, BlobStored, QueueAnswer, ModelsAnswer,
-    )
-}
-CLIENT_FRAMES: dict[str, type] = {BlobHeader.TYPE: BlobHeader}
-SERVER_FRAMES: dict[str, type] = {PreviewHeader.TYPE: PreviewHeader, ResultHeader.TYPE: ResultHeader}
+# What each decoder can return besides a ProtocolError (codec.py); the tables below are built from these.
+ClientMessage: TypeAlias = ClientHello | Submit | Cancel | QueryBlobs | QueryQueue | QueryModels
+ServerMessage: TypeAlias = (
+    ServerHello | Queued | Started | Progress | Done | Cancelled | Error | BlobsAnswer | BlobStored | QueueAnswer
+    | ModelsAnswer
+)
+ServerFrameHeader: TypeAlias = PreviewHeader | ResultHeader
+
+CLIENT_MESSAGES: dict[str, type[ClientMessage]] = {m.TYPE: m for m in get_args(ClientMessage)}
+SERVER_MESSAGES: dict[str, type[ServerMessage]] = {m.TYPE: m for m in get_args(ServerMessage)}
+CLIENT_FRAMES: dict[str, type[BlobHeader]] = {BlobHeader.TYPE: BlobHeader}
+SERVER_FRAMES: dict[str, type[ServerFrameHeader]] = {m.TYPE: m for m in get_args(ServerFrameHeader)}

@@ -13,7 +13,7 @@ import re
 import types
 import typing
 from functools import cache
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union, cast
 
 from .errors import ErrorCode, ProtocolError, ProtocolViolation
 from .messages import RAW_FORMATS
@@ -39,7 +39,7 @@ def _pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     return tuple(f for f in dataclasses.fields(cls) if f.name != "TYPE")
 
 
@@ -139,7 +139,7 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
             _fail(ErrorCode.BAD_FIELD, path, "must be an object")
         _check_json_value(value, path)
         return dict(value)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _from_dict(tp, value, path, strict)
     if tp is bool:
         if not isinstance(value, bool):
@@ -177,7 +177,7 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
 def _from_dict(cls: type[T], data: Any, path: str, strict: bool, skip: tuple[str, ...] = ()) -> T:
     if not isinstance(data, dict):
         _fail(ErrorCode.BAD_FIELD, path, "must be an object")
-    hints = _hints(cls)
+    hints = _hints(cast(type, cls))  # a class is hashable; mypy cannot tell for type[T]
     fields = _fields(cls)
     if strict and not getattr(cls, "LENIENT", False):
         known = {f.name for f in fields}

@@ -263,17 +263,22 @@ class LoadedModel:
         if self.placement.vae_tiling:
             pipe.vae.enable_tiling()
 
-    def pipeline(self, task: str) -> DiffusionPipeline:
-        """The pipeline for ``task``; a 9-channel inpaint model does every task through its inpaint pipeline."""
-        if self.inpaint_unet:
-            task = "inpaint"
-        pipe = self._pipes.get(task)
+    def pipeline(self, task: Any) -> DiffusionPipeline:
+        """The pipeline of ``task`` (an ``ops.operation.PipelineTask``, or its name), whose class for this model's
+        family the operation declares; a 9-channel inpaint model does every task through its inpaint pipeline."""
+        if isinstance(task, str):
+            from ..ops.registry import TASKS  # the ops import this module's users; looked up late
+
+            task = TASKS[task]
+        name = "inpaint" if self.inpaint_unet else task.name
+        pipe = self._pipes.get(name)
         if pipe is None:
             source = next(iter(self._pipes.values()))
+            cls = getattr(diffusers, task.pipelines[self.entry.family])
             # diffusers 0.42's from_pipe casts the *shared* modules to float32 unless told the dtype
-            pipe = PIPELINES[self.entry.family][task].from_pipe(source, **dtype_kwarg(source.unet.dtype))
+            pipe = cls.from_pipe(source, **dtype_kwarg(source.unet.dtype))
             pipe.set_progress_bar_config(disable=True)
-            self._pipes[task] = pipe
+            self._pipes[name] = pipe
         if self.placement.cpu_offload and self._offloaded is not pipe and self.placement.device.type == "cuda":
             pipe.enable_model_cpu_offload(device=self.placement.device)  # offload hooks live on the pipe
             self._offloaded = pipe

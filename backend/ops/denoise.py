@@ -54,7 +54,7 @@ def denoise_steps(steps: int, strength: float, task: PipelineTask) -> int:
 def denoise_strength(steps: int, strength: float) -> float:
     """``strength``, raised just enough that at least one of ``steps`` runs (SPEC.md 9.3): the one step
     is then the last, least noisy one of the schedule."""
-    if strength <= 0 or int(steps * strength) >= 1:
+    if int(steps * strength) >= 1:
         return strength
     low = 1.0 / steps
     while int(steps * low) < 1:  # 49 * (1 / 49) is 0.999...

@@ -11,20 +11,33 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from latentbrush.protocol import ErrorCode, JobRequest, Rect
 from latentbrush.protocol.messages import MAX_SEED, Size
 
 from ..events import EngineError, JobEvents, JobOutput, RefineFn
-from ..models.loader import LoadedModel
+from ..inputs import JobInputs, pixels
 from . import masks
 from .cancel import raise_if_cancelled
-from .denoise import DenoiseCall, denoise_steps, run_denoise
+from .denoise import DenoiseCall, denoise_steps, denoise_strength, run_denoise
+from .operation import PipelineTask
 from .prefill import prefill, resolve_mode
 from .previews import LinearDecoder, RegionPreview, TaesdDecoder, X0Capture
+from .steps import CallbackSteps, StepReporter
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
+
+# Conditioning roles run_diffusion implements for every diffusion op (SPEC.md 9.9: control, reference and
+# region are specified; none is implemented yet). A new one: add it here and use it in run_diffusion's call.
+DIFFUSION_ROLES: frozenset[str] = frozenset()
+
+# An operation's choice for a job: (job, inputs) -> (pipeline task, strength); op_*.py files define one each.
+PlanFn = Callable[[JobRequest, JobInputs], "tuple[PipelineTask, float]"]
 
 MIN_SIDE = 64  # smallest processing side; SD is useless below this anyway
 MAX_ASPECT_STRETCH = 2  # the longest processing side stays within 2x the model's native side
@@ -49,7 +62,7 @@ def processing_size(width: int, height: int, native: int, resolution: Size | Non
 
 @dataclass(frozen=True)
 class JobPlan:
-    task: str  # pipeline task: txt2img, img2img, inpaint
+    task: PipelineTask  # the pipeline call; its name is txt2img, img2img or inpaint
     strength: float
     width: int  # processing size
     height: int
@@ -57,24 +70,16 @@ class JobPlan:
     prefill: str  # concrete prefill mode
 
 
-def plan_job(job: JobRequest, *, has_image: bool, has_mask: bool, model: LoadedModel) -> JobPlan:
-    """What to run for ``job``. txt2img with a mask and an image fills the hole from pure noise (inpaint at
-    strength 1); img2img with a mask only changes the masked part."""
+def plan_job(job: JobRequest, task: PipelineTask, strength: float, model: LoadedModel) -> JobPlan:
+    """Processing size, steps and prefill for running ``job`` as ``task`` at ``strength`` (raised so that at
+    least one step runs, SPEC.md 9.3: ``steps_per_image`` is what actually runs)."""
     context = job.context or job.region
     width, height = processing_size(context.width, context.height, model.entry.info.resolution, job.resolution)
-    if job.op == "txt2img":
-        task, strength = ("inpaint", 1.0) if (has_image and has_mask) else ("txt2img", 1.0)
-    elif job.op == "img2img":
-        task, strength = ("inpaint" if has_mask else "img2img"), job.strength
-    else:
-        task, strength = "inpaint", job.strength
+    if not task.full_steps:
+        strength = denoise_strength(job.steps, strength)
     steps = denoise_steps(job.steps, strength, task)
-    if steps < 1:
-        raise EngineError(
-            ErrorCode.BAD_FIELD, f"strength {strength} x {job.steps} steps leaves no denoising step", "job.strength"
-        )
     mode = "none"
-    if task == "inpaint":
+    if task.name == "inpaint":
         mode = resolve_mode(job.prefill, inpaint_model=model.inpaint_unet, strength=strength)
     return JobPlan(task, strength, width, height, steps, mode)
 
@@ -93,30 +98,11 @@ def compose_result(generated: np.ndarray, original: np.ndarray | None, alpha: np
     return np.dstack([rgb, alpha])
 
 
-class StepReporter:
-    """Maps the pipeline's callbacks (one per timestep, order-2 samplers have ~2 per step) onto
-    ``steps_per_image`` steps, and sends progress and a preview for each."""
+def _on_step(reporter: StepReporter, plan: JobPlan, index: int, preview: RegionPreview | None) -> CallbackSteps:
+    def picture(capture: X0Capture) -> np.ndarray | None:
+        return preview(capture.latest) if preview is not None and capture.latest is not None else None
 
-    def __init__(self, events: JobEvents, job: JobRequest, plan: JobPlan, preview: RegionPreview | None) -> None:
-        self.events, self.job, self.plan, self.preview = events, job, plan, preview
-        self.total = plan.steps_per_image * job.batch
-        self.index = 0
-        self._done = 0
-
-    def start_image(self, index: int) -> None:
-        self.index, self._done = index, 0
-
-    def __call__(self, i: int, callbacks: int, capture: X0Capture) -> None:
-        per_image = self.plan.steps_per_image
-        step = min(per_image, ((i + 1) * per_image) // callbacks) if callbacks else per_image
-        if step <= self._done:
-            return
-        self._done = step
-        overall = self.index * per_image + step
-        if self.preview is not None and capture.latest is not None:
-            rgb = self.preview(capture.latest)
-            self.events.preview(overall, self.total, rgb, self.job.region, self.index)
-        self.events.progress(overall, self.total, "denoise")
+    return CallbackSteps(reporter, plan.steps_per_image, index, picture)
 
 
 def pick_seed(job: JobRequest) -> int:
@@ -124,23 +110,21 @@ def pick_seed(job: JobRequest) -> int:
 
 
 def run_diffusion(
-    model: LoadedModel, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: JobEvents
+    model: LoadedModel, job: JobRequest, inputs: JobInputs, events: JobEvents, choose: PlanFn
 ) -> JobOutput:
-    """Run a txt2img / img2img / inpaint job; ``image`` RGBA and ``mask`` cover ``job.context``."""
+    """Run a diffusion job as ``choose`` (the operation's plan) says; the image input (RGBA) and the mask input
+    cover ``job.context``. The protocol checked which inputs the operation needs, so absent ones are absent."""
     started = time.perf_counter()
     context = job.context or job.region
-    if job.op in ("img2img", "inpaint") and image is None:
-        raise EngineError(ErrorCode.MISSING_FIELD, f"{job.op} needs an image", "job.image")
-    if job.op == "inpaint" and mask is None:
-        raise EngineError(ErrorCode.MISSING_FIELD, "inpaint needs a mask", "job.mask")
-    for name, array in (("job.image", image), ("job.mask", mask)):
-        if array is not None and array.shape[:2] != (context.height, context.width):
-            raise EngineError(
-                ErrorCode.SIZE_MISMATCH,
-                f"{array.shape[1]}x{array.shape[0]} does not match the context {context.width}x{context.height}",
-                name,
-            )
-    plan = plan_job(job, has_image=image is not None, has_mask=mask is not None, model=model)
+    for items in inputs.values():
+        for item in items:
+            if item.pixels.shape[:2] != (context.height, context.width):
+                shape = f"{item.pixels.shape[1]}x{item.pixels.shape[0]}"
+                message = f"{shape} does not match the context {context.width}x{context.height}"
+                raise EngineError(ErrorCode.SIZE_MISMATCH, message, item.field)
+    image, mask = pixels(inputs, "image"), pixels(inputs, "mask")
+    task, strength = choose(job, inputs)
+    plan = plan_job(job, task, strength, model)
     original = np.ascontiguousarray(image[..., :3]) if image is not None else None
 
     grown = soft = alpha = None
@@ -149,19 +133,19 @@ def run_diffusion(
         alpha = masks.composite_mask(soft, grown, job.mask_blend)
     seed = pick_seed(job)
     pipe_image = pipe_mask = None
-    if original is not None and plan.task != "txt2img":
+    if original is not None and plan.task.name != "txt2img":
         filled = original
         if grown is not None:
             filled = prefill(original, grown, plan.prefill, color=job.prefill_color, seed=seed)
         pipe_image = masks.resize_rgb(filled, plan.width, plan.height)
-    if plan.task == "inpaint" and soft is not None:
+    if plan.task.name == "inpaint" and soft is not None:
         pipe_mask = masks.resize_mask(soft, plan.width, plan.height)
 
     preview = None
     if job.preview_format != "none":
         decoder = TaesdDecoder(model.taesd) if model.taesd is not None else LinearDecoder(model.entry.family)
         preview = RegionPreview(decoder, context, job.region, job.preview_max_side, original, alpha)
-    reporter = StepReporter(events, job, plan, preview)
+    reporter = StepReporter(events, plan.steps_per_image * job.batch, job.region, previews=preview is not None)
     seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(job.batch))
     raise_if_cancelled(events.cancel)  # cancelled while the model loaded: never report a start
     events.started(reporter.total, seed)
@@ -170,15 +154,16 @@ def run_diffusion(
     region_alpha = _crop(alpha, context, job.region) if alpha is not None else None
     images = []
     for index, image_seed in enumerate(seeds):
-        reporter.start_image(index)
         call = DenoiseCall(plan.task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg,
                            plan.strength, image_seed, plan.width, plan.height)
-        generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, reporter)
+        on_step = _on_step(reporter, plan, index, preview)
+        generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, on_step)
         generated = _crop(masks.resize_rgb(generated, context.width, context.height), context, job.region)
         images.append(compose_result(np.ascontiguousarray(generated), region_original, region_alpha))
+        events.result(index, images[-1], image_seed)  # sent now: a cancel of a later item keeps this one
 
     info: dict[str, Any] = {
-        "model": model.entry.name, "base": model.entry.base, "op": job.op, "task": plan.task,
+        "model": model.entry.name, "base": model.entry.base, "op": job.op, "task": plan.task.name,
         "sampler": job.sampler, "steps": job.steps, "cfg": job.cfg, "strength": plan.strength,
         "resolution": [plan.width, plan.height], "prefill": plan.prefill,
         "preview": "none" if preview is None else ("taesd" if model.taesd is not None else "linear"),
@@ -187,14 +172,19 @@ def run_diffusion(
     return JobOutput(tuple(images), seeds, info)
 
 
-def make_refine(model: LoadedModel, job: JobRequest, seed: int, cancel: threading.Event) -> RefineFn:
-    """The upscaler's tile refine: img2img (inpaint where a mask is given) at ``job.upscale.refine_strength``."""
-    strength = job.upscale.refine_strength if job.upscale is not None else 0.3
+def make_refine(
+    model: LoadedModel, job: JobRequest, seed: int, cancel: threading.Event, img2img: PipelineTask,
+    inpaint: PipelineTask,
+) -> RefineFn:
+    """The upscaler's tile refine: ``img2img`` (``inpaint`` where a mask is given) at
+    ``job.upscale.refine_strength``, at least one step unless that is 0."""
+    requested = job.upscale.refine_strength if job.upscale is not None else 0.3
+    strength = denoise_strength(job.steps, requested)
 
     def refine(tile: np.ndarray, mask: np.ndarray | None, index: int) -> np.ndarray:
         height, width = tile.shape[:2]
-        task = "inpaint" if mask is not None else "img2img"
-        if denoise_steps(job.steps, strength, task) < 1:
+        task = inpaint if mask is not None else img2img
+        if requested <= 0:
             return tile.copy()  # strength 0: nothing to refine
         w, h = snap_to_latent(width, height)
         call = DenoiseCall(task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg, strength,

@@ -62,6 +62,7 @@ Run = Callable[[Services, JobRequest, JobInputs, JobEvents], JobOutput]
 class Operation:
     name: str  # the JobRequest.op it serves
     roles: frozenset[str]  # input roles this server implements for it; others the protocol allows: not_supported
+    needs: frozenset[str]  # roles it cannot run without (the protocol's table says so too; checked again on run)
     checks: tuple[Check, ...]  # in order; the first fault wins (SPEC.md 9.5 step 4)
     run: Run
     tasks: tuple[PipelineTask, ...] = ()  # pipeline kinds it may run (diffusion operations)

@@ -7,6 +7,7 @@ samplers make about two per step); the upscaler calls ``step`` once per model ti
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from latentbrush.protocol import Rect
@@ -32,19 +33,19 @@ class StepReporter:
 class CallbackSteps:
     """Maps one image's pipeline callbacks onto ``per_image`` steps of ``reporter`` (batch item ``index``).
 
-    ``picture`` makes the preview of a step from whatever the caller captured (called only when a preview
-    is wanted), so a step whose preview is not sent costs no decode.
+    ``picture`` makes a step's preview from what the pipeline hook hands over (the x0 capture); it is called
+    only when previews are wanted, so a step whose preview is not sent costs no decode.
     """
 
     def __init__(self, reporter: StepReporter, per_image: int, index: int,
-                 picture: Callable[[], np.ndarray | None] | None) -> None:
+                 picture: Callable[[Any], np.ndarray | None] | None) -> None:
         self.reporter, self.per_image, self.index, self.picture = reporter, per_image, index, picture
         self._done = 0
 
-    def __call__(self, i: int, callbacks: int) -> None:
+    def __call__(self, i: int, callbacks: int, captured: Any = None) -> None:
         step = min(self.per_image, ((i + 1) * self.per_image) // callbacks) if callbacks else self.per_image
         if step <= self._done:
             return
         self._done = step
-        rgb = self.picture() if self.picture is not None and self.reporter.previews else None
+        rgb = self.picture(captured) if self.picture is not None and self.reporter.previews else None
         self.reporter.step("denoise", rgb, self.index, to=self.index * self.per_image + step)

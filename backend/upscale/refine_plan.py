@@ -1,4 +1,4 @@
-"""Geometry and masks of the tiled img2img refine after an upscale (pure numpy).
+"""Geometry and masks of the tiled img2img refine after an upscale (numpy, scipy.ndimage).
 
 The idea of Ultimate SD Upscale: the upscaled image is cut into abutting tiles of about
 ``refine_tile`` (``tiles.partition_spans``); each tile is refined from a crop padded by

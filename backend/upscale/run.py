@@ -10,7 +10,8 @@ region scaled by the same factor.
 Steps reported (``events.started(total, seed)``, then ``progress(step, total, stage)`` and one
 preview per step): every top-level model tile of every pass ("upscale"; a Lanczos-only job is
 one step), then every refine call ("refine"). Previews show the whole output, shrunk to
-``job.preview_max_side``, stretched over ``job.region``; none when ``job.preview_format`` is "none".
+``job.preview_max_side``, stretched over ``upscale_rect(job)`` in the upscaled canvas, where the result
+goes; none when ``job.preview_format`` is "none". The seed is reported only when the refine pass runs.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from latentbrush.protocol import PREVIEW_NONE, ErrorCode, JobRequest, Rect, Size, UpscaleParams
+from latentbrush.protocol import PREVIEW_NONE, ErrorCode, JobRequest, Rect, Size, UpscaleParams, upscale_rect
 
 from ..events import EngineError, JobCancelled, JobEvents, JobOutput, RefineFn
+from ..ops.steps import StepReporter
 from .model_upscale import ModelTiler, lanczos_resize, upscale_with_model
 from .plan import model_passes, output_size
 from .preview_canvas import PreviewCanvas, to_uint8
@@ -42,20 +44,14 @@ def region_crop(job: JobRequest, image: np.ndarray) -> np.ndarray:
     return image[y : y + job.region.height, x : x + job.region.width]
 
 
-class StepReporter:
-    """Numbers the steps of a job and sends progress plus one preview frame per step."""
-
-    def __init__(self, events: JobEvents, total: int, canvas: PreviewCanvas | None, rect: Rect) -> None:
-        self.events, self.total, self.canvas, self.rect = events, total, canvas, rect
-        self.done = 0
-
-    def step(self, stage: str, pixels: np.ndarray, box: Rect, space: Size) -> None:
-        """One step finished; ``pixels`` cover ``box`` of an image of size ``space``."""
-        self.done += 1
-        self.events.progress(self.done, self.total, stage)
-        if self.canvas is not None:
-            self.canvas.paste(pixels, box, space)
-            self.events.preview(self.done, self.total, self.canvas.frame(), self.rect, 0)
+def _step(reporter: StepReporter, canvas: PreviewCanvas | None, stage: str, pixels: np.ndarray, box: Rect,
+          space: Size) -> None:
+    """One step finished; ``pixels`` cover ``box`` of an image of size ``space`` (shown on the preview canvas)."""
+    rgb = None
+    if canvas is not None:
+        canvas.paste(pixels, box, space)
+        rgb = canvas.frame()
+    reporter.step(stage, rgb)
 
 
 def upscale_alpha(alpha: np.ndarray, target: Size) -> np.ndarray:
@@ -84,7 +80,8 @@ def run_upscale(
 ) -> JobOutput:
     """Upscales ``job.region`` of ``image`` (see module docstring); blocking, on the worker thread.
 
-    ``seed``: the seed the engine bound into ``refine`` (reported back; defaults to ``job.seed``).
+    ``seed``: the seed the engine bound into ``refine`` (defaults to ``job.seed``); reported only when the
+    refine pass runs (an upscale without one uses no seed).
     ``max_pixels``: refuse outputs larger than this (TOO_LARGE naming the scale or target field).
     Everything that can be refused is checked before ``events.started``.
     """
@@ -106,7 +103,8 @@ def run_upscale(
     upscale_steps = sum(tiler.grid(p.input.width, p.input.height).count for p in passes) if tiler else 1
     steps = refine_steps(target, params) if params.refine and refine is not None else ()
     canvas = None if job.preview_format == PREVIEW_NONE else PreviewCanvas(rgba[..., :3], target, job.preview_max_side)
-    reporter = StepReporter(events, upscale_steps + len(steps), canvas, job.region)
+    reporter = StepReporter(events, upscale_steps + len(steps), upscale_rect(job))
+    seed = seed if steps else None  # no refine pass, no seed: nothing random happens (SPEC.md 7.3)
     events.started(reporter.total, seed)
 
     whole = Rect.of(target)
@@ -117,7 +115,8 @@ def run_upscale(
         rgb *= rgba[..., 3:4].astype(np.float32) / np.float32(255.0)
     if tiler is not None:
         rgb = upscale_with_model(
-            rgb, passes, tiler, lambda i, _n, _c, box, tile: reporter.step("upscale", tile, box, passes[i].output)
+            rgb, passes, tiler,
+            lambda i, _n, _c, box, tile: _step(reporter, canvas, "upscale", tile, box, passes[i].output),
         )
     if events.cancel.is_set():
         raise JobCancelled()
@@ -125,13 +124,13 @@ def run_upscale(
     out = to_uint8(unpremultiply(rgb, alpha) if translucent else rgb)
     del rgb
     if tiler is None:
-        reporter.step("upscale", out, whole, target)
+        _step(reporter, canvas, "upscale", out, whole, target)
     elif canvas is not None:  # tiles were pasted unblended; the refine previews build on the real result
         canvas.paste(out, whole, target)
     if steps and refine is not None:
 
         def on_step(_number: int, _count: int, box: Rect, crop: np.ndarray) -> None:
-            reporter.step("refine", crop, box, target)
+            _step(reporter, canvas, "refine", crop, box, target)
 
         out = refine_image(out, steps, refine, params.refine_mask_blur, events.cancel, on_step)
 

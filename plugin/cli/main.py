@@ -8,9 +8,32 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from latentbrush.protocol import MAX_SIDE, JobRequest, UpscaleParams, field_range  # standard library only: fast
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
+
+
+def _ranged(cls: type, name: str) -> Callable[[str], float]:
+    """An argparse type for the numeric field ``cls.name``: the protocol's range, checked before connecting.
+
+    A connected server's lower limits (steps, batch, pixels) are checked against its hello before the
+    job is submitted (``requests.validated``), which fails with exit code 2 naming the limit.
+    """
+    low, high = field_range(cls, name)
+    kind = int if isinstance(low, int) and isinstance(high, int) else float
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
+        return value
+
+    return parse
 
 
 def _rect(text: str) -> tuple[int, int, int, int]:
@@ -31,8 +54,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(p) for p in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--size wants WIDTHxHEIGHT, got {text!r}")
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"--size must be positive, got {text!r}")
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        raise argparse.ArgumentTypeError(f"--size sides must be in 1..{MAX_SIDE}, got {text!r}")
     return w, h
 
 
@@ -52,12 +75,13 @@ def _add_generation(p: argparse.ArgumentParser, *, strength: float | None) -> No
     g.add_argument("--negative", default="", help="what to avoid")
     g.add_argument("--model", default="", help="model name (default: the server's default; see `latentbrush models`)")
     g.add_argument("--sampler", default="Euler a")
-    g.add_argument("--steps", type=int, default=20)
-    g.add_argument("--cfg", type=float, default=7.0)
-    g.add_argument("--seed", type=int, default=None, help="default: the server picks one")
+    g.add_argument("--steps", type=_ranged(JobRequest, "steps"), default=20)
+    g.add_argument("--cfg", type=_ranged(JobRequest, "cfg"), default=7.0)
+    g.add_argument("--seed", type=_ranged(JobRequest, "seed"), default=None, help="default: the server picks one")
     if strength is not None:
-        g.add_argument("--strength", type=float, default=strength, help=f"0..1 (default {strength})")
-    g.add_argument("--batch", type=int, default=1, help="images to make (one layer each)")
+        g.add_argument("--strength", type=_ranged(JobRequest, "strength"), default=strength,
+                       help=f"0..1 (default {strength})")
+    g.add_argument("--batch", type=_ranged(JobRequest, "batch"), default=1, help="images to make (one layer each)")
 
 
 def _add_io(p: argparse.ArgumentParser, *, input_required: bool = True, selection: bool = True) -> None:
@@ -69,7 +93,8 @@ def _add_io(p: argparse.ArgumentParser, *, input_required: bool = True, selectio
     g.add_argument("-o", "--output", help="composited result (default: <input>-<command>.png)")
     g.add_argument("--layer-out", help="the result layer as RGBA PNG (default: <output>.layer.png)")
     g.add_argument("--previews", metavar="DIR", help="save every preview frame as PNG in DIR")
-    g.add_argument("--preview-max-side", type=int, default=512, help="longest side of preview frames")
+    g.add_argument("--preview-max-side", type=_ranged(JobRequest, "preview_max_side"), default=512,
+                   help="longest side of preview frames")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -99,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_io(p, selection=False)
     g = p.add_argument_group("upscale")
     g.add_argument("--upscaler", default="", help="upscaler name (default: the best installed; 'lanczos' = no model)")
-    g.add_argument("--scale", type=float, default=2.0)
+    g.add_argument("--scale", type=_ranged(UpscaleParams, "scale"), default=2.0)
     g.add_argument("--refine", action="store_true", help="refine the upscaled image with img2img in tiles")
-    g.add_argument("--refine-strength", type=float, default=0.3)
+    g.add_argument("--refine-strength", type=_ranged(UpscaleParams, "refine_strength"), default=0.3)
     _add_generation(p, strength=None)
     _add_connection(p)
 
@@ -110,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="draw a sample picture and run inpaint, img2img and generate on a local server")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=_ranged(JobRequest, "steps"), default=8)
     p.add_argument("--models", metavar="DIR", help="models folder (default: the built-in tiny model)")
     p.add_argument("--device", help="auto, cuda, cpu, mps ...")
     p.add_argument("--url", help="use this running server instead of starting one")

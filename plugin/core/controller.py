@@ -51,7 +51,7 @@ class _Job:
     op: str
     plan: RegionPlan
     settings: GenerationSettings
-    done: asyncio.Future
+    done: asyncio.Future[JobRecord]
     request: JobRequest | None = None
     cancel_requested: bool = False
     canvas_resized: bool = False
@@ -244,9 +244,11 @@ class Controller:
         if isinstance(event, ev.ConnectionChanged):
             self._on_connection(event)
             return
-        job_id = getattr(event, "job_id", None)
-        job = self._jobs.get(job_id) if job_id else None
-        record = self.history.get(job_id) if job_id else None
+        if isinstance(event, (ev.ServerError, ev.ClientFailure)):
+            return  # tied to no job
+        job_id = event.job_id
+        job = self._jobs.get(job_id)
+        record = self.history.get(job_id)
         if job is None or record is None or record.final:
             return
         try:

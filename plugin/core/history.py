@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 from latentbrush.protocol import JobRequest, Rect
@@ -82,8 +82,8 @@ class JobRecord:
             "cfg": s.cfg,
             "strength": s.strength,
             "seeds": list(self.seeds) or ([self.seed] if self.seed is not None else []),
-            "region": list(self.plan.region),
-            "context": list(self.plan.context),
+            "region": list(astuple(self.plan.region)),
+            "context": list(astuple(self.plan.context)),
             "server": self.server,
         }
 

@@ -2,6 +2,8 @@
 
 Every request is validated with the protocol's own walk (``from_dict`` + ``check_job``) before
 it leaves the plugin, so a bad setting fails here with the field name instead of on the server.
+Blobs go in ``inputs`` (protocol 1.1, SPEC.md 9.9); the client turns a job into the 1.0 form
+(``latentbrush.protocol.as_v1_0``) when its server is 1.0.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from latentbrush.protocol import (
     ErrorCode,
+    JobInput,
     JobRequest,
     ProtocolError,
     ServerHello,
@@ -75,7 +78,7 @@ def choose_operation(has_mask: bool, strength: float) -> str:
     return "inpaint" if has_mask else "txt2img"
 
 
-def _common(plan: RegionPlan, settings: GenerationSettings, formats: TransferFormats, job_id: str) -> dict:
+def _common(plan: RegionPlan, settings: GenerationSettings, formats: TransferFormats, job_id: str) -> dict[str, Any]:
     return {
         "id": job_id,
         "canvas": plan.canvas,
@@ -124,6 +127,7 @@ def build_txt2img(
             **_boxes(plan),
             strength=1.0,
             **_mask_fields(plan, mask),
+            **_inputs(None, mask if plan.has_mask else None),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -143,9 +147,9 @@ def build_img2img(
         JobRequest(
             op="img2img",
             **_boxes(plan),
-            image=image,
             strength=settings.strength,
             **_mask_fields(plan, mask),
+            **_inputs(image, mask if plan.has_mask else None),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -167,9 +171,9 @@ def build_inpaint(
         JobRequest(
             op="inpaint",
             **_boxes(plan),
-            image=image,
             strength=settings.strength,
             **_mask_fields(plan, mask),
+            **_inputs(image, mask),
             prefill=settings.prefill,  # type: ignore[arg-type]  # a bad value is named by validated()
             **_common(plan, settings, formats, job_id),
         )
@@ -181,10 +185,16 @@ def _boxes(plan: RegionPlan) -> dict[str, Any]:
 
 
 def _mask_fields(plan: RegionPlan, mask: str | None) -> dict[str, Any]:
-    """The mask and its edge treatment, when the plan has a selection; none of it otherwise."""
+    """The mask's edge treatment, when the plan has a selection; none of it otherwise."""
     if mask is None or not plan.has_mask:
         return {}
-    return {"mask": mask, "mask_grow": plan.grow, "mask_feather": plan.feather, "mask_blend": plan.blend}
+    return {"mask_grow": plan.grow, "mask_feather": plan.feather, "mask_blend": plan.blend}
+
+
+def _inputs(image: str | None, mask: str | None) -> dict[str, Any]:
+    """The blobs as named inputs (SPEC.md 9.9); no ``inputs`` at all when there are none."""
+    items = tuple(JobInput(role, blob) for role, blob in (("image", image), ("mask", mask)) if blob is not None)
+    return {"inputs": items} if items else {}
 
 
 def _missing_mask() -> ProtocolError:
@@ -212,7 +222,7 @@ def build_upscale(
             op="upscale",
             region=plan.context,
             context=plan.context,
-            image=image,
+            **_inputs(image, None),
             strength=settings.refine_strength if settings.refine else 1.0,
             upscale=params,
             **{**_common(plan, settings, formats, job_id), "batch": 1},  # an upscale makes one image

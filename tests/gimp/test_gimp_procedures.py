@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from latentbrush.plugin.core.requests import OPERATIONS
+from latentbrush.plugin.core.requests import OPERATIONS, GenerationSettings
 from latentbrush.plugin.hosts.gimp.procedures import (
     DEFAULT_SERVER,
     PROCEDURES,
+    capped_to_server,
     procedure_named,
     server_url,
     settings_from_values,
 )
+from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
 
 
 def test_every_operation_has_one_procedure_and_there_is_a_cancel():
@@ -59,3 +61,21 @@ def test_server_url_precedence():
 def test_unknown_procedure_is_named():
     with pytest.raises(KeyError, match="plug-in-nope"):
         procedure_named("plug-in-nope")
+
+
+def test_argument_ranges_are_the_protocols_field_limits():
+    for proc in PROCEDURES:
+        for arg in proc.args:
+            if arg.name in ("steps", "cfg", "strength", "seed"):
+                assert (arg.minimum, arg.maximum) == field_range(JobRequest, arg.name), (proc.name, arg.name)
+            elif arg.name == "scale":
+                assert (arg.minimum, arg.maximum) == field_range(UpscaleParams, "scale")
+
+
+def test_a_connected_servers_limits_cap_steps_and_batch():
+    limits = Limits(max_frame_bytes=1 << 20, max_pixels=1 << 20, max_queue=4, max_batch=2, max_steps=150)
+    capped, notes = capped_to_server(GenerationSettings(steps=200, batch=3, cfg=9.0), limits)
+    assert (capped.steps, capped.batch, capped.cfg) == (150, 2, 9.0)
+    assert notes == ("steps 200 -> 150 (the server's limit)", "batch 3 -> 2 (the server's limit)")
+    same = GenerationSettings(steps=150)
+    assert capped_to_server(same, limits) == (same, ())

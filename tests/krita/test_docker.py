@@ -81,6 +81,19 @@ def test_connecting_fills_models_and_shows_the_server(plugin, server):
     assert not docker.connection.url.isEnabled()
 
 
+def test_ranges_come_from_the_protocol_and_shrink_to_the_servers_limits(plugin, server):
+    _, docker, session = plugin
+    gen = docker.generation
+    assert (gen.steps.maximum(), gen.batch.maximum(), gen.cfg.maximum()) == (200, 16, 30.0)  # JobRequest metadata
+    assert (gen.upscale_factor.minimum(), gen.upscale_factor.maximum()) == (1.0, 8.0)  # UpscaleParams.scale
+    gen.steps.setValue(180)
+    connect(docker, session, server)
+    assert (gen.steps.maximum(), gen.batch.maximum()) == (50, 4)  # the fake server's hello limits
+    assert gen.steps.value() == 50 and gen.generation_settings("inpaint").steps == 50  # never above the server's
+    docker.connection.button.click()  # disconnect: back to the protocol's ranges
+    spin_until(lambda: gen.steps.maximum() == 200, "the protocol's ranges again")
+
+
 def test_a_wrong_token_is_reported(plugin, server):
     _, docker, session = plugin
     docker.connection.set_mode(REMOTE)

@@ -4,7 +4,8 @@ Each job runs ``steps`` steps; a step waits on ``gate`` (an asyncio.Event the te
 ``gated`` is set, so a test can act at an exact step with no timing assumptions. Results are
 solid images whose colour encodes the job's index and seed, so tests can check what arrived.
 Sessions survive dropped connections (resume by client id, missed events replayed), and
-``restart()`` forgets everything, like a new server process would.
+``restart()`` forgets everything, like a new server process would. The hello gate, decoding and
+job states are the protocol's own ``ServerConnection`` and ``JobStatus``, as in the real server.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from latentbrush.protocol import (
+    PROTOCOL_MINOR,
     BlobsAnswer,
     BlobStored,
     Cancel,
@@ -22,7 +24,8 @@ from latentbrush.protocol import (
     Done,
     Error,
     ErrorCode,
-    JobInfo,
+    JobRequest,
+    JobStatus,
     Limits,
     ModelInfo,
     ModelsAnswer,
@@ -39,12 +42,12 @@ from latentbrush.protocol import (
     Started,
     Submit,
     check_job,
-    decode_client_frame,
-    decode_client_message,
     encode_frame,
     encode_message,
     upscale_rect,
 )
+from latentbrush.protocol.connection import BlobReceived, Close, HelloReceived, Request, Send
+from latentbrush.protocol.connection import ServerConnection as Connection
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -67,7 +70,24 @@ class Session:
     client_id: str
     ws: ServerConnection | None = None
     missed: list[str | bytes] = field(default_factory=list)  # queued while disconnected
-    jobs: dict[str, str] = field(default_factory=dict)  # job id -> state
+    jobs: dict[str, JobStatus] = field(default_factory=dict)
+    cancelling: set[str] = field(default_factory=set)  # cancel received, not yet acted on
+
+    def state(self, job_id: str) -> str | None:
+        """"cancelling" once a cancel arrived for a live job, else the job's protocol state."""
+        status = self.jobs.get(job_id)
+        if status is None:
+            return None
+        return "cancelling" if job_id in self.cancelling and status.live else status.state
+
+    async def job(self, msg: Queued | Started | Progress | Done | Cancelled) -> None:
+        """Send a job message; the fake obeys the same state machine as the real server."""
+        status = self.jobs.get(msg.job_id) or JobStatus(msg.job_id)
+        after = status.apply(msg)
+        if isinstance(after, ProtocolError):
+            raise AssertionError(f"fake server broke the job life cycle: {after}")
+        self.jobs[msg.job_id] = after
+        await self.send(encode_message(msg))
 
     async def send(self, data: str | bytes) -> None:
         if self.ws is None:
@@ -87,7 +107,9 @@ class FakeServer:
         self.gate = asyncio.Event()
         self.step_reached = asyncio.Event()  # set whenever a job finishes a step
         self.uploads = 0
+        self.minor = PROTOCOL_MINOR  # set to 0 to play a 1.0 server
         self.hellos: list[ClientHello] = []
+        self.submitted: list[JobRequest] = []
         self.sessions: dict[str, Session] = {}
         self.blobs: dict[str, tuple[int, int]] = {}
         self._ids = itertools.count(1)
@@ -133,26 +155,30 @@ class FakeServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, ws: ServerConnection) -> None:
-        hello = decode_client_message(await ws.recv())
-        if not isinstance(hello, ClientHello):
-            await ws.send(encode_message(Error("not_ready", "send hello first", "type")))
-            return
+        conn = Connection(token_ok=lambda token: token == self.token, max_frame_bytes=LIMITS.max_frame_bytes,
+                          max_pixels=LIMITS.max_pixels)
+        event = None
+        while not isinstance(event, HelloReceived):
+            try:
+                data = await ws.recv()
+            except ConnectionClosed:
+                return
+            event = conn.receive_text(data) if isinstance(data, str) else conn.receive_blob(data)
+            if isinstance(event, Close):
+                await ws.send(event.text)
+                await ws.close(event.code, event.reason)
+                return
+            if isinstance(event, Send):
+                await ws.send(event.text)
+        hello = event.hello
         self.hellos.append(hello)
-        if hello.protocol != 1:
-            await ws.send(encode_message(Error("version_mismatch", "server speaks protocol 1", "protocol")))
-            await ws.close(1002)
-            return
-        if hello.token != self.token:
-            await ws.send(encode_message(Error("unauthorized", "wrong token", "token")))
-            await ws.close(1008)
-            return
         resumed = hello.client_id in self.sessions
         session = self.sessions.get(hello.client_id or "") or Session(hello.client_id or f"c{next(self._ids)}")
         self.sessions[session.client_id] = session
-        await ws.send(encode_message(ServerHello(
-            protocol=1, minor=0, server="fake", client_id=session.client_id, resumed=resumed, device="cpu",
-            dtype="float32", models=MODELS, upscalers=("lanczos",), samplers=("Euler a",), limits=LIMITS,
-            default_model="fake",
+        await ws.send(conn.accept(ServerHello(
+            protocol=1, minor=self.minor, server="fake", client_id=session.client_id, resumed=resumed,
+            device="cpu", dtype="float32", models=MODELS, upscalers=("lanczos",), samplers=("Euler a",),
+            limits=LIMITS, default_model="fake",
         )))
         session.ws = ws
         missed, session.missed = session.missed, []
@@ -160,40 +186,42 @@ class FakeServer:
             await session.send(data)
         try:
             async for data in ws:
-                await self._on_message(session, data)
+                await self._on_message(session, conn, data)
         except ConnectionClosed:
             pass
         finally:
             if session.ws is ws:
                 session.ws = None
 
-    async def _on_message(self, session: Session, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            frame = decode_client_frame(data, LIMITS.max_frame_bytes, LIMITS.max_pixels)
-            if isinstance(frame, ProtocolError):
-                await session.send(encode_message(Error(frame.code.value, frame.message, frame.field)))
-                return
-            header, _ = frame
+    async def _on_message(self, session: Session, conn: Connection, data: str | bytes) -> None:
+        event = conn.receive_blob(data) if isinstance(data, bytes) else conn.receive_text(data)
+        if isinstance(event, Send):
+            await session.send(event.text)
+            return
+        if isinstance(event, BlobReceived):
+            header = event.header
             self.blobs[header.hash] = (header.width, header.height)
             self.uploads += 1
             await session.send(encode_message(BlobStored(header.hash, header.width, header.height)))
             return
-        msg = decode_client_message(data)
-        if isinstance(msg, ProtocolError):
-            await session.send(encode_message(Error(msg.code.value, msg.message, msg.field, msg.job_id)))
-        elif isinstance(msg, QueryBlobs):
+        if not isinstance(event, Request):
+            return
+        msg = event.message
+        if isinstance(msg, QueryBlobs):
             have = tuple(h for h in msg.hashes if h in self.blobs)
-            await session.send(encode_message(BlobsAnswer(have, tuple(h for h in msg.hashes if h not in have))))
+            missing = tuple(h for h in msg.hashes if h not in have)
+            await session.send(encode_message(BlobsAnswer(have, missing, msg.request_id)))
         elif isinstance(msg, QueryModels):
-            await session.send(encode_message(ModelsAnswer(MODELS, ("lanczos",), ("Euler a",), "fake")))
+            await session.send(encode_message(ModelsAnswer(MODELS, ("lanczos",), ("Euler a",), "fake",
+                                                           msg.request_id)))
         elif isinstance(msg, QueryQueue):
-            live = tuple(JobInfo(j, s) for j, s in session.jobs.items() if s in ("queued", "started"))
-            await session.send(encode_message(QueueAnswer(live)))
+            live = tuple(status.info() for status in session.jobs.values() if status.live)
+            await session.send(encode_message(QueueAnswer(live, msg.request_id)))
         elif isinstance(msg, Cancel):
-            state = session.jobs.get(msg.job_id)
-            if state in ("queued", "started"):
-                session.jobs[msg.job_id] = "cancelling"
-            elif state is None:
+            status = session.jobs.get(msg.job_id)
+            if status is not None and status.live:
+                session.cancelling.add(msg.job_id)
+            elif status is None:
                 await session.send(encode_message(Error("unknown_job", "no such live job", "job_id", msg.job_id)))
         elif isinstance(msg, Submit):
             await self._submit(session, msg)
@@ -210,25 +238,24 @@ class FakeServer:
         if err is not None:
             await session.send(encode_message(Error(err.code.value, err.message, err.field, job.id)))
             return
-        session.jobs[job.id] = "queued"
-        await session.send(encode_message(Queued(job.id, 0)))
+        self.submitted.append(job)
+        await session.job(Queued(job.id, 0))
         self._spawn(self._run(session, msg))
 
     async def _run(self, session: Session, msg: Submit) -> None:
         job = msg.job
         seed = job.seed if job.seed is not None else 1234
-        session.jobs[job.id] = "started"
-        await session.send(encode_message(Started(job.id, self.steps, seed)))
+        await session.job(Started(job.id, self.steps, seed))
         context = upscale_rect(job) if job.op == "upscale" else job.context or job.region
         for step in range(1, self.steps + 1):
             if self.gated:
                 await self.gate.wait()
             await asyncio.sleep(0)
-            if session.jobs[job.id] == "cancelling":
-                session.jobs[job.id] = "cancelled"
-                await session.send(encode_message(Cancelled(job.id)))
+            if job.id in session.cancelling:
+                session.cancelling.discard(job.id)
+                await session.job(Cancelled(job.id))
                 return
-            await session.send(encode_message(Progress(job.id, step, self.steps)))
+            await session.job(Progress(job.id, step, self.steps))
             if job.preview_format in ("rgba8", "bgra8"):
                 scale = min(1.0, job.preview_max_side / max(context.width, context.height))
                 w, h = max(1, round(context.width * scale)), max(1, round(context.height * scale))
@@ -241,8 +268,7 @@ class FakeServer:
             payload = solid(job.result_format, rect.width, rect.height, result_color(index, seeds[index]))
             header = ResultHeader(job.id, index, rect, job.result_format, rect.width, rect.height, seeds[index])
             await session.send(encode_frame(header, payload))
-        session.jobs[job.id] = "done"
-        await session.send(encode_message(Done(job.id, job.batch, seeds, {"model": "fake", "sampler": job.sampler})))
+        await session.job(Done(job.id, job.batch, seeds, {"model": "fake", "sampler": job.sampler}))
 
 
 async def wait_for(predicate, what: str, limit: float = 20.0) -> None:

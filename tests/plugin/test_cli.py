@@ -29,6 +29,29 @@ def test_arguments_are_checked():
         parser.parse_args(["inpaint", "in.png", "--rect", "1,2,0,4"])
 
 
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["inpaint", "in.png", "--steps", "201"], "--steps"),  # JobRequest.steps: 1..200
+        (["inpaint", "in.png", "--steps", "0"], "--steps"),
+        (["inpaint", "in.png", "--cfg", "30.5"], "--cfg"),
+        (["inpaint", "in.png", "--batch", "17"], "--batch"),
+        (["img2img", "in.png", "--strength", "1.2"], "--strength"),
+        (["inpaint", "in.png", "--seed", str(2**32)], "--seed"),
+        (["upscale", "in.png", "--scale", "8.5"], "--scale"),  # UpscaleParams.scale: 1..8
+        (["upscale", "in.png", "--scale", "0.5"], "--scale"),
+        (["inpaint", "in.png", "--preview-max-side", "8"], "--preview-max-side"),
+        (["generate", "--size", "70000x8"], "--size"),
+    ],
+)
+def test_option_ranges_are_the_protocols_field_limits(argv, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2 and option in capsys.readouterr().err
+    edge = build_parser().parse_args(["upscale", "in.png", "--scale", "8", "--steps", "200", "--seed", str(2**32 - 1)])
+    assert (edge.scale, edge.steps, edge.seed) == (8.0, 200, 2**32 - 1)
+
+
 def test_missing_input_is_a_usage_error(tmp_path):
     done = latentbrush("inpaint", str(tmp_path / "nope.png"), "--rect", "0,0,4,4", "--url", "ws://127.0.0.1:9")
     assert done.returncode == 2 and "does not exist" in done.stderr
@@ -91,3 +114,10 @@ def test_upscale_of_a_side_ending_in_half_rounds_up(tmp_path):
     assert done.returncode == 0, done.stderr
     assert Image.open(tmp_path / "out.png").size == (11, 11)
     assert Image.open(tmp_path / "out.layer.png").size == (11, 11)
+
+
+@pytest.mark.slow
+def test_a_servers_lower_step_limit_is_a_usage_error_before_submitting(tmp_path):
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    done = latentbrush("img2img", "in.png", "--steps", "180", "--local", "-q", cwd=tmp_path)  # server default: 150
+    assert done.returncode == 2 and "150 steps" in done.stderr and "job.steps" in done.stderr, done.stderr

@@ -195,7 +195,7 @@ def test_cancel_mid_job():
         await wait_for(lambda: rec.of(ev.JobStarted), "job start")
         await client.cancel("j6")
         session = server.sessions[client.client_id]
-        await wait_for(lambda: session.jobs["j6"] == "cancelling", "cancel received")
+        await wait_for(lambda: session.state("j6") == "cancelling", "cancel received")
         server.gate.set()
         await wait_for(lambda: rec.final("j6"), "cancel")
         await client.close()

@@ -99,7 +99,7 @@ def test_cancel_removes_preview_and_records_cancelled():
         await wait_for(lambda: controller.history.get(record.job_id).state == "started", "start")
         await controller.cancel()
         session = server.sessions[client.client_id]
-        await wait_for(lambda: session.jobs[record.job_id] == "cancelling", "cancel received")
+        await wait_for(lambda: session.state(record.job_id) == "cancelling", "cancel received")
         server.gate.set()
         return await controller.wait(record.job_id)
 

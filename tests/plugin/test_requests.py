@@ -12,7 +12,16 @@ from latentbrush.plugin.core.requests import (
     choose_operation,
     new_job_id,
 )
-from latentbrush.protocol import Submit, blob_hash, check_job, decode_client_message, encode_message
+from latentbrush.protocol import (
+    ProtocolError,
+    Submit,
+    as_v1_0,
+    blob_hash,
+    check_job,
+    decode_client_message,
+    encode_message,
+    job_inputs,
+)
 from latentbrush.protocol.geometry import Rect, Size
 
 IMAGE = blob_hash(b"image")
@@ -44,10 +53,16 @@ def test_each_operation_round_trips_and_checks(op):
         assert (job.mask_grow, job.mask_feather, job.mask_blend) == (plan.grow, plan.feather, plan.blend)
         assert (job.prompt, job.negative_prompt, job.seed, job.batch, job.steps, job.cfg) == (
             "a red barn", "blurry", 42, 2, 12, 5.5)
+    roles = {role: items[0].blob for role, items in job_inputs(job).items()}
+    assert job.image is None and job.mask is None  # 1.1: the blobs are named inputs
     if op == "txt2img":  # no image; the selection's mask shapes the alpha
-        assert job.image is None and job.mask == MASK and job.context == job.region
+        assert roles == {"mask": MASK} and job.context == job.region
     if op == "img2img":
-        assert job.strength == 0.4 and job.mask == MASK
+        assert job.strength == 0.4 and roles == {"image": IMAGE, "mask": MASK}
+    if op in ("inpaint", "upscale"):
+        assert roles == ({"image": IMAGE, "mask": MASK} if op == "inpaint" else {"image": IMAGE})
+    old = as_v1_0(job)  # what the client sends a 1.0 server
+    assert not isinstance(old, ProtocolError) and old.inputs is None and old.mask == roles.get("mask")
     if op == "upscale":
         assert job.upscale is not None and job.upscale.scale == 2.0 and job.region == job.context
 
@@ -55,7 +70,7 @@ def test_each_operation_round_trips_and_checks(op):
 def test_img2img_without_selection_sends_no_mask():
     job = build_request("img2img", plan_whole_canvas(Size(64, 64)), GenerationSettings(strength=0.5),
                         job_id="j", image=IMAGE, mask=MASK)
-    assert job.mask is None and job.mask_grow == 0
+    assert "mask" not in job_inputs(job) and job.mask_grow == 0
 
 
 def test_bad_settings_name_the_field():

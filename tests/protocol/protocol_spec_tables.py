@@ -15,18 +15,20 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from latentbrush.protocol import inputs, messages
+from latentbrush.protocol import geometry, inputs, messages
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md"
 COLUMNS = ("field", "type", "default", "limits")
 
 
 def message_classes() -> list[type]:
-    """Every dataclass defined in messages.py, in source order, and the wire types of inputs.py."""
+    """Every dataclass of messages.py (with Size and Rect, which it imports from geometry.py), in source order,
+    and the wire types of inputs.py."""
+    homes = (messages.__name__, geometry.__name__)
     return [
         obj
         for obj in vars(messages).values()
-        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == messages.__name__
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ in homes
     ] + [inputs.JobInput]
 
 

@@ -8,9 +8,10 @@ coming back from a procedure config become ``GenerationSettings`` through ``sett
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from latentbrush.plugin.core.requests import GenerationSettings
+from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
 from latentbrush.protocol.messages import MAX_SEED  # 2**32 - 1: fits a GParamSpecUInt, not an int
 
 MENU_PATH = "<Image>/Filters/latentbrush"
@@ -46,14 +47,17 @@ SERVER = Arg("server", "string", "Server", f"latentbrush server URL (empty: ${SE
 PROMPT = Arg("prompt", "string", "Prompt", "What to paint", "")
 NEGATIVE = Arg("negative-prompt", "string", "Negative prompt", "What to avoid", "")
 MODEL = Arg("model", "string", "Model", "Model name as the server lists it (empty: the server's default)", "")
-STEPS = Arg("steps", "int", "Steps", "Denoising steps", 20, 1, 200)
-SEED = Arg("seed", "uint", "Seed", "Seed of the noise (used when Random seed is off)", 0, 0, MAX_SEED)
+# ranges are the protocol's field limits; a server's lower limits apply once connected (``capped_to_server``)
+STEPS = Arg("steps", "int", "Steps", "Denoising steps", 20, *field_range(JobRequest, "steps"))
+SEED = Arg("seed", "uint", "Seed", "Seed of the noise (used when Random seed is off)", 0,
+           *field_range(JobRequest, "seed"))
 RANDOM_SEED = Arg("random-seed", "boolean", "Random seed", "Let the server pick a new seed", True)
-CFG = Arg("cfg", "double", "Guidance", "Classifier-free guidance scale", 7.0, 0.0, 30.0)
+CFG = Arg("cfg", "double", "Guidance", "Classifier-free guidance scale", 7.0, *field_range(JobRequest, "cfg"))
 
 
 def _strength(default: float) -> Arg:
-    return Arg("strength", "double", "Strength", "How much to change (1: repaint fully)", default, 0.0, 1.0)
+    low, high = field_range(JobRequest, "strength")
+    return Arg("strength", "double", "Strength", "How much to change (1: repaint fully)", default, low, high)
 
 
 GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, RANDOM_SEED, SEED, CFG)
@@ -76,7 +80,7 @@ PROCEDURES: tuple[Procedure, ...] = (
         "plug-in-latentbrush-upscale", "_Upscale...", "Upscale the whole image (layers scaled, result on top)",
         "upscale",
         (
-            Arg("scale", "double", "Scale", "Upscale factor", 2.0, 1.0, 8.0),
+            Arg("scale", "double", "Scale", "Upscale factor", 2.0, *field_range(UpscaleParams, "scale")),
             Arg("upscaler", "string", "Upscaler", "Upscaler name (empty: best installed, 'lanczos': no model)", ""),
             SERVER,
         ),
@@ -115,6 +119,21 @@ def settings_from_values(values: Mapping[str, object], operation: str) -> Genera
         upscaler=str(values.get("upscaler", "") or ""),
         scale=float(values.get("scale", 2.0)),  # type: ignore[arg-type]
     )
+
+
+def capped_to_server(settings: GenerationSettings, limits: Limits) -> tuple[GenerationSettings, tuple[str, ...]]:
+    """``settings`` with steps and batch lowered to the connected server's limits, and a note per change.
+
+    The procedure dialog is registered before any server is known, so it offers the protocol's
+    range; this does what a Krita spin box does once the server's hello arrives.
+    """
+    changes: dict[str, int] = {}
+    for name in ("steps", "batch"):
+        high = field_range(JobRequest, name, limits)[1]
+        if getattr(settings, name) > high:
+            changes[name] = high
+    notes = tuple(f"{name} {getattr(settings, name)} -> {high} (the server's limit)" for name, high in changes.items())
+    return replace(settings, **changes), notes
 
 
 def server_url(values: Mapping[str, object], env: Mapping[str, str]) -> str:

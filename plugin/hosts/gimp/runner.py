@@ -24,7 +24,7 @@ from latentbrush.plugin.deps import MissingDependency
 
 from .host import GimpHost
 from .jobfiles import JobFiles, RunningJob
-from .procedures import settings_from_values
+from .procedures import capped_to_server, settings_from_values
 
 CANCEL_POLL_SECONDS = 0.1
 # A plug-in must not hang GIMP's "running" state forever when the server went away for good.
@@ -74,6 +74,10 @@ def _outcome(host: GimpHost, record: JobRecord) -> JobOutcome:
 async def _run(host: GimpHost, op: str, settings: GenerationSettings, url: str, files: JobFiles) -> JobRecord:
     client = Client(url, client_name="latentbrush-gimp", reconnect=RECONNECT)
     await client.connect()
+    if client.hello is not None:  # set by connect(); the dialog offered the protocol's ranges
+        settings, notes = capped_to_server(settings, client.hello.limits)
+        for note in notes:
+            host.report_status(f"{op}: {note}", None)
     controller = Controller(host, client)
     try:
         record = await controller.submit(settings, op)

@@ -112,7 +112,7 @@ class KritaHost:
         inside = intersect(Rect(sel.x(), sel.y(), sel.width(), sel.height()), Rect.of(self.canvas_size()))
         if inside.is_empty():
             return None
-        data = bytes(sel.pixelData(*inside))
+        data = bytes(sel.pixelData(*inside.xywh()))
         if not data.strip(b"\0"):
             return None
         return Selection(inside, data)
@@ -136,10 +136,10 @@ class KritaHost:
         node = self.preview.adopt(name)
         if node is None:
             node = self._doc.createNode(name, "paintlayer")
-            node.setPixelData(data, *pixels.bounds)
+            node.setPixelData(data, *pixels.bounds.xywh())
             self._doc.rootNode().addChildNode(node, None)
         else:
-            node.setPixelData(data, *pixels.bounds)
+            node.setPixelData(data, *pixels.bounds.xywh())
         self._doc.refreshProjection()
         return node
 
@@ -149,7 +149,7 @@ class KritaHost:
         children = []
         for layer_name, pixels in layers:
             node = self._doc.createNode(layer_name, "paintlayer")
-            node.setPixelData(self._widen(_bgra8(pixels)), *pixels.bounds)
+            node.setPixelData(self._widen(_bgra8(pixels)), *pixels.bounds.xywh())
             children.append(node)
         group = self._doc.createGroupLayer(name)
         group.setChildNodes(children)  # detached: records no undo step (see module docstring)
@@ -206,7 +206,7 @@ class KritaHost:
         try:
             self._doc.refreshProjection()
             self._doc.waitForDone()
-            return bytes(self._doc.pixelData(bounds.x, bounds.y, bounds.width, bounds.height))
+            return bytes(self._doc.pixelData(*bounds.xywh()))
         finally:
             if hidden:
                 node.setVisible(True)

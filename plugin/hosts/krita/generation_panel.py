@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from latentbrush.plugin.core.requests import GenerationSettings
+from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
 
 from ...qt import (
     QCheckBox,
@@ -27,6 +28,8 @@ from ...qt import (
 from .settings import DockerSettings
 
 DEFAULT_SAMPLERS = ("Euler a", "Euler", "DPM++ 2M Karras", "DDIM", "UniPC")
+MAX_SPIN_INT = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the protocol's seed goes to 2^32-1
+MIN_STRENGTH_PERCENT = 1  # a refine at 0% would change nothing
 # docker buttons -> the controller's operation names (None: chosen from the selection)
 OPERATIONS = {"generate": "txt2img", "inpaint": "inpaint", "refine": "img2img", "upscale": "upscale"}
 
@@ -68,30 +71,24 @@ class GenerationPanel(QWidget):
             self.buttons[name] = button
 
         self.strength = QSlider(Qt.Orientation.Horizontal)
-        self.strength.setRange(1, 100)
         self.strength.setObjectName("latentbrush_strength")
         self.strength_label = QLabel()
         self.strength.valueChanged.connect(lambda v: self.strength_label.setText(f"{v}%"))
         self.upscale_factor = QDoubleSpinBox()
-        self.upscale_factor.setRange(1.0, 8.0)
         self.upscale_factor.setSingleStep(0.5)
         self.upscale_factor.setSuffix("×")
         self.upscaler = QComboBox()
         self.upscaler.setToolTip("Upscaler model; Lanczos needs none")
 
         self.steps = QSpinBox()
-        self.steps.setRange(1, 200)
         self.cfg = QDoubleSpinBox()
-        self.cfg.setRange(0.0, 30.0)
         self.cfg.setSingleStep(0.5)
         self.sampler = QComboBox()
         self.sampler.addItems(DEFAULT_SAMPLERS)
         self.random_seed = QCheckBox("Random")
         self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)  # QSpinBox is a signed int; the protocol allows up to 2^32-1
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         self.batch = QSpinBox()
-        self.batch.setRange(1, 16)
 
         grid = QGridLayout()
         grid.addWidget(self.buttons["generate"], 0, 0)
@@ -124,7 +121,19 @@ class GenerationPanel(QWidget):
         layout.addWidget(self.negative)
         layout.addLayout(grid)
         layout.addLayout(form)
+        self.apply_limits(None)
         self.load(DockerSettings())
+
+    def apply_limits(self, limits: Limits | None) -> None:
+        """Widget ranges from the protocol's field limits, capped by a connected server's ``limits``."""
+        low, high = field_range(JobRequest, "strength")
+        self.strength.setRange(max(MIN_STRENGTH_PERCENT, round(low * 100)), round(high * 100))
+        self.upscale_factor.setRange(*field_range(UpscaleParams, "scale"))
+        self.steps.setRange(*field_range(JobRequest, "steps", limits))
+        self.cfg.setRange(*field_range(JobRequest, "cfg"))
+        low, high = field_range(JobRequest, "seed")
+        self.seed.setRange(low, min(high, MAX_SPIN_INT))
+        self.batch.setRange(*field_range(JobRequest, "batch", limits))
 
     # ----------------------------------------------------------------------------- values
 
@@ -182,6 +191,7 @@ class GenerationPanel(QWidget):
         """Fill the model, sampler and upscaler lists from a ServerHello (None clears them)."""
         self.model.clear()
         self.upscaler.clear()
+        self.apply_limits(None if hello is None else hello.limits)  # a spin box clamps its value into range
         if hello is None:
             return
         for info in hello.models:

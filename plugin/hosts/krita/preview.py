@@ -55,8 +55,8 @@ class PreviewLayer:
         stale = self._painted
         if not stale.is_empty() and union(stale, bounds) != bounds:
             # the previous frame reached outside this one: clear it so no stale border remains
-            node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale)
-        node.setPixelData(self._widen(bgra), bounds.x, bounds.y, bounds.width, bounds.height)
+            node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale.xywh())
+        node.setPixelData(self._widen(bgra), *bounds.xywh())
         self._painted = bounds
         self.frames_shown += 1
         self._doc.refreshProjection()  # Krita does not recomposite after setPixelData by itself
@@ -87,7 +87,7 @@ class PreviewLayer:
     def _clear(self, node: Any) -> None:
         stale = self._painted
         if not stale.is_empty():
-            node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale)
+            node.setPixelData(self._widen(bytes(stale.width * stale.height * 4)), *stale.xywh())
         self._painted = Rect(0, 0, 0, 0)
 
     def _create(self) -> Any:

@@ -51,6 +51,9 @@ class RecordingEvents:
         self.calls.append(("preview", step))
         self.previews.append((step, total, rgb.copy(), rect, index))
 
+    def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None:
+        self.calls.append(("result", (index, rgba.copy(), seed)))
+
     def of(self, kind: str) -> list[Any]:
         return [args for name, args in self.calls if name == kind]
 

@@ -7,8 +7,10 @@ import time
 
 import numpy as np
 import pytest
+from engine_helpers import engine_inputs
 from latentbrush.backend.engine import Engine
 from latentbrush.backend.events import JobCancelled
+from latentbrush.backend.ops import op_img2img, op_inpaint
 from latentbrush.backend.ops.cancel import cancel_points
 from latentbrush.backend.ops.diffusion import make_refine
 from latentbrush.protocol import Rect, Size, UpscaleParams
@@ -26,7 +28,7 @@ def hook_count(engine: Engine) -> int:
 def test_cancel_between_steps_stops_at_once(tiny_engine: Engine, make_job, make_events) -> None:
     events = make_events(cancel_at=1)
     with pytest.raises(JobCancelled):
-        tiny_engine.run(make_job(steps=6), None, None, events)
+        tiny_engine.run(make_job(steps=6), {}, events)
     assert [p[0] for p in events.of("progress")] == [1]
     assert len(events.previews) == 1
     assert hook_count(tiny_engine) == 0  # hooks removed on the way out
@@ -36,7 +38,7 @@ def test_cancel_before_start_reports_nothing(tiny_engine: Engine, make_job, make
     events = make_events()
     events.cancel.set()
     with pytest.raises(JobCancelled):
-        tiny_engine.run(make_job(), None, None, events)
+        tiny_engine.run(make_job(), {}, events)
     assert events.calls == []
 
 
@@ -53,17 +55,17 @@ def test_cancel_inside_the_unet_does_not_finish_the_step(tiny_engine: Engine, ma
     handle = unet.mid_block.register_forward_hook(cancel_in_the_middle)
     try:
         with pytest.raises(JobCancelled):
-            tiny_engine.run(make_job(steps=4), None, None, events)
+            tiny_engine.run(make_job(steps=4), {}, events)
     finally:
         handle.remove()
     assert calls["mid"] == 1 and events.of("progress") == []  # the up blocks never ran
 
 
 def test_a_cancelled_job_leaves_no_trace(tiny_engine: Engine, make_job, make_events) -> None:
-    before = tiny_engine.run(make_job(seed=99, sampler="DPM++ 2M Karras", steps=3), None, None, make_events())
+    before = tiny_engine.run(make_job(seed=99, sampler="DPM++ 2M Karras", steps=3), {}, make_events())
     with pytest.raises(JobCancelled):
-        tiny_engine.run(make_job(seed=99, sampler="DPM++ 2M Karras", steps=3), None, None, make_events(cancel_at=2))
-    after = tiny_engine.run(make_job(seed=99, sampler="DPM++ 2M Karras", steps=3), None, None, make_events())
+        tiny_engine.run(make_job(seed=99, sampler="DPM++ 2M Karras", steps=3), {}, make_events(cancel_at=2))
+    after = tiny_engine.run(make_job(seed=99, sampler="DPM++ 2M Karras", steps=3), {}, make_events())
     np.testing.assert_array_equal(before.images[0], after.images[0])
 
 
@@ -82,7 +84,7 @@ def test_cross_thread_cancel_latency(tiny_engine: Engine, make_job, make_events)
     thread = threading.Thread(target=cancel_soon)
     thread.start()
     with pytest.raises(JobCancelled):
-        tiny_engine.run(make_job(steps=50, resolution=Size(256, 256), region=Rect(0, 0, 128, 128)), None, None, events)
+        tiny_engine.run(make_job(steps=50, resolution=Size(256, 256), region=Rect(0, 0, 128, 128)), {}, events)
     latency_ms = (time.perf_counter() - set_at[0]) * 1000
     thread.join()
     steps = len(events.of("progress"))
@@ -99,13 +101,17 @@ def tiny_model(tiny_engine: Engine):
     return model
 
 
+def refine_fn(model, job, seed, cancel):
+    return make_refine(model, job, seed, cancel, op_img2img.TASK, op_inpaint.TASK)
+
+
 def upscale_job(make_job, strength: float = 0.5):
     return make_job(op="upscale", image=True, steps=4, upscale=UpscaleParams(refine=True, refine_strength=strength))
 
 
 def test_refine_returns_a_refined_tile_of_the_same_size(tiny_model, make_job, picture) -> None:
     tile = picture(72, 56)[..., :3]
-    refine = make_refine(tiny_model, upscale_job(make_job), seed=11, cancel=threading.Event())
+    refine = refine_fn(tiny_model, upscale_job(make_job), seed=11, cancel=threading.Event())
     out = refine(tile, None, 0)
     assert out.shape == tile.shape and out.dtype == np.uint8
     assert not np.array_equal(out, tile)
@@ -117,26 +123,26 @@ def test_refine_with_a_mask_keeps_unmasked_pixels(tiny_model, make_job, picture)
     tile = picture(64, 64)[..., :3]
     mask = np.zeros((64, 64), np.uint8)
     mask[:, 32:] = 255
-    out = make_refine(tiny_model, upscale_job(make_job), seed=3, cancel=threading.Event())(tile, mask, 2)
+    out = refine_fn(tiny_model, upscale_job(make_job), seed=3, cancel=threading.Event())(tile, mask, 2)
     np.testing.assert_array_equal(out[:, :32], tile[:, :32])
     assert not np.array_equal(out[:, 32:], tile[:, 32:])
 
 
 def test_refine_at_zero_strength_is_identity_and_honours_cancel(tiny_model, make_job, picture) -> None:
     tile = picture(64, 64)[..., :3]
-    np.testing.assert_array_equal(make_refine(tiny_model, upscale_job(make_job, 0.0), 1, threading.Event())(
+    np.testing.assert_array_equal(refine_fn(tiny_model, upscale_job(make_job, 0.0), 1, threading.Event())(
         tile, None, 0), tile)
     cancelled = threading.Event()
     cancelled.set()
     with pytest.raises(JobCancelled):
-        make_refine(tiny_model, upscale_job(make_job), 1, cancelled)(tile, None, 0)
+        refine_fn(tiny_model, upscale_job(make_job), 1, cancelled)(tile, None, 0)
 
 
 def test_upscale_job_goes_through_the_upscale_module(tiny_engine: Engine, make_job, events, picture) -> None:
     job = make_job(op="upscale", image=True, canvas=Size(64, 64), region=Rect(0, 0, 64, 64), steps=2, seed=None,
                    upscale=UpscaleParams(upscaler="lanczos", scale=2.0, refine=True, refine_strength=0.5,
                                          refine_tile=256))
-    out = tiny_engine.run(job, picture(64, 64), None, events)
+    out = tiny_engine.run(job, engine_inputs(picture(64, 64), None), events)
     assert out.images[0].shape == (128, 128, 4)
     started = events.of("started")
     assert len(out.seeds) >= 1 and started and started[0][1] == out.seeds[0]

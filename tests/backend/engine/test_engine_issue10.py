@@ -7,11 +7,16 @@ from typing import Any
 import numpy as np
 import pytest
 from latentbrush.backend.engine import Engine
-from latentbrush.protocol import Rect, Size
+from latentbrush.backend.inputs import InputPixels
+from latentbrush.protocol import JobInput, Rect, Size
+
+FAKE_HASH = "sha256:" + "0" * 64
 
 
 def run(engine: Engine, job: Any, events: Any, image: np.ndarray | None = None, mask: np.ndarray | None = None):
-    return engine.run(job, image, mask, events)
+    inputs = {role: (InputPixels(JobInput(role, FAKE_HASH), pixels, f"job.{role}"),)
+              for role, pixels in (("image", image), ("mask", mask)) if pixels is not None}
+    return engine.run(job, inputs, events)
 
 
 @pytest.mark.parametrize("op", ["img2img", "inpaint"])

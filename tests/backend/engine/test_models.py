@@ -11,6 +11,7 @@ import pytest
 import torch
 from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
+from engine_helpers import engine_inputs
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.events import EngineError
 from latentbrush.backend.models import detect
@@ -144,7 +145,7 @@ def test_unusable_files_get_a_clear_reason(folder_engine: Engine, make_job, name
 
 def test_single_file_loads_offline_bit_exact(folder_engine: Engine, tiny_sd15_pipelines: dict[str, Any], make_job,
                                              events) -> None:
-    out = folder_engine.run(make_job(model="tiny-a1111", steps=2, cfg=5.0), None, None, events)
+    out = folder_engine.run(make_job(model="tiny-a1111", steps=2, cfg=5.0), {}, events)
     source = tiny_sd15_pipelines["plain"]
     source.scheduler = make_scheduler("Euler", source.scheduler.config)
     expected = source("", num_inference_steps=2, guidance_scale=5.0, height=128, width=128, output_type="np",
@@ -157,7 +158,7 @@ def test_single_file_inpaint_model(folder_engine: Engine, make_job, events, pict
     mask = np.zeros((128, 128), np.uint8)
     mask[40:90, 30:100] = 255
     job = make_job(model="inpainting/tiny-a1111-inpaint", op="inpaint", image=True, mask=True, mask_grow=2)
-    out = folder_engine.run(job, picture(128, 128), mask, events)
+    out = folder_engine.run(job, engine_inputs(picture(128, 128), mask), events)
     alpha = out.images[0][..., 3]
     assert not alpha[masks.grow(mask, 2) == 0].any() and (alpha[mask > 0] == 255).all()
     assert out.info["prefill"] == "none" and len(events.previews) == 2
@@ -168,8 +169,10 @@ def test_sdxl_folder_model_runs_every_op(folder_engine: Engine, make_job, events
     mask = np.zeros((96, 128), np.uint8)
     mask[20:70, 30:90] = 255
     job = make_job(model="tiny-xl", op=op, canvas=Size(128, 96), region=Rect(0, 0, 128, 96),
-                   resolution=Size(128, 96), strength=0.75, steps=4, image=op != "txt2img", mask=op == "inpaint")
-    out = folder_engine.run(job, picture(128, 96), mask if op == "inpaint" else None, events)
+                   resolution=Size(128, 96), strength=0.75, steps=4, image=op != "txt2img" or None,
+                   mask=op == "inpaint" or None)
+    image = picture(128, 96) if op != "txt2img" else None
+    out = folder_engine.run(job, engine_inputs(image, mask if op == "inpaint" else None), events)
     assert out.images[0].shape == (96, 128, 4) and out.info["base"] == "sdxl"
     assert len(events.previews) == (4 if op == "txt2img" else 3)  # strength 0.75 x 4 steps
     assert events.previews[0][2].shape == (12, 16, 3)
@@ -184,16 +187,16 @@ def test_hub_model_offline_is_a_clear_error(make_job, events) -> None:
     assert info.default_model == "latentbrush-tests/not-downloaded"
     assert info.models[0].source == "hub" and info.models[0].base == "unknown"
     with pytest.raises(EngineError) as error:
-        engine.run(make_job(), None, None, events)
+        engine.run(make_job(), {}, events)
     assert error.value.code == ErrorCode.UNKNOWN_MODEL and error.value.field == "job.model"
     assert "cache" in error.value.message
 
 
 def test_cache_evicts_least_recently_used(make_job, make_events) -> None:
     engine = Engine(EngineSettings(device="cpu", cache_budget_bytes=1))  # room for the newest model only
-    engine.run(make_job(steps=1), None, None, make_events())
+    engine.run(make_job(steps=1), {}, make_events())
     assert "tiny" in engine.cache
-    engine.run(make_job(steps=1, model="tiny-inpaint"), None, None, make_events())
+    engine.run(make_job(steps=1, model="tiny-inpaint"), {}, make_events())
     assert "tiny-inpaint" in engine.cache and "tiny" not in engine.cache
 
 

@@ -11,6 +11,7 @@ import torch
 from diffusers import AutoencoderTiny, DDIMScheduler, EulerDiscreteScheduler
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.events import EngineError
+from latentbrush.backend.ops import op_txt2img
 from latentbrush.backend.ops.denoise import DenoiseCall, run_denoise
 from latentbrush.backend.ops.previews import LATENT_RGB, LinearDecoder, RegionPreview, x0_from_model_output
 from latentbrush.backend.ops.samplers import SAMPLERS, available_samplers, make_scheduler
@@ -43,7 +44,7 @@ def test_each_sampler_runs_two_steps_with_a_preview_per_step(
     tiny_engine: Engine, make_job, events, sampler: str
 ) -> None:
     out = tiny_engine.run(make_job(sampler=sampler, resolution=Size(64, 64), region=Rect(0, 0, 64, 64)),
-                          None, None, events)
+                          {}, events)
     assert out.images[0].shape == (64, 64, 4) and out.info["sampler"] == sampler
     assert [p[0] for p in events.previews] == [1, 2]
     assert [p[0] for p in events.of("progress")] == [1, 2]
@@ -53,7 +54,7 @@ def test_each_sampler_runs_two_steps_with_a_preview_per_step(
 def test_each_sampler_yields_a_real_x0(tiny_engine: Engine, sampler: str) -> None:
     model, _ = tiny_engine.cache.get(tiny_engine.registry.get("tiny"))
     seen: list[tuple[str, torch.Tensor]] = []
-    call = DenoiseCall("txt2img", "a cat", "", sampler, 3, 5.0, 1.0, 1, 64, 64)
+    call = DenoiseCall(op_txt2img.TASK, "a cat", "", sampler, 3, 5.0, 1.0, 1, 64, 64)
     run_denoise(model, call, None, None, threading.Event(), lambda i, n, cap: seen.append((cap.source, cap.latest)))
     assert seen and all(source in ("scheduler", "solver", "computed") for source, _ in seen), seen
     final_x0 = seen[-1][1]
@@ -72,7 +73,7 @@ def test_previews_are_the_linear_image_of_x0_not_x_t(
         return out
 
     monkeypatch.setattr(EulerDiscreteScheduler, "step", spy)
-    tiny_engine.run(make_job(steps=3, sampler="Euler"), None, None, events)
+    tiny_engine.run(make_job(steps=3, sampler="Euler"), {}, events)
     assert len(spied) == len(events.previews) == 3
     decode = LinearDecoder("sd15")
     rgbs = [p[2] for p in events.previews]
@@ -125,6 +126,6 @@ def taesd_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 
 
 def test_taesd_previews_are_full_resolution(taesd_engine: Engine, make_job, events) -> None:
-    out = taesd_engine.run(make_job(steps=2, resolution=Size(64, 64), region=Rect(0, 0, 64, 64)), None, None, events)
+    out = taesd_engine.run(make_job(steps=2, resolution=Size(64, 64), region=Rect(0, 0, 64, 64)), {}, events)
     assert out.info["preview"] == "taesd"
     assert [p[2].shape for p in events.previews] == [(64, 64, 3)] * 2

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from latentbrush.backend.events import JobCancelled, JobEvents, JobOutput
+from latentbrush.backend.inputs import JobInputs, pixels
 from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError, upscale_rect, upscale_size
 
 DEFAULT_SEED = 1234
@@ -49,6 +50,7 @@ def rgb_for(seed: int) -> tuple[int, int, int]:
 @dataclass
 class FakeEngine:
     preview_size: tuple[int, int] | None = None  # (width, height); None = the context's size
+    item_by_item: bool = False  # a batch runs one item after the other, each result sent when done (real engine)
     runs: list[str] = field(default_factory=list)  # job ids in the order they started running
     completed: list[str] = field(default_factory=list)  # job ids whose run returned normally
     checks: int = 0
@@ -107,10 +109,13 @@ class FakeEngine:
 
     # ------------------------------------------------------------------------- the seam
 
-    def run(self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, events: JobEvents) -> JobOutput:
+    def run(self, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
+        image, mask = pixels(inputs, "image"), pixels(inputs, "mask")
         self.runs.append(job.id)
         seed = DEFAULT_SEED if job.seed is None else job.seed
         rect = upscale_rect(job) if job.op == "upscale" else job.region
+        if self.item_by_item:
+            return self._run_item_by_item(job, image, mask, seed, events)
         events.started(job.steps, seed)
         self._wait_at_gate(events)
         width, height = self.preview_size or (rect.width, rect.height)
@@ -127,6 +132,26 @@ class FakeEngine:
         images = tuple(self._result(job, image, mask, seed + i) for i in range(job.batch))
         self.completed.append(job.id)
         return JobOutput(images, tuple(seed + i for i in range(job.batch)), {"model": job.model or "fake-sd"})
+
+    def _run_item_by_item(
+        self, job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, seed: int, events: JobEvents
+    ) -> JobOutput:
+        total = job.steps * job.batch
+        events.started(total, seed)
+        self._wait_at_gate(events)
+        images = []
+        for index in range(job.batch):
+            for step in range(1, job.steps + 1):
+                overall = index * job.steps + step
+                if overall > 1:
+                    self._wait_for_step(events)
+                if events.cancel.is_set():
+                    raise JobCancelled()
+                events.progress(overall, total, "denoise")
+            images.append(self._result(job, image, mask, seed + index))
+            events.result(index, images[-1], seed + index)
+        self.completed.append(job.id)
+        return JobOutput(tuple(images), tuple(seed + i for i in range(job.batch)), {"model": job.model or "fake-sd"})
 
     @staticmethod
     def _result(job: JobRequest, image: np.ndarray | None, mask: np.ndarray | None, seed: int) -> np.ndarray:

@@ -21,7 +21,9 @@ from latentbrush.backend.server import LatentbrushServer
 from latentbrush.protocol import (
     BlobHeader,
     ClientHello,
+    Error,
     JobRequest,
+    JobStatus,
     PreviewHeader,
     ProtocolError,
     Rect,
@@ -93,6 +95,7 @@ class TestClient:
         self.hello: Any = None
         self.traces: dict[str, JobTrace] = {}
         self.other: list[Any] = []  # messages that belong to no job
+        self.statuses: dict[str, JobStatus] = {}  # every job's stream checked against the protocol's state machine
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -111,6 +114,9 @@ class TestClient:
         return self.hello
 
     async def send(self, msg: Any) -> None:
+        status = self.statuses.get(msg.job.id) if isinstance(msg, Submit) else None
+        if status is not None and status.final:  # a job id may be used again once its job ended
+            del self.statuses[msg.job.id]
         await self.ws.send(encode_message(msg))
 
     async def recv(self) -> Any:
@@ -127,10 +133,20 @@ class TestClient:
             raise AssertionError(f"server sent a bad message: {msg}: {data[:200]}")
         return msg
 
+    def _check_life_cycle(self, msg: Any) -> None:
+        if isinstance(msg, Error) and msg.job_id is None:
+            return
+        status = self.statuses.get(msg.job_id) or JobStatus(msg.job_id)
+        after = status.apply(msg)
+        if isinstance(after, ProtocolError):
+            raise AssertionError(f"the server broke the job life cycle: {after}")
+        self.statuses[msg.job_id] = after
+
     def _file(self, item: Any) -> str | None:
         """Put ``item`` into its job trace; returns the job id it belonged to."""
         if isinstance(item, tuple):
             header, payload = item
+            self._check_life_cycle(header)
             trace = self.traces.setdefault(header.job_id, JobTrace())
             (trace.previews if isinstance(header, PreviewHeader) else trace.results).append((header, payload))
             return header.job_id
@@ -138,6 +154,8 @@ class TestClient:
         if job_id is None:
             self.other.append(item)
             return None
+        if item.TYPE != "error" or job_id in self.statuses:  # a refused submit's error may name its job
+            self._check_life_cycle(item)
         self.traces.setdefault(job_id, JobTrace()).messages.append(item)
         return job_id
 

@@ -161,3 +161,25 @@ def test_cancel_running_real_job(server):
             assert (await client.finish("after-cancel")).kinds[-1] == "done"
 
     asyncio.run(scenario())
+
+
+def test_cancel_mid_batch_keeps_the_items_already_done(server):
+    """The real engine sends each batch item's result when it is done (SPEC.md 9.7), not at the batch's end."""
+    async def scenario():
+        async with TestClient.connect(server.url, token=server.token) as client:
+            request = job("batch", size=64, steps=4, batch=3, seed=11, resolution=SMALL, preview_format="none")
+            await client.send(submit(request))
+            await client.wait_until(lambda: bool(client.traces.get("batch") and client.traces["batch"].results))
+            steps_so_far = [m.step for m in client.seen("batch", "progress")]
+            assert steps_so_far[-1] < 12  # item 0 came while items 1 and 2 were still to run
+            await client.send(Cancel("batch"))
+            trace = await client.finish("batch")
+            indices = [h.index for h, _ in trace.results]
+            assert indices[:1] == [0] and indices == sorted(set(indices))
+            if trace.kinds[-1] == "cancelled":  # the cancel may come after the last item on a fast box
+                assert len(indices) < 3
+            else:
+                assert trace.kinds[-1] == "done" and indices == [0, 1, 2]
+            assert [h.seed for h, _ in trace.results] == [11 + i for i in indices]
+
+    asyncio.run(scenario())

@@ -8,12 +8,17 @@ import socket
 import pytest
 from latentbrush.protocol import Cancel, QueryQueue, Rect
 from server_fakes import FakeEngine
-from server_harness import TestClient, job, running_server, submit
+from server_harness import HANG_GUARD_S, TestClient, job, running_server, submit
 from websockets.exceptions import ConnectionClosed
 
 
 def run(coro) -> None:
     asyncio.run(coro)
+
+
+async def _ended(server, client_id: str, job_id: str) -> None:
+    while server.job_state(client_id, job_id) not in ("done", "error", "cancelled"):
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -159,8 +164,8 @@ def test_results_over_the_retention_budget_expire(engine):
                 await client.send(submit(job("kept", steps=1)))
                 await client.wait_for("kept", "started")
             engine.release()
-            while not engine.completed:
-                await asyncio.sleep(0.01)
+            # the engine returning is not the job ending: encoding and _finish run after it
+            await asyncio.wait_for(_ended(server, client_id, "kept"), HANG_GUARD_S)
             async with TestClient.connect(server.url, client_id=client_id) as back:
                 trace = await back.finish("kept")
                 assert trace.results == [] and (trace.final.code, trace.final.job_id) == ("expired", "kept")
@@ -270,5 +275,91 @@ def test_region_outside_context_rejected_but_connection_serves_on():
             assert (error.code, error.field) == ("out_of_bounds", "job.region")
             await client.send(submit(job("good")))
             assert type((await client.finish("good")).final).TYPE == "done"
+
+    run(scenario())
+
+
+def test_each_batch_item_arrives_when_done_and_survives_a_cancel():
+    """SPEC.md 9.7: results sent before ``cancelled`` stay valid, so they must be sent when each item is done."""
+    engine = FakeEngine(item_by_item=True)
+    engine.lockstep()
+
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("b3", steps=2, batch=3, seed=40)))
+            await client.wait_for("b3", "started")
+            engine.advance()  # item 0 finishes at its second step
+            await client.wait_until(lambda: len(client.traces["b3"].results) == 1)
+            assert not client.seen("b3", "done")  # item 0 arrived while the job still runs
+            await client.send(Cancel("b3"))
+            trace = await client.finish("b3")
+            assert trace.kinds[-1] == "cancelled"
+            assert [(h.index, h.seed) for h, _ in trace.results] == [(0, 40)]
+
+    run(scenario())
+
+
+def test_streamed_and_final_results_are_sent_once_each():
+    engine = FakeEngine(item_by_item=True)
+
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("b2", steps=1, batch=2, seed=7)))
+            trace = await client.finish("b2")
+            assert [h.index for h, _ in trace.results] == [0, 1]
+            assert trace.final.results == 2 and trace.final.seeds == (7, 8)
+
+    run(scenario())
+
+
+def test_a_fault_outside_the_engine_ends_that_job_and_the_next_runs(monkeypatch):
+    """The scheduler loop and the finishing step are supervised: a bug costs one job, never the queue."""
+    from latentbrush.backend import service
+
+    engine = FakeEngine()
+    original = service.JobService._announce_positions
+    calls = {"n": 0}
+
+    def flaky_announce(self):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the call as the first job starts running, outside worker.run
+            raise RuntimeError("injected scheduler fault")
+        original(self)
+
+    monkeypatch.setattr(service.JobService, "_announce_positions", flaky_announce)
+
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("victim", steps=1)))
+            trace = await client.finish("victim")
+            assert (trace.final.TYPE, trace.final.code) == ("error", "internal")
+            await client.send(submit(job("next", steps=1)))
+            assert (await client.finish("next")).kinds[-1] == "done"
+
+    run(scenario())
+
+
+def test_a_fault_while_finishing_ends_the_job_with_internal(monkeypatch):
+    from latentbrush.backend import service
+
+    engine = FakeEngine()
+    original = service.JobService._log_end
+    calls = {"n": 0}
+
+    def flaky_log_end(self, record, how, seconds):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected finishing fault")
+        original(self, record, how, seconds)
+
+    monkeypatch.setattr(service.JobService, "_log_end", flaky_log_end)
+
+    async def scenario():
+        async with running_server(engine) as server, TestClient.connect(server.url) as client:
+            await client.send(submit(job("victim", steps=1)))
+            trace = await client.finish("victim")
+            assert (trace.final.TYPE, trace.final.code) == ("error", "internal")
+            await client.send(submit(job("next", steps=1)))
+            assert (await client.finish("next")).kinds[-1] == "done"
 
     run(scenario())

@@ -158,7 +158,7 @@ def test_blob_cache_drops_least_recently_used_within_budget():
 
 
 def record(client: str, job_id: str) -> JobRecord:
-    return JobRecord(job(job_id), client, None, None)
+    return JobRecord(job(job_id), client)
 
 
 def test_fair_queue_serves_least_recently_served_client():

@@ -54,12 +54,12 @@ def test_events_announce_every_step_and_preview_each(registry) -> None:
     job = upscale_job(Rect(0, 0, 90, 70), upscaler="4x-tiny-compact", scale=4, tile=48, overlap=8)
     out, events = upscale(registry, job, image, seed=77)
     started = events.of("started")
-    assert started == [("started", 6, 77)]  # 3 x 2 tiles of 48 over 90 x 70
+    assert started == [("started", 6, None)]  # 3 x 2 tiles of 48 over 90 x 70; no refine, so no seed
     progress = events.of("progress")
     assert [p[1:] for p in progress] == [(i, 6, "upscale") for i in range(1, 7)]
     previews = events.of("preview")
     assert [p[1:3] for p in previews] == [(i, 6) for i in range(1, 7)]
-    assert all(p[4] == job.region and p[5] == 0 and max(p[3].shape[:2]) <= 64 for p in previews)
+    assert all(p[4] == upscale_rect(job) and p[5] == 0 and max(p[3].shape[:2]) <= 64 for p in previews)
     assert events.calls[0][0] == "started"
     # the last preview is close to the result, shrunk (tiles are pasted unblended, so not equal)
     final = np.asarray(Image.fromarray(out.images[0][..., :3]).resize(previews[-1][3].shape[1::-1], Image.BOX))
@@ -67,7 +67,7 @@ def test_events_announce_every_step_and_preview_each(registry) -> None:
     first = previews[0][3].astype(int)  # before any tile but the first: the source, stretched
     source = np.asarray(Image.fromarray(image[..., :3]).resize(first.shape[1::-1], Image.BOX)).astype(int)
     assert np.abs(first[-20:, -20:] - source[-20:, -20:]).mean() < 3
-    assert out.seeds == (77,)
+    assert out.seeds == ()
 
 
 def test_previews_can_be_turned_off(registry) -> None:

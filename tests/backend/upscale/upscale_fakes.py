@@ -34,6 +34,9 @@ class RecordingEvents:
     def preview(self, step: int, total: int, rgb: np.ndarray, rect: Rect, index: int) -> None:
         self.calls.append(("preview", step, total, rgb.copy(), rect, index))
 
+    def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None:
+        self.calls.append(("result", index, rgba.copy(), seed))
+
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == kind]
 

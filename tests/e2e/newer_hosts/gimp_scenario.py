@@ -186,7 +186,7 @@ def cancel_step(image, selection):
 
     thread = threading.Thread(target=canceller, daemon=True)
     thread.start()
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection.xywh())
     status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="to be cancelled", steps=100,
                                      seed=5, random_seed=False)
     thread.join(5)
@@ -319,7 +319,7 @@ def main():
             dialog.delete()
             os.remove(shot)
 
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel.xywh())
     inpainted = job_step("inpaint", "plug-in-latentbrush-inpaint", image, [bg], sel, 1.0,
                          prompt="a glowing orb", steps=STEPS, seed=1234, random_seed=False)
     check("inpaint", REPORT["steps"]["inpaint"]["seed"] == 1234, "the server did not use the requested seed")
@@ -327,7 +327,7 @@ def main():
     cancel_step(image, sel)
 
     refine_sel = Rect(24, 24, 72, 56)
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, *refine_sel)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *refine_sel.xywh())
     before_refine = names(image)
     job_step("img2img", "plug-in-latentbrush-refine", image, [bg, inpainted], refine_sel, 0.5,
              prompt="watercolour", steps=STEPS, seed=99, random_seed=False, strength=0.5)

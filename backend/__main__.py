@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from latentbrush.protocol.transport import listening_line
+
 from . import redact
 from .auth import default_token_path, load_or_create_token
 from .config import (
@@ -34,7 +36,6 @@ from .worker import EngineLike
 
 log = logging.getLogger("latentbrush.backend")
 
-LISTENING_PREFIX = "latentbrush-server listening on "
 EngineFactory = Callable[[ServerConfig], EngineLike]
 
 
@@ -95,17 +96,20 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def setup_logging(config: ServerConfig) -> None:
+def setup_logging(config: ServerConfig) -> redact.SecretFilter:
+    """Log handlers for the process, each behind the returned filter (add the token to it once loaded)."""
+    secrets = redact.SecretFilter()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if config.log_file is not None:
         config.log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(config.log_file, encoding="utf-8"))
-    redact.install(handlers)  # before any record: no secret is logged at any level, websockets' DEBUG included
+    redact.install(secrets, handlers)  # before any record: no secret is logged at any level, websockets' included
     logging.basicConfig(
         level=config.log_level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if config.log_level != "DEBUG":
         logging.getLogger("websockets").setLevel(logging.WARNING)  # one line per handshake is noise
+    return secrets
 
 
 def real_engine_factory(config: ServerConfig) -> EngineLike:
@@ -156,7 +160,7 @@ async def serve(config: ServerConfig, factory: EngineFactory, token: str, token_
     )
     async with LatentbrushServer(config, lambda: factory(config), token) as server:
         log.info("token file %s", token_path)
-        print(f"{LISTENING_PREFIX}{server.url}", flush=True)
+        print(listening_line(server.url), flush=True)
         await stop.wait()
         log.info("shutting down")
 
@@ -164,10 +168,10 @@ async def serve(config: ServerConfig, factory: EngineFactory, token: str, token_
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
-    setup_logging(config)
+    secrets = setup_logging(config)
     token_path = config.token_file or default_token_path()
     token = load_or_create_token(token_path)
-    redact.SECRETS.add_secret(token)
+    secrets.add_secret(token)
     refusal = check_bind(config, bool(token))
     if refusal is not None:
         log.error("%s", refusal)

@@ -16,16 +16,17 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from latentbrush.protocol.transport import APP_NAME, TOKEN_FILE_NAME
+
 from .config import is_loopback_host
 
-TOKEN_FILE_NAME = "token"
 TOKEN_BYTES = 32
 
 
 def default_token_path() -> Path:
     from platformdirs import user_config_dir  # imported here: only the CLI needs it
 
-    return Path(user_config_dir("latentbrush", appauthor=False)) / TOKEN_FILE_NAME
+    return Path(user_config_dir(APP_NAME, appauthor=False)) / TOKEN_FILE_NAME
 
 
 def load_or_create_token(path: Path) -> str:

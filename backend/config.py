@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latentbrush.protocol import Limits
+from latentbrush.protocol.transport import DEFAULT_PORT
 
 MIB = 1024 * 1024
-DEFAULT_PORT = 7860
 DEFAULT_MAX_FRAME_MB = 256  # a 4096 x 4096 raw RGBA crop is 64 MiB; leave room for upscale sources
 DEFAULT_MAX_PIXELS = 8192 * 8192
 DEFAULT_MAX_QUEUE = 64

@@ -84,11 +84,8 @@ class SecretFilter(logging.Filter):
         return True
 
 
-SECRETS = SecretFilter()  # the one filter of this process; the CLI adds the token once it is loaded
-
-
-def install(handlers: Iterable[logging.Handler]) -> None:
-    """Put ``SECRETS`` on each handler: a handler filter sees records of every logger, websockets' too."""
+def install(secrets: SecretFilter, handlers: Iterable[logging.Handler]) -> None:
+    """Put ``secrets`` on each handler: a handler filter sees records of every logger, websockets' too."""
     for handler in handlers:
-        if SECRETS not in handler.filters:
-            handler.addFilter(SECRETS)
+        if secrets not in handler.filters:
+            handler.addFilter(secrets)

@@ -33,6 +33,7 @@ from .codec import (
     encode_message,
 )
 from .errors import ErrorCode, ProtocolError
+from .inputs import as_v1_0
 from .lifecycle import JobStatus, check_hello, check_server_hello, negotiated_minor
 from .messages import (
     HASH_PATTERN,
@@ -360,7 +361,13 @@ class ClientConnection:
         self._pending[key] = "blob"
         return key, encode_frame(header, payload)
 
-    def submit(self, job: JobRequest) -> tuple[str, str]:
+    def submit(self, job: JobRequest) -> tuple[str, str] | ProtocolError:
+        """The submit to send; a 1.0 server gets the job in its 1.0 form, or an error if it cannot carry it."""
+        if self.minor == 0:
+            legacy = as_v1_0(job)
+            if isinstance(legacy, ProtocolError):
+                return legacy
+            job = legacy
         key = f"submit:{job.id}"
         self._pending[key] = "submit"
         self.book.submitted(job.id)

@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-LISTENING_PREFIX = "latentbrush-server listening on "
+from latentbrush.protocol.transport import parse_listening_line
+
 START_TIMEOUT_S = 300.0  # importing torch and diffusers on a busy machine takes a while
 STOP_TIMEOUT_S = 15.0
 BACKEND_MODULES = ("torch", "diffusers")  # what the `backend` extra adds that a server cannot run without
@@ -91,8 +92,9 @@ class LocalServer:
                     f"latentbrush-server exited with code {code} before listening:\n{self.log_tail()}"
                 )
             text = line.decode("utf-8", "replace").strip()
-            if text.startswith(LISTENING_PREFIX):
-                return text[len(LISTENING_PREFIX):]
+            url = parse_listening_line(text)
+            if url is not None:
+                return url
 
     def log_tail(self, lines: int = 20) -> str:
         if self.log_path is None or not self.log_path.exists():

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from latentbrush.protocol import MAX_SIDE, JobRequest, UpscaleParams, field_range  # standard library only: fast
+from latentbrush.protocol.transport import DEFAULT_URL
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 
@@ -61,7 +62,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server")
-    g.add_argument("--url", help="server address (default ws://127.0.0.1:7860)")
+    g.add_argument("--url", help=f"server address (default {DEFAULT_URL})")
     g.add_argument("--token", help="server token (default: read the local token file)")
     g.add_argument("--token-file", help="file holding the server token")
     g.add_argument("--local", action="store_true", help="start a latentbrush-server for this command and stop it after")

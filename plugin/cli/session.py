@@ -16,12 +16,12 @@ from latentbrush.plugin.core.history import JobRecord
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost
 from latentbrush.protocol.geometry import Rect, clamp
+from latentbrush.protocol.transport import DEFAULT_URL
 from PIL import Image
 
 from .local_server import LocalServer
 from .progress import ProgressBar
 
-DEFAULT_URL = "ws://127.0.0.1:7860"
 CLI_RECONNECT = ReconnectPolicy(initial_delay=0.25, max_delay=5.0, max_attempts=12)
 
 

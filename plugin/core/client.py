@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from latentbrush.protocol import (
@@ -31,6 +32,7 @@ from latentbrush.protocol import (
     ErrorCode,
     JobRequest,
     ModelsAnswer,
+    ProtocolError,
     QueueAnswer,
     Queued,
     ServerHello,
@@ -137,10 +139,10 @@ class Client:
         self._ws: Any = None
         self._conn: ClientConnection | None = None  # the protocol state of the current socket
         self._book = JobBook()  # jobs not yet final, across reconnects
-        self._supervisor: asyncio.Task | None = None
-        self._reconciler: asyncio.Task | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
         self._request_lock: asyncio.Lock | None = None
-        self._waiters: dict[str, asyncio.Future] = {}  # request key -> its answer
+        self._waiters: dict[str, asyncio.Future[Any]] = {}  # request key -> its answer
         self._closing = False
 
     # ----------------------------------------------------------------------------- listeners
@@ -307,7 +309,7 @@ class Client:
         for event in self._book.lose_all(message):
             self._emit(event)
 
-    def _task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return
         exc = task.exception()
@@ -337,7 +339,7 @@ class Client:
 
     # ----------------------------------------------------------------------------- requests
 
-    async def _request(self, make: Callable[[ClientConnection], tuple[str, str | bytes]]) -> Any:
+    async def _request(self, make: Callable[[ClientConnection], tuple[str, str | bytes] | ProtocolError]) -> Any:
         """Send the request ``make`` builds on the current connection and wait for its answer."""
         if self._request_lock is None:
             raise NotConnected("call connect() first")
@@ -347,8 +349,11 @@ class Client:
             conn = self._conn
             if not self.connected or conn is None:
                 raise NotConnected(f"not connected to {self.url} ({self.state.value})")
-            key, data = make(conn)
-            future = asyncio.get_running_loop().create_future()
+            made = make(conn)
+            if isinstance(made, ProtocolError):  # this server cannot take the request (an older minor)
+                raise RequestRefused(Error.from_error(made))
+            key, data = made
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._waiters[key] = future
             try:
                 await self._ws.send(data)
@@ -377,7 +382,7 @@ class Client:
         have: set[str] = set()
         for i in range(0, len(wanted), MAX_QUERY_HASHES):
             chunk = wanted[i : i + MAX_QUERY_HASHES]
-            answer = await self._request(lambda conn, chunk=chunk: conn.query_blobs(chunk))
+            answer = await self._request(partial(ClientConnection.query_blobs, hashes=chunk))
             if not isinstance(answer, BlobsAnswer):
                 raise ClientError(f"unexpected answer to a blob query: {type(answer).__name__}")
             have.update(answer.have)
@@ -400,7 +405,7 @@ class Client:
             if limit is not None and size > limit:
                 raise ClientError(f"a {blob.width}x{blob.height} {blob.format} image is {size} bytes, over the "
                                   f"server's frame limit of {limit}; select a smaller area")
-            await self._request(lambda conn, header=header, blob=blob: conn.upload(header, blob.payload))
+            await self._request(partial(ClientConnection.upload, header=header, payload=blob.payload))
             have.add(digest)
             self.stats.blobs_uploaded += 1
         return hashes

@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-APP_NAME = "latentbrush"
-TOKEN_FILE_NAME = "token"
+from latentbrush.protocol.transport import APP_NAME, TOKEN_FILE_NAME
+
 TOKEN_ENV = "LATENTBRUSH_TOKEN"  # explicit token, e.g. for a remote server
 TOKEN_FILE_ENV = "LATENTBRUSH_TOKEN_FILE"
 

@@ -28,7 +28,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-LISTENING_PREFIX = "latentbrush-server listening on "
+from latentbrush.protocol.transport import parse_listening_line
+
 START_TIMEOUT_S = 180.0  # importing torch and diffusers on a busy 2-core machine is slow
 STOP_GRACE_S = 20.0
 # the protocol tests' fake engine: fast, deterministic, no torch
@@ -98,8 +99,9 @@ def _wait_listening(process: subprocess.Popen[str], log_file: Path, timeout: flo
                 raise ServerStartError(
                     f"latentbrush-server exited with {process.wait()} before listening:\n{_tail(log_file)}"
                 )
-            if line.startswith(LISTENING_PREFIX):
-                return line[len(LISTENING_PREFIX) :].strip()
+            url = parse_listening_line(line)
+            if url is not None:
+                return url
     except queue.Empty:
         raise ServerStartError(f"latentbrush-server did not listen within {timeout:.0f} s:\n{_tail(log_file)}")
 

@@ -108,6 +108,8 @@ class FakeServer:
         self.step_reached = asyncio.Event()  # set whenever a job finishes a step
         self.uploads = 0
         self.minor = PROTOCOL_MINOR  # set to 0 to play a 1.0 server
+        self.protocol = 1  # the major version its hello claims
+        self.texts: list[str] = []  # every text frame received, as sent
         self.hellos: list[ClientHello] = []
         self.submitted: list[JobRequest] = []
         self.sessions: dict[str, Session] = {}
@@ -176,7 +178,7 @@ class FakeServer:
         session = self.sessions.get(hello.client_id or "") or Session(hello.client_id or f"c{next(self._ids)}")
         self.sessions[session.client_id] = session
         await ws.send(conn.accept(ServerHello(
-            protocol=1, minor=self.minor, server="fake", client_id=session.client_id, resumed=resumed,
+            protocol=self.protocol, minor=self.minor, server="fake", client_id=session.client_id, resumed=resumed,
             device="cpu", dtype="float32", models=MODELS, upscalers=("lanczos",), samplers=("Euler a",),
             limits=LIMITS, default_model="fake",
         )))
@@ -194,6 +196,8 @@ class FakeServer:
                 session.ws = None
 
     async def _on_message(self, session: Session, conn: Connection, data: str | bytes) -> None:
+        if isinstance(data, str):
+            self.texts.append(data)
         event = conn.receive_blob(data) if isinstance(data, bytes) else conn.receive_text(data)
         if isinstance(event, Send):
             await session.send(event.text)

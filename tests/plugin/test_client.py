@@ -244,3 +244,93 @@ def test_gives_up_after_max_attempts_and_fails_active_jobs():
         assert max(attempts) == 3
 
     run(test)
+
+
+def test_a_server_of_another_major_version_is_refused_by_the_client():
+    """The client checks the server hello's version (it used to accept any) and says what to do."""
+    async def test(server):
+        server.protocol = 2
+        client = Client(server.url, token=server.token)
+        with pytest.raises(ConnectError) as info:
+            await client.connect()
+        assert info.value.fatal and "version_mismatch" in str(info.value)
+        assert "matching versions" in str(info.value)
+        assert client.state is ev.ConnectionState.FAILED
+
+    run(test)
+
+
+def test_a_1_0_server_gets_1_0_messages():
+    """Minor negotiation: image/mask inputs travel in the 1.0 fields and queries carry no request_id."""
+    from latentbrush.protocol import JobInput
+
+    async def test(server):
+        server.minor = 0
+        client = Client(server.url, token=server.token)
+        await client.connect()
+        assert client.minor == 0
+        image = Blob(solid("rgba8", 32, 16, (9, 9, 9)), "rgba8", 32, 16)
+        request = job("old", op="img2img", strength=0.5, inputs=(JobInput("image", image.hash),))
+        recorder = Recorder(client)
+        await client.submit(request, [image])
+        await wait_for(lambda: recorder.final("old") is not None, "the job ends")
+        await client.query_queue()
+        await client.close()
+        assert server.submitted[0].image == image.hash and server.submitted[0].inputs is None
+        assert not any('"request_id"' in text for text in server.texts)
+        assert isinstance(recorder.final("old"), ev.JobDone)
+
+    run(test)
+
+
+def test_a_1_1_server_gets_request_ids_and_named_inputs():
+    from latentbrush.protocol import JobInput
+
+    async def test(server):
+        client = Client(server.url, token=server.token)
+        await client.connect()
+        assert client.minor == 1
+        image = Blob(solid("rgba8", 32, 16, (9, 9, 9)), "rgba8", 32, 16)
+        await client.submit(job("new", op="img2img", strength=0.5, inputs=(JobInput("image", image.hash),)), [image])
+        await client.query_models()
+        await client.close()
+        assert server.submitted[0].inputs == (JobInput("image", image.hash),)
+        queries = [text for text in server.texts if '"query_' in text]
+        assert queries and all('"request_id"' in text for text in queries)
+
+    run(test)
+
+
+def test_a_role_a_1_0_server_cannot_carry_is_refused_before_sending():
+    from latentbrush.protocol import JobInput
+
+    async def test(server):
+        server.minor = 0
+        client = Client(server.url, token=server.token)
+        await client.connect()
+        control = Blob(solid("rgba8", 32, 16, (9, 9, 9)), "rgba8", 32, 16)
+        request = job("ctl", inputs=(JobInput("control", control.hash),))
+        with pytest.raises(RequestRefused) as info:
+            await client.submit(request, [control])
+        await client.close()
+        assert info.value.error.code == "not_supported" and "control" in info.value.error.message
+        assert not server.submitted and client.active_jobs == {}
+
+    run(test)
+
+
+def test_a_bug_while_sending_is_not_reported_as_a_lost_connection(monkeypatch):
+    """Only transport errors are connection losses; a programming error surfaces as itself."""
+
+    async def broken_send(data):
+        raise TypeError("a bug on the way to the socket")
+
+    async def test(server):
+        client = Client(server.url, token=server.token)
+        await client.connect()
+        monkeypatch.setattr(client._ws, "send", broken_send)
+        with pytest.raises(TypeError):
+            await client.query_models()
+        await client.close()
+
+    run(test)

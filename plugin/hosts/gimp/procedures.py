@@ -13,10 +13,11 @@ from dataclasses import dataclass, replace
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
 from latentbrush.protocol.messages import MAX_SEED  # 2**32 - 1: fits a GParamSpecUInt, not an int
+from latentbrush.protocol.transport import DEFAULT_URL
 
 MENU_PATH = "<Image>/Filters/latentbrush"
 PLUGIN_BINARY = "latentbrush"  # the plug-in folder and entry file name GIMP requires to match
-DEFAULT_SERVER = "ws://127.0.0.1:7860"
+DEFAULT_SERVER = DEFAULT_URL
 SERVER_ENV = "LATENTBRUSH_SERVER"
 
 

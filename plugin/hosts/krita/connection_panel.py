@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from latentbrush.protocol.transport import DEFAULT_URL
+
 from ...qt import (
     QComboBox,
     QFormLayout,
@@ -54,7 +56,7 @@ class ConnectionPanel(QWidget):
         self.command.setPlaceholderText("latentbrush-server (from PATH)")
         self.command.setToolTip("Command that starts the backend; --port 0 is added")
         self.url = QLineEdit()
-        self.url.setPlaceholderText("ws://127.0.0.1:7860")
+        self.url.setPlaceholderText(DEFAULT_URL)
         self.token = QLineEdit()
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("token (blank: this machine's token file)")

@@ -7,15 +7,15 @@ The plugin never imports the backend: it only runs the command the painter confi
 
 from __future__ import annotations
 
-import re
 import shlex
 import shutil
 import sys
 from collections import deque
 
+from latentbrush.protocol.transport import parse_listening_line
+
 from ...qt import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal, qbytes
 
-LISTENING = re.compile(r"latentbrush-server listening on (wss?://\S+)")
 SERVER_PROGRAM = "latentbrush-server"
 LOG_LINES = 40  # kept for the error message when the server dies
 
@@ -106,9 +106,9 @@ class LocalServer(QObject):
             line = line.rstrip("\r")
             self._lines.append(line)
             self.output.emit(line)
-            match = LISTENING.search(line)
-            if match and not self.url:
-                self.url = match.group(1)
+            url = parse_listening_line(line)
+            if url and not self.url:
+                self.url = url
                 self.listening.emit(self.url)
 
     def _error(self, error: object) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
+from latentbrush.protocol.transport import DEFAULT_URL
+
 SETTINGS_GROUP = "latentbrush"
 LOCAL, REMOTE = "local", "remote"
-DEFAULT_URL = "ws://127.0.0.1:7860"
 
 Reader = Callable[[str, str, str], str]  # (group, key, default) -> value, like Krita.readSetting
 Writer = Callable[[str, str, str], None]  # (group, key, value), like Krita.writeSetting

@@ -319,12 +319,27 @@ def test_loopback_host_headers_allowed(host):
     run(scenario())
 
 
-def test_bearer_token_replaces_the_hello_token():
+@pytest.mark.parametrize("hello_token", ["", "a-wrong-token"])
+def test_bearer_token_replaces_the_hello_token(hello_token):
+    """SPEC.md 4: the header or the hello token, either is enough (a wrong hello token was refused)."""
     async def scenario():
         async with running_server() as server:
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            async with TestClient.connect(server.url, token="", additional_headers=headers) as client:
+            async with TestClient.connect(server.url, token=hello_token, additional_headers=headers) as client:
                 assert type(client.hello).TYPE == "hello"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("version", [2**31, 2**40, -1])
+def test_a_protocol_number_out_of_range_is_a_bad_field_not_another_version(version):
+    async def scenario():
+        async with running_server() as server, TestClient.connect(server.url, hello=False) as client:
+            await client.ws.send(json.dumps({"type": "hello", "protocol": version, "client": "t", "token": TOKEN}))
+            error = await client.recv()
+            assert (error.code, error.field) == ("bad_field", "protocol")
+            await client.say_hello()  # the connection stays open for a corrected hello
+            assert type(client.hello).TYPE == "hello"
 
     run(scenario())
 

@@ -214,7 +214,12 @@ class JobService:
 
     def jobs_of(self, session: Session) -> tuple[JobInfo, ...]:
         live = sorted((r for r in session.jobs.values() if not r.is_final), key=lambda r: r.seq)
-        return tuple(r.status.info(r.request.op) for r in live)
+        return tuple(self._info(r) for r in live)
+
+    def _info(self, record: JobRecord) -> JobInfo:
+        if record is self._running and record.state == QUEUED:  # left the queue, its model still loading
+            return JobInfo(record.job_id, STARTED, None, record.request.op)
+        return record.status.info(record.request.op)
 
     def _announce_positions(self) -> None:
         for position, record in enumerate(self._queue.order()):

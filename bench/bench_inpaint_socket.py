@@ -136,77 +136,90 @@ class InProcess:
 
 
 class SocketClient:
+    """The smallest client there is: the protocol's ClientConnection over a bare websockets socket."""
+
     def __init__(self, url: str, token: str) -> None:
         self.url, self.token = url, token
         self.counter = 0
 
     async def __aenter__(self) -> SocketClient:
-        from latentbrush.protocol import ClientHello, decode_server_message, encode_message
+        from latentbrush.protocol import PROTOCOL_MINOR, ClientHello
+        from latentbrush.protocol.connection import ClientConnection
+        from latentbrush.protocol.events import HelloAccepted
         from websockets.asyncio.client import connect
 
         self.ws = await connect(self.url, compression=None, max_size=None)
-        await self.ws.send(encode_message(ClientHello(protocol=1, client="bench", token=self.token)))
-        hello = decode_server_message(await self.ws.recv())
-        if getattr(type(hello), "TYPE", None) != "hello":  # a ProtocolError has no TYPE
-            raise RuntimeError(f"the server refused the hello: {hello}")
+        self.conn = ClientConnection(ClientHello(protocol=1, minor=PROTOCOL_MINOR, client="bench", token=self.token))
+        await self.ws.send(self.conn.start())
+        accepted = self.conn.receive_text(await self.ws.recv())
+        if not accepted or not isinstance(accepted[0], HelloAccepted):
+            raise RuntimeError(f"the server refused the hello: {accepted}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.ws.close()
 
+    async def _events(self) -> list[object]:
+        data = await self.ws.recv()
+        return self.conn.receive_frame(data) if isinstance(data, bytes) else self.conn.receive_text(data)
+
     async def upload(self, pixels: np.ndarray, fmt: str) -> str:
-        from latentbrush.protocol import BlobHeader, blob_hash, decode_server_message, encode_frame
+        from latentbrush.protocol import BlobHeader, BlobStored, blob_hash
+        from latentbrush.protocol.events import Answer
 
         payload = np.ascontiguousarray(pixels).tobytes()
         header = BlobHeader(blob_hash(payload), fmt, pixels.shape[1], pixels.shape[0])
-        await self.ws.send(encode_frame(header, payload))
-        answer = decode_server_message(await self.ws.recv())
-        if getattr(type(answer), "TYPE", None) != "blob_stored":
-            raise RuntimeError(f"the server refused the upload: {answer}")
-        return header.hash
+        key, frame = self.conn.upload(header, payload)
+        await self.ws.send(frame)
+        while True:
+            for event in await self._events():
+                if isinstance(event, Answer) and event.key == key:
+                    if not isinstance(event.message, BlobStored):
+                        raise RuntimeError(f"the server refused the upload: {event.message}")
+                    return header.hash
 
     async def run(self, job: object, cancel_after: float | None = None) -> dict[str, float]:
         """Submit ``job`` (a new id each time); times from submit to first preview, to done or cancelled."""
         import dataclasses
 
-        from latentbrush.protocol import Submit, decode_server_message, encode_message
+        from latentbrush.protocol import events as ev
 
         self.counter += 1
         job = dataclasses.replace(job, id=f"bench-{self.counter}")
         times: dict[str, float] = {}
         start = time.perf_counter()
-        await self.ws.send(encode_message(Submit(job)))
+        made = self.conn.submit(job)
+        if not isinstance(made, tuple):
+            raise RuntimeError(f"cannot submit: {made}")
+        await self.ws.send(made[1])
         cancel_task = None
         while True:
-            data = await self.ws.recv()
+            events = await self._events()
             now = time.perf_counter() - start
-            if isinstance(data, bytes):
-                times.setdefault("first_preview", now)
-                continue
-            msg = decode_server_message(data)
-            kind = type(msg).TYPE
-            if kind == "progress":
-                times.setdefault("first_progress", now)
-                times["last_progress"] = now
-                times["steps"] = msg.step
-                if cancel_after is not None and cancel_task is None:
-                    cancel_task = asyncio.ensure_future(self._cancel_later(job.id, cancel_after, start, times))
-            elif kind in ("done", "cancelled", "error"):
-                times[kind] = now
-                if kind == "error":
+            for event in events:
+                if isinstance(event, ev.JobPreview):
+                    times.setdefault("first_preview", now)
+                elif isinstance(event, ev.JobProgress):
+                    times.setdefault("first_progress", now)
+                    times["last_progress"] = now
+                    times["steps"] = event.step
+                    if cancel_after is not None and cancel_task is None:
+                        cancel_task = asyncio.ensure_future(self._cancel_later(job.id, cancel_after, start, times))
+                elif isinstance(event, (ev.JobDone, ev.JobCancelled)):
+                    times["done" if isinstance(event, ev.JobDone) else "cancelled"] = now
+                    if cancel_task is not None:
+                        await cancel_task
+                    return times
+                elif isinstance(event, ev.JobFailed) or (isinstance(event, ev.Answer) and event.key == made[0]
+                                                         and type(event.message).TYPE == "error"):
                     if cancel_task is not None:
                         cancel_task.cancel()
-                    raise RuntimeError(f"job failed: {msg}")
-                if cancel_task is not None:
-                    await cancel_task
-                return times
+                    raise RuntimeError(f"job failed: {event}")
 
     async def _cancel_later(self, job_id: str, delay: float, start: float, times: dict[str, float]) -> None:
-        from latentbrush.protocol import Cancel, encode_message
-
         await asyncio.sleep(delay)
         times["cancel_sent"] = time.perf_counter() - start
-        await self.ws.send(encode_message(Cancel(job_id)))
+        await self.ws.send(self.conn.cancel(job_id))
 
 
 # ----------------------------------------------------------------------------- main

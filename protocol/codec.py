@@ -28,7 +28,7 @@ from .messages import (
     ServerFrameHeader,
     ServerMessage,
 )
-from .validate import from_dict, raw_payload_size, to_dict
+from .validate import from_dict, is_unicode, raw_payload_size, to_dict
 
 HEADER_LEN = struct.Struct(">I")
 MAX_HEADER_BYTES = 64 * 1024  # a header larger than this is refused before it is parsed
@@ -47,17 +47,7 @@ def blob_hash(payload: bytes | memoryview) -> str:
 def encode_message(msg: ClientMessage | ServerMessage) -> str:
     """The text frame of ``msg``; always encodable as UTF-8, even when a string in it is not."""
     text = json.dumps(to_dict(msg), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text if _utf8_safe(text) else _without_lone_surrogates(text)
-
-
-def _utf8_safe(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return text if is_unicode(text) else _without_lone_surrogates(text)
 
 
 def _without_lone_surrogates(text: str) -> str:

@@ -24,8 +24,6 @@ CLOSE_TOO_BIG = 1009
 CLOSE_SUPERSEDED = 4000  # another connection resumed this session (SPEC.md 11)
 CLOSE_NO_HELLO = 4001  # no valid hello within the server's hello timeout (SPEC.md 4)
 
-HELLO_TIMEOUT_MIN_S = 10.0  # a server waits at least this long for the hello
-
 # ``latentbrush-server`` prints exactly this line to stdout once it accepts connections.
 LISTENING_PREFIX = "latentbrush-server listening on "
 _LISTENING = re.compile(re.escape(LISTENING_PREFIX) + r"(wss?://\S+)")

@@ -49,7 +49,7 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     """False for strings holding lone surrogates (JSON allows ``"\\ud800"``; UTF-8 cannot carry it)."""
     if text.isascii():
         return True
@@ -64,7 +64,7 @@ def _echo(name: str) -> str:
     """A hostile member name as an error may quote it: cut, and lone surrogates written as ``\\udXXX``
     (an error that UTF-8 cannot carry would cost the connection instead of one message)."""
     cut = name if len(name) <= MAX_KEY_ECHO else name[:MAX_KEY_ECHO] + "..."
-    return cut if _is_unicode(cut) else cut.encode("utf-8", "backslashreplace").decode("utf-8")
+    return cut if is_unicode(cut) else cut.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _show(number: float) -> str:
@@ -92,13 +92,13 @@ def _check_json_value(value: Any, path: str) -> None:
         item = stack.pop()
         if isinstance(item, dict):
             for key, inner in item.items():
-                if not isinstance(key, str) or not _is_unicode(key):
+                if not isinstance(key, str) or not is_unicode(key):
                     _fail(ErrorCode.BAD_FIELD, path, "object keys must be strings")
                 stack.append(inner)
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, str):
-            if not _is_unicode(item):
+            if not is_unicode(item):
                 _fail(ErrorCode.BAD_FIELD, path, "string is not valid Unicode")
         elif isinstance(item, float):
             if not math.isfinite(item):
@@ -164,7 +164,7 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
     if tp is str:
         if not isinstance(value, str):
             _fail(ErrorCode.BAD_FIELD, path, "must be a string")
-        if not _is_unicode(value):
+        if not is_unicode(value):
             _fail(ErrorCode.BAD_FIELD, path, "string is not valid Unicode (lone surrogate)")
         _check_constraints(value, meta, path)
         return value

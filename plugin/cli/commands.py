@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from latentbrush.plugin.core import history as hs
 from latentbrush.plugin.core.client import ClientError, ConnectError
 from latentbrush.plugin.core.controller import ControllerError
 from latentbrush.plugin.core.requests import GenerationSettings, RequestError
@@ -109,7 +110,7 @@ async def run_image_job(args: argparse.Namespace) -> int:
     async with connected(connect_options(args), verbose=not args.quiet) as client:
         record = await run_job(client, host, op, settings, label=args.command, show_progress=not args.quiet,
                                previews=True, preview_max_side=args.preview_max_side)
-    if record.state != "done":
+    if record.state != hs.DONE:
         print(f"latentbrush {args.command}: job {record.state}: {record.error or ''}", file=sys.stderr)
         return EXIT_JOB_FAILED
     written = write_results(host, default_output(args), Path(args.layer_out) if args.layer_out else None)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from latentbrush.plugin.core import history as hs
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost
 from latentbrush.protocol.geometry import Rect
@@ -100,7 +101,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             record = await run_job(client, host, step.op, step.settings, label=step.name,
                                    show_progress=not args.quiet, preview_max_side=256)
             seconds = time.monotonic() - t0
-            if record.state != "done":
+            if record.state != hs.DONE:
                 say(f"demo: {step.name} ended {record.state}: {record.error}")
                 return EXIT_JOB_FAILED
             files += write_results(host, out / f"{step.name}.png") + writer.paths

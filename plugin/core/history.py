@@ -12,18 +12,16 @@ from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
 from latentbrush.protocol import JobRequest, Rect
+from latentbrush.protocol.lifecycle import CANCELLED, DONE, ERROR, FINAL_STATES, QUEUED, STARTED
 
 from .planning import RegionPlan
 from .requests import GenerationSettings
 
+# A record's state is the protocol's job state (lifecycle.py), preceded by two phases of the host's
+# own before the server knows the job at all.
 PREPARING = "preparing"  # reading pixels, uploading
-SUBMITTED = "submitted"
-QUEUED = "queued"
-STARTED = "started"
-DONE = "done"
-ERROR = "error"
-CANCELLED = "cancelled"
-FINAL_STATES = frozenset({DONE, ERROR, CANCELLED})
+SUBMITTED = "submitted"  # the submit is on its way
+__all__ = ["CANCELLED", "DONE", "ERROR", "FINAL_STATES", "PREPARING", "QUEUED", "STARTED", "SUBMITTED"]
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,15 @@ connection and copies bytes both ways. ``cut()`` aborts every open pair (the ser
 dropped client, the client a dropped server); ``freeze_after(text)`` passes server frames on
 until the first text frame containing ``text`` and discards everything after it, so a test can
 stop the client hearing about a job at an exact point however fast the server is; and
-``target_port`` can change so reconnects reach another server.
+``target_port`` can change so reconnects reach another server. Like a reverse proxy, it rewrites
+the upgrade request's ``Host`` to name the server it forwards to (the server checks its port).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import struct
 
 TEXT_OPCODE = 1
@@ -60,22 +62,33 @@ class TcpProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        target = self.target_port
         try:
-            up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
+            up_reader, up_writer = await asyncio.open_connection(self.host, target)
         except OSError:
             writer.transport.abort()
             return
         pair = (writer, up_writer)
         self._pairs.add(pair)
-        for task in (self._pipe(reader, up_writer, downstream=False), self._pipe(up_reader, writer, downstream=True)):
+        host = f"{self.host}:{target}".encode()
+        for task in (self._pipe(reader, up_writer, downstream=False, host=host),
+                     self._pipe(up_reader, writer, downstream=True)):
             t = asyncio.get_running_loop().create_task(task)
             self._tasks.add(t)
             t.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, downstream: bool, host: bytes = b""
+    ) -> None:
         pending = b""
         handshake_done = False
         with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+            if not downstream:  # the upgrade request: name the server's own address in Host
+                request = b""
+                while b"\r\n\r\n" not in request and (chunk := await reader.read(65536)):
+                    request += chunk
+                writer.write(re.sub(rb"(?im)^host:[^\r\n]*", b"Host: " + host, request, count=1))
+                await writer.drain()
             while data := await reader.read(65536):
                 if not downstream or self._freeze_marker is None:
                     if not (downstream and self.frozen):

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from gi.repository import Gegl, Gimp, GLib, GObject
+from latentbrush.plugin.core import history as hs
 
 from .host import GimpHost
 from .jobfiles import JobFiles
@@ -135,9 +136,9 @@ class LatentbrushPlugIn(Gimp.PlugIn):
         host = GimpHost(image)
         outcome = run_operation(host, spec.operation, values, url=server_url(values, os.environ), files=files)
         Gimp.progress_end()
-        if outcome.status == "done":
+        if outcome.status == hs.DONE:
             return _success(procedure, outcome)
-        if outcome.status == "cancelled":
+        if outcome.status == hs.CANCELLED:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         return _failure(procedure, Gimp.PDBStatusType.EXECUTION_ERROR, outcome.message)
 

@@ -34,7 +34,7 @@ EXPECTED_ERRORS = (ControllerError, RequestError, ClientError, TokenError, Missi
 
 @dataclass(frozen=True)
 class JobOutcome:
-    status: str  # "done", "cancelled" or "error"
+    status: str  # how the job ended: hs.DONE, hs.CANCELLED or hs.ERROR
     image: Any = None  # Gimp.Image holding the result
     layer: Any = None  # Gimp.Layer with the (first) result
     seed: int | None = None
@@ -53,7 +53,7 @@ def run_operation(
     except EXPECTED_ERRORS as exc:
         host.remove_preview()
         host.report_status(f"Error: {exc}", None)
-        return JobOutcome("error", previews=host.previews_shown, message=f"latentbrush {operation}: {exc}")
+        return JobOutcome(hs.ERROR, previews=host.previews_shown, message=f"latentbrush {operation}: {exc}")
     except BaseException:
         with contextlib.suppress(Exception):  # the original error matters more than a failed clean-up
             host.remove_preview()
@@ -64,11 +64,11 @@ def run_operation(
 def _outcome(host: GimpHost, record: JobRecord) -> JobOutcome:
     if record.state == hs.DONE and record.results:
         first = record.results[0]
-        return JobOutcome("done", host.image, first.layer, first.seed, host.previews_shown)
+        return JobOutcome(hs.DONE, host.image, first.layer, first.seed, host.previews_shown)
     if record.state == hs.CANCELLED:
-        return JobOutcome("cancelled", previews=host.previews_shown, message="cancelled")
+        return JobOutcome(hs.CANCELLED, previews=host.previews_shown, message="cancelled")
     message = record.error or f"the job ended as {record.state} without a result"
-    return JobOutcome("error", previews=host.previews_shown, message=f"latentbrush {record.op}: {message}")
+    return JobOutcome(hs.ERROR, previews=host.previews_shown, message=f"latentbrush {record.op}: {message}")
 
 
 async def _run(host: GimpHost, op: str, settings: GenerationSettings, url: str, files: JobFiles) -> JobRecord:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentbrush.plugin.core import history as hs
+
 from ...qt import (
     QAbstractItemView,
     QHBoxLayout,
@@ -60,20 +62,20 @@ class ProgressPanel(QWidget):
 
     def show_record(self, record: Any) -> None:
         """Follow a JobRecord: queued, step n of total, done / cancelled / error."""
-        if record.state in ("preparing", "submitted"):
+        if record.state in (hs.PREPARING, hs.SUBMITTED):
             self.bar.setRange(0, 0)  # busy indicator while uploading
             return
-        if record.state == "queued":
+        if record.state == hs.QUEUED:
             self.bar.setRange(0, 1)
             self.bar.setValue(0)
             self.bar.setFormat(f"queued ({record.queue_position or 0} ahead)")
             return
         total = max(1, record.total)
         self.bar.setRange(0, total)
-        if record.state == "started":
+        if record.state == hs.STARTED:
             self.bar.setValue(min(record.step, total))
             self.bar.setFormat(f"step {record.step} / {total}")
-        elif record.state == "done":
+        elif record.state == hs.DONE:
             self.bar.setValue(total)
             self.bar.setFormat("done")
         else:
@@ -153,7 +155,7 @@ def describe(record: Any) -> str:
     if len(prompt) > 48:
         prompt = prompt[:47] + "…"
     seeds = ", ".join(str(s) for s in record.seeds) or (str(record.seed) if record.seed is not None else "")
-    tail = f"{record.seconds:.1f} s" if record.state == "done" and record.seconds is not None else record.state
+    tail = f"{record.seconds:.1f} s" if record.state == hs.DONE and record.seconds is not None else record.state
     parts = [record.op, prompt or "(no prompt)"]
     if seeds:
         parts.append(f"seed {seeds}")

@@ -312,6 +312,16 @@ def test_streamed_and_final_results_are_sent_once_each():
     run(scenario())
 
 
+async def _victim_then_next(engine: FakeEngine) -> None:
+    """The first job meets an injected fault and ends with ``internal``; the next one runs normally."""
+    async with running_server(engine) as server, TestClient.connect(server.url) as client:
+        await client.send(submit(job("victim", steps=1)))
+        trace = await client.finish("victim")
+        assert (trace.final.TYPE, trace.final.code) == ("error", "internal")
+        await client.send(submit(job("next", steps=1)))
+        assert (await client.finish("next")).kinds[-1] == "done"
+
+
 def test_a_fault_outside_the_engine_ends_that_job_and_the_next_runs(monkeypatch):
     """The scheduler loop and the finishing step are supervised: a bug costs one job, never the queue."""
     from latentbrush.backend import service
@@ -328,15 +338,7 @@ def test_a_fault_outside_the_engine_ends_that_job_and_the_next_runs(monkeypatch)
 
     monkeypatch.setattr(service.JobService, "_announce_positions", flaky_announce)
 
-    async def scenario():
-        async with running_server(engine) as server, TestClient.connect(server.url) as client:
-            await client.send(submit(job("victim", steps=1)))
-            trace = await client.finish("victim")
-            assert (trace.final.TYPE, trace.final.code) == ("error", "internal")
-            await client.send(submit(job("next", steps=1)))
-            assert (await client.finish("next")).kinds[-1] == "done"
-
-    run(scenario())
+    run(_victim_then_next(engine))
 
 
 def test_a_fault_while_finishing_ends_the_job_with_internal(monkeypatch):
@@ -354,12 +356,4 @@ def test_a_fault_while_finishing_ends_the_job_with_internal(monkeypatch):
 
     monkeypatch.setattr(service.JobService, "_log_end", flaky_log_end)
 
-    async def scenario():
-        async with running_server(engine) as server, TestClient.connect(server.url) as client:
-            await client.send(submit(job("victim", steps=1)))
-            trace = await client.finish("victim")
-            assert (trace.final.TYPE, trace.final.code) == ("error", "internal")
-            await client.send(submit(job("next", steps=1)))
-            assert (await client.finish("next")).kinds[-1] == "done"
-
-    run(scenario())
+    run(_victim_then_next(engine))

@@ -158,7 +158,7 @@ def job_step(step, proc, image, user_layers, selection, plan_strength, **args):
     changed = read(layer, 0, 0, bounds.width, bounds.height) != crop(before, W, bounds)
     REPORT["steps"][step] = {
         "seconds": round(time.time() - t, 2), "previews": previews, "seed": seed, "layer": layer.get_name(),
-        "bounds": list(bounds), "unchanged_pixels_checked": compared, "content_differs": changed,
+        "bounds": list(bounds.xywh()), "unchanged_pixels_checked": compared, "content_differs": changed,
         "centre_alpha": alpha if selection is not None else None,
     }
     log(step, "ok:", REPORT["steps"][step])

@@ -43,10 +43,10 @@ def selection_and_reads(doc, results: dict) -> None:
     u.select(doc, 200, 150, 100, 80, feather=8)
     sel = host.selection()
     values = set(sel.data)
-    results["feathered_selection"] = {"bounds": list(sel.bounds), "min": min(values), "max": max(values),
+    results["feathered_selection"] = {"bounds": list(sel.bounds.xywh()), "min": min(values), "max": max(values),
                                       "partial_values": sum(1 for v in values if 0 < v < 255)}
     u.select(doc, -30, 300, 100, 120)
-    results["edge_selection_bounds"] = list(host.selection().bounds)
+    results["edge_selection_bounds"] = list(host.selection().bounds.xywh())
     u.select(doc, 600, 500, 10, 10)
     results["outside_selection"] = host.selection() is None
     u.deselect(doc)

@@ -72,8 +72,9 @@ def job_summary(record, doc, before: bytes, history_before: list[str], observer:
     region = record.plan.region
     return {
         "state": record.state, "op": record.op, "error": record.error, "seconds": record.seconds,
-        "steps": record.total, "seed": record.seed, "region": list(region), "context": list(record.plan.context),
-        "result_bounds": list(result.bounds) if result else None,
+        "steps": record.total, "seed": record.seed, "region": list(region.xywh()),
+        "context": list(record.plan.context.xywh()),
+        "result_bounds": list(result.bounds.xywh()) if result else None,
         "layer_name": result.layer_name if result else None,
         "layer_bounds": None if node is None else [node.bounds().x(), node.bounds().y(), node.bounds().width(),
                                                    node.bounds().height()],
@@ -83,8 +84,8 @@ def job_summary(record, doc, before: bytes, history_before: list[str], observer:
         "preview_samples": len(observer.samples),
         "preview_always_one_locked": all(s["count"] == 1 and s["locked"] for s in observer.samples),
         "preview_bounds_seen": sorted({tuple(s["bounds"]) for s in observer.samples if s["bounds"][2]}),
-        "changed_outside_region": u.differing_pixels(before, after, doc.width(), tuple(region)),
-        "changed_inside_region": u.differing_pixels(before, after, doc.width(), tuple(region), inside=True),
+        "changed_outside_region": u.differing_pixels(before, after, doc.width(), region.xywh()),
+        "changed_inside_region": u.differing_pixels(before, after, doc.width(), region.xywh(), inside=True),
     }
 
 

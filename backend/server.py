@@ -32,9 +32,9 @@ from latentbrush.protocol import (
     Submit,
 )
 from latentbrush.protocol.codec import MAX_HEADER_BYTES
-from latentbrush.protocol.connection import BlobReceived, Close, HelloReceived, Send, ServerEvent, blob_error
-from latentbrush.protocol.connection import Request as ClientRequest
-from latentbrush.protocol.connection import ServerConnection as Connection
+from latentbrush.protocol.server_connection import BlobReceived, Close, HelloReceived, Send, ServerEvent, blob_error
+from latentbrush.protocol.server_connection import Request as ClientRequest
+from latentbrush.protocol.server_connection import ServerConnection as Connection
 from latentbrush.protocol.transport import CLOSE_SUPERSEDED
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError

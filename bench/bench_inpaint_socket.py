@@ -144,7 +144,7 @@ class SocketClient:
 
     async def __aenter__(self) -> SocketClient:
         from latentbrush.protocol import PROTOCOL_MINOR, ClientHello
-        from latentbrush.protocol.connection import ClientConnection
+        from latentbrush.protocol.client_connection import ClientConnection
         from latentbrush.protocol.events import HelloAccepted
         from websockets.asyncio.client import connect
 

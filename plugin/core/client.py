@@ -40,7 +40,7 @@ from latentbrush.protocol import (
     encode_frame,
 )
 from latentbrush.protocol import events as pev
-from latentbrush.protocol.connection import ClientConnection, JobBook
+from latentbrush.protocol.client_connection import ClientConnection, JobBook
 from latentbrush.protocol.transport import CLOSE_SUPERSEDED
 
 from . import events as ev

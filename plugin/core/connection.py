@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from latentbrush.protocol import Error, ProtocolError
-from latentbrush.protocol.connection import FIRST_MAX_SIZE, ClientConnection
+from latentbrush.protocol.client_connection import ClientConnection
+from latentbrush.protocol.connection import FIRST_MAX_SIZE
 from latentbrush.protocol.events import HandshakeFailed, HelloAccepted
 
 

@@ -46,8 +46,8 @@ from latentbrush.protocol import (
     encode_message,
     upscale_rect,
 )
-from latentbrush.protocol.connection import BlobReceived, Close, HelloReceived, Request, Send
-from latentbrush.protocol.connection import ServerConnection as Connection
+from latentbrush.protocol.server_connection import BlobReceived, Close, HelloReceived, Request, Send
+from latentbrush.protocol.server_connection import ServerConnection as Connection
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 

@@ -1,4 +1,4 @@
-"""The sans-I/O connection objects (protocol/connection.py): every rule without a socket."""
+"""The sans-I/O connection objects (protocol/*connection.py): every rule without a socket."""
 
 from __future__ import annotations
 
@@ -34,18 +34,9 @@ from latentbrush.protocol import (
     encode_message,
 )
 from latentbrush.protocol import events as ev
-from latentbrush.protocol.connection import (
-    CLOSED,
-    OPEN,
-    BlobReceived,
-    ClientConnection,
-    Close,
-    HelloReceived,
-    JobBook,
-    Request,
-    Send,
-    ServerConnection,
-)
+from latentbrush.protocol.client_connection import ClientConnection, JobBook
+from latentbrush.protocol.connection import CLOSED, OPEN
+from latentbrush.protocol.server_connection import BlobReceived, Close, HelloReceived, Request, Send, ServerConnection
 from latentbrush.protocol.transport import CLOSE_NO_HELLO, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR
 
 TOKEN = "the-token"

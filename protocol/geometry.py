@@ -45,7 +45,7 @@ MAX_SIDE = 65536  # no canvas side may exceed this, whatever the server's pixel 
 
 
 def _side(low: int) -> dict[str, int]:
-    return {"min": low, "max": MAX_SIDE}  # the validate.py constraint shape (see messages._c)
+    return {"min": low, "max": MAX_SIDE}  # the validate.py constraint shape (fields.constraint)
 
 
 @dataclass(frozen=True)

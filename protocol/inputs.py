@@ -4,7 +4,7 @@ SPEC.md section 9.9 is normative. A 1.0 job carries its image and mask in the ``
 ``mask`` fields; a 1.1 job may carry them, and every other conditioning, as inputs. The helpers
 here give one view of both forms (``job_inputs``, ``input_refs``) and turn a job back into the
 1.0 form for a 1.0 server (``as_v1_0``). Standard library only; ``messages.py`` imports this
-module, so it must not import ``messages`` (the two constants below repeat its values).
+module, so it must not import ``messages``; the shared field limits come from ``fields.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ErrorCode, ProtocolError
+from .fields import HASH_PATTERN, MAX_PROMPT_LEN, constraint
 
 if TYPE_CHECKING:
     from .messages import JobRequest
@@ -33,14 +34,11 @@ __all__ = [
     "job_inputs",
 ]
 
-BLOB_PATTERN = r"^sha256:[0-9a-f]{64}$"  # = messages.HASH_PATTERN
-MAX_TEXT_LEN = 8000  # = messages.MAX_PROMPT_LEN
 ROLE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 MAX_INPUTS = 16
 
 
-def _c(**constraints: Any) -> dict[str, Any]:
-    return constraints  # field metadata, as in messages.py
+_c = constraint
 
 
 @dataclass(frozen=True)
@@ -48,14 +46,14 @@ class JobInput:
     """One input of a job. Parameters a role does not take MUST be absent; absent ones take the role's default."""
 
     role: str = field(metadata=_c(pattern=ROLE_PATTERN))
-    blob: str = field(metadata=_c(pattern=BLOB_PATTERN))
+    blob: str = field(metadata=_c(pattern=HASH_PATTERN))
     model: str | None = field(default=None, metadata=_c(max_len=256))
     preprocessor: str | None = field(default=None, metadata=_c(max_len=64))
     weight: float | None = field(default=None, metadata=_c(min=0.0, max=2.0))
     start: float | None = field(default=None, metadata=_c(min=0.0, max=1.0))
     end: float | None = field(default=None, metadata=_c(min=0.0, max=1.0))
-    prompt: str | None = field(default=None, metadata=_c(max_len=MAX_TEXT_LEN))
-    negative_prompt: str | None = field(default=None, metadata=_c(max_len=MAX_TEXT_LEN))
+    prompt: str | None = field(default=None, metadata=_c(max_len=MAX_PROMPT_LEN))
+    negative_prompt: str | None = field(default=None, metadata=_c(max_len=MAX_PROMPT_LEN))
 
     def param(self, name: str) -> Any:
         """The parameter's value, or the role's default when it was left out."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 from .errors import ProtocolError
+from .fields import HASH_PATTERN, ID_PATTERN, MAX_ID_LEN, MAX_PROMPT_LEN, MAX_SEED, constraint
 from .geometry import MAX_SIDE, Rect, Size  # the wire's rectangle is the geometry type
 from .inputs import MAX_INPUTS, JobInput
 
@@ -77,12 +78,7 @@ __all__ = [  # grouped: constants, type aliases, classes
 PROTOCOL_VERSION = 1
 PROTOCOL_MINOR = 1  # 1.1: named job inputs, request ids on queries (SPEC.md 14)
 
-MAX_ID_LEN = 64
-MAX_PROMPT_LEN = 8000
-MAX_SEED = 2**32 - 1
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 Operation = Literal["txt2img", "img2img", "inpaint", "upscale"]
 Prefill = Literal["auto", "none", "blur", "color", "noise", "telea"]
@@ -95,12 +91,7 @@ RESULT_FORMATS = ("png", "rgba8", "bgra8", "webp")
 JobState = Literal["queued", "started", "done", "error", "cancelled"]
 
 
-def _c(**constraints: Any) -> dict[str, Any]:
-    """Shorthand for field metadata: min, max (numbers), max_len, pattern (strings), items_min, items_max (arrays).
-
-    On an array field, min/max/max_len/pattern apply to every item.
-    """
-    return constraints
+_c = constraint  # short, because every field uses it
 
 
 # ----------------------------------------------------------------------------- value types

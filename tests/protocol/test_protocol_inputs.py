@@ -20,7 +20,6 @@ from latentbrush.protocol import (
     messages,
     to_dict,
 )
-from latentbrush.protocol import inputs as inputs_module
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 
@@ -63,11 +62,6 @@ def test_parameters_default_per_role_and_round_trip() -> None:
     decoded = decode_client_message(encode_message(messages.Submit(sent)))
     assert decoded == messages.Submit(sent)
     assert to_dict(sent)["inputs"] == [{"role": "image", "blob": A}, {"role": "control", "blob": A, "weight": 0.7}]
-
-
-def test_constants_repeat_the_messages_values() -> None:
-    assert inputs_module.BLOB_PATTERN == messages.HASH_PATTERN
-    assert inputs_module.MAX_TEXT_LEN == messages.MAX_PROMPT_LEN
 
 
 def test_empty_inputs_is_no_inputs() -> None:

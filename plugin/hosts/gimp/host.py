@@ -103,6 +103,7 @@ class GimpHost:
             self._image.undo_group_start()
         self._group_open = False
         try:
+            self._select_users_layers()  # GIMP 3.0 undoes a layer added while a frozen-undo layer was selected badly
             layer = Gimp.Layer.new(
                 self._image, name, b.width, b.height, _layer_type(self._image), 100.0, Gimp.LayerMode.NORMAL
             )
@@ -176,7 +177,19 @@ class GimpHost:
 
     # ------------------------------------------------------------------------------------------
 
+    def _select_users_layers(self) -> None:
+        """Never leave a preview layer selected: GIMP 3.0.4 then logs criticals (or crashes) on the next undo."""
+        selected = [layer for layer in self._image.get_selected_layers() if not is_preview_layer(layer)]
+        if len(selected) != len(self._image.get_selected_layers()):
+            users = selected or [layer for layer in self._image.get_layers() if not is_preview_layer(layer)][:1]
+            self._image.undo_freeze()  # a selection of layers is not an edit either
+            try:
+                self._image.set_selected_layers(users)
+            finally:
+                self._image.undo_thaw()
+
     def _new_preview_layer(self, b: Rect) -> Gimp.Layer:
+        selected = list(self._image.get_selected_layers())  # inserting the preview selects it: give it back
         self._image.undo_freeze()  # previews are not edits: keep them out of the undo history
         try:
             layer = Gimp.Layer.new(
@@ -187,6 +200,8 @@ class GimpHost:
             self._image.insert_layer(layer, None, 0)
             layer.set_offsets(b.x, b.y)
             layer.set_lock_position(True)
+            if selected:
+                self._image.set_selected_layers(selected)
         finally:
             self._image.undo_thaw()
         self._preview = layer

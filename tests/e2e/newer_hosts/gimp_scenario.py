@@ -186,7 +186,8 @@ def cancel_step(image, selection):
 
     thread = threading.Thread(target=canceller, daemon=True)
     thread.start()
-    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection.xywh())
+    if tuple(Gimp.Selection.bounds(image))[1:] != (True, selection.x, selection.y, selection.right, selection.bottom):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection.xywh())  # else: no undo step that shows nothing
     status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="to be cancelled", steps=100,
                                      seed=5, random_seed=False)
     thread.join(5)
@@ -320,6 +321,7 @@ def main():
             os.remove(shot)
 
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel.xywh())
+    before_inpaint = names(image)
     inpainted = job_step("inpaint", "plug-in-latentbrush-inpaint", image, [bg], sel, 1.0,
                          prompt="a glowing orb", steps=STEPS, seed=1234, random_seed=False)
     check("inpaint", REPORT["steps"]["inpaint"]["seed"] == 1234, "the server did not use the requested seed")
@@ -362,7 +364,17 @@ def main():
             True, refine_sel.x, refine_sel.y, refine_sel.right, refine_sel.bottom), "selection restored")
         # ... and the next one the refine result: the previews left no steps in the undo history
         press_undo(step, image, lambda: names(image) == before_refine, "refine result removed")
-        REPORT["steps"][step] = {"undone": ["upscale", "select none", "img2img"]}
+        undone = ["upscale", "select none", "img2img"]
+        if Gimp.version().startswith("3.0"):
+            # ... then the refine's selection, and then the inpaint result: the cancelled job in between left
+            # no undo step, and undoing the result GIMP 3.0.4 crashed on (a preview layer was selected) logs
+            # no critical (check_outputs.py). GIMP 3.2 keeps undo steps here that change nothing visible
+            # (its "Select None" above also needs a second Ctrl+Z), so the walk stops at the refine there.
+            press_undo(step, image, lambda: tuple(Gimp.Selection.bounds(image))[1:] == (
+                True, sel.x, sel.y, sel.right, sel.bottom), "inpaint selection restored")
+            press_undo(step, image, lambda: names(image) == before_inpaint, "inpaint result removed")
+            undone += ["select", "inpaint"]
+        REPORT["steps"][step] = {"undone": undone}
         display.delete()
     REPORT["seconds"] = round(time.time() - _T0, 2)
     with open(os.path.join(OUT, "report.json"), "w") as f:

@@ -115,8 +115,8 @@ class _LoopEvents:
 
     def result(self, index: int, rgba: np.ndarray, seed: int | None) -> None:
         """Batch item ``index`` is finished: encode and send it now, not when the whole batch is (SPEC.md 9.7)."""
-        pixels = np.array(rgba, dtype=np.uint8, copy=True)
-        self._encode(self._listener.on_result, index, encode_result_frame, self._job, index, pixels, seed)
+        # no copy, unlike a preview: the engine hands over a finished image it never writes again
+        self._encode(self._listener.on_result, index, encode_result_frame, self._job, index, rgba, seed)
 
     def _encode(self, deliver: Callable[..., None], index: int, encode: Callable[..., bytes], *args: Any) -> None:
         # Encoding and posting happen in one encoder task, so once ``flush`` returns every frame

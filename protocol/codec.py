@@ -155,6 +155,13 @@ def _job_id_hint(obj: dict[str, Any]) -> str | None:
     return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None
 
 
+def _request_id_hint(obj: dict[str, Any]) -> str | None:
+    """The ``request_id`` of a query whose message failed, so the error still answers it (SPEC.md 14)."""
+    kind = obj.get("type")
+    candidate = obj.get("request_id") if isinstance(kind, str) and kind.startswith("query_") else None
+    return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None
+
+
 def _decode_typed(obj: dict[str, Any], table: Mapping[str, type[T]], strict: bool) -> T | ProtocolError:
     if "type" not in obj:
         return ProtocolError(ErrorCode.MISSING_FIELD, "every message names its type", "type")
@@ -165,10 +172,11 @@ def _decode_typed(obj: dict[str, Any], table: Mapping[str, type[T]], strict: boo
     if cls is None:
         return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind[:40]!r}", "type")
     result = from_dict(cls, obj, strict=strict)
-    if isinstance(result, ProtocolError) and result.job_id is None:
-        hint = _job_id_hint(obj)
-        if hint is not None:
-            result = dataclasses.replace(result, job_id=hint)
+    if isinstance(result, ProtocolError):
+        job_id = result.job_id or _job_id_hint(obj)
+        request_id = result.request_id or _request_id_hint(obj)
+        if (job_id, request_id) != (result.job_id, result.request_id):
+            result = dataclasses.replace(result, job_id=job_id, request_id=request_id)
     return result
 
 

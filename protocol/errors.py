@@ -55,6 +55,7 @@ class ProtocolError:
     message: str
     field: str | None = None
     job_id: str | None = None
+    request_id: str | None = None  # the failing query's request_id (1.1), when it could still be read
 
     @property
     def fatal(self) -> bool:

@@ -305,8 +305,14 @@ class Error:
 
     @classmethod
     def from_error(cls, err: ProtocolError, job_id: str | None = None, request_id: str | None = None) -> Error:
-        """The message that reports ``err``; ``job_id`` overrides the one the decoder found."""
-        return cls(err.code.value, err.message, err.field, job_id if job_id is not None else err.job_id, request_id)
+        """The message that reports ``err``; ``job_id`` and ``request_id`` override those the decoder found."""
+        return cls(
+            err.code.value,
+            err.message,
+            err.field,
+            job_id if job_id is not None else err.job_id,
+            request_id if request_id is not None else err.request_id,
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from .errors import ErrorCode, ProtocolError
 from .lifecycle import check_hello, negotiated_minor
 from .messages import (
     HASH_PATTERN,
-    ID_PATTERN,
     PROTOCOL_MINOR,
     PROTOCOL_VERSION,
     BlobHeader,
@@ -35,7 +34,6 @@ from .messages import (
 from .transport import CLOSE_NO_HELLO, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR
 
 MAX_VERSION = 2**31 - 1  # ClientHello.protocol's range; a larger number is a bad field, not another version
-_ID = re.compile(ID_PATTERN)
 _HASH_HINT = re.compile(rb'"hash"\s*:\s*"(sha256:[0-9a-f]{64})"')
 _HASH = re.compile(HASH_PATTERN)
 _NOT_READY = ProtocolError(ErrorCode.NOT_READY, "send hello first", "type")
@@ -114,7 +112,7 @@ class ServerConnection:
             return self._handshake(data)
         msg = decode_client_message(data)
         if isinstance(msg, ProtocolError):
-            return Send(self.error(msg, request_id=_request_id_hint(data)))
+            return Send(self.error(msg))
         if isinstance(msg, ClientHello):
             return Send(self.error(ProtocolError(ErrorCode.BAD_FIELD, "hello was already received", "type")))
         return Request(msg)
@@ -197,11 +195,3 @@ def _peek_hello(data: str) -> tuple[bool, int | None]:
     return True, None
 
 
-def _request_id_hint(data: str) -> str | None:
-    """The request id of a query that failed to decode, so its error still answers it."""
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    candidate = obj.get("request_id") if isinstance(obj, dict) else None
-    return candidate if isinstance(candidate, str) and _ID.fullmatch(candidate) else None

@@ -6,7 +6,7 @@ is the Qt thread, because a QTimer pumps the loop). Its two background tasks (th
 supervisor and the post-reconnect reconciliation) report any exception as a ``ClientFailure``.
 
 The protocol itself (hello checks, job states, which answer belongs to which request) is the
-sans-I/O ``ClientConnection`` of ``latentbrush.protocol.connection``; this class only moves its
+sans-I/O ``ClientConnection`` of ``latentbrush.protocol.client_connection``; this class only moves its
 frames over a socket. Requests that expect an answer are serialized all the same: a 1.0 server
 answers queries in order, and an error about a blob names no request.
 """

@@ -169,7 +169,7 @@ def check_inputs(job: JobRequest) -> ProtocolError | None:
 
 
 def as_v1_0(job: JobRequest) -> JobRequest | ProtocolError:
-    """``job`` as a 1.0 server reads it: image and mask in their fields, no ``inputs``.
+    """``job`` as a 1.0 server reads it: image and mask in their fields, no ``inputs``, no ``mask_outward``.
 
     A ProtocolError (``not_supported``, naming the input) when the job uses a role 1.0 cannot
     carry; the error of ``check_inputs`` when the job is not valid in the first place.
@@ -177,6 +177,10 @@ def as_v1_0(job: JobRequest) -> JobRequest | ProtocolError:
     err = check_inputs(job)
     if err is not None:
         return err
+    if job.mask_outward is not None:
+        # 1.0 has no cap on the composite's reach: zero edges make the result's alpha the sent mask
+        # itself, which keeps the cap (no pixel changes past the selection) at the cost of the soft blend
+        job = replace(job, mask_outward=None, mask_grow=0, mask_feather=0, mask_blend=0)
     if job.inputs is None:
         return job
     moved: dict[str, Any] = {"inputs": None}

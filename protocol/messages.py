@@ -143,6 +143,8 @@ class JobRequest:
     mask_grow: int = field(default=0, metadata=_c(min=0, max=1024))
     mask_feather: int = field(default=0, metadata=_c(min=0, max=1024))
     mask_blend: int = field(default=0, metadata=_c(min=0, max=1024))
+    # 1.1: how far past the sent mask the result may reach; None = as far as the grown mask (1.0)
+    mask_outward: int | None = field(default=None, metadata=_c(min=0, max=1024))
     prefill: Prefill = "auto"
     prefill_color: tuple[int, ...] | None = field(default=None, metadata=_c(items_min=3, items_max=3, min=0, max=255))
     upscale: UpscaleParams | None = None

@@ -7,7 +7,8 @@ border is neither eroded nor blurred from outside, because the canvas continues 
 
 Pipeline (krita-ai-diffusion's anchors): denoise mask = feather(grow(mask)); composite (alpha) mask =
 feather(erode(denoise, blend // 2), blend), forced to 0 outside the grown mask so the canvas stays
-bit-identical there.
+bit-identical there. A 1.1 job with ``mask_outward`` caps the composite instead at the sent mask
+grown by that many pixels (:func:`capped_alpha`): the painter's selection is the contract.
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ def composite_mask(denoise: np.ndarray, limit: np.ndarray, blend_px: int) -> np.
     alpha = feather(erode(denoise, blend_px // 2), blend_px)
     alpha[limit == 0] = 0
     return alpha
+
+
+def capped_alpha(mask: np.ndarray, outward_px: int, blend_px: int) -> np.ndarray:
+    """Alpha that never exceeds ``limit`` = the mask grown by ``outward_px``, pixel by pixel.
+
+    The soft edge lies inside the limit: erode by blend/2, feather by blend/2 (support exactly
+    blend/2), so a hard limit edge ramps from 0 at the edge to 255 at ``blend_px`` inside; a
+    soft (feathered) mask keeps its own coverage as the ceiling.
+    """
+    limit = grow(mask, outward_px)
+    half = blend_px // 2
+    return np.minimum(limit, feather(erode(limit, half), half))
 
 
 def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -88,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> GenerationSettings:
     return GenerationSettings(
         prompt=args.prompt, negative_prompt=args.negative, model=args.model, sampler=args.sampler,
         steps=args.steps, cfg=args.cfg, seed=args.seed, strength=getattr(args, "strength", 1.0), batch=args.batch,
+        blend_outward=getattr(args, "blend_outward", 0),
         upscaler=getattr(args, "upscaler", ""), scale=getattr(args, "scale", 2.0),
         refine=getattr(args, "refine", False), refine_strength=getattr(args, "refine_strength", 0.3),
     )

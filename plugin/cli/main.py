@@ -83,6 +83,9 @@ def _add_generation(p: argparse.ArgumentParser, *, strength: float | None) -> No
         g.add_argument("--strength", type=_ranged(JobRequest, "strength"), default=strength,
                        help=f"0..1 (default {strength})")
     g.add_argument("--batch", type=_ranged(JobRequest, "batch"), default=1, help="images to make (one layer each)")
+    g.add_argument("--blend-outward", type=_ranged(JobRequest, "mask_outward"), default=0, metavar="PX",
+                   help="let the result's soft edge reach PX pixels past the mask (default 0: no pixel outside "
+                        "the mask changes)")
 
 
 def _add_io(p: argparse.ArgumentParser, *, input_required: bool = True, selection: bool = True) -> None:

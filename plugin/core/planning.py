@@ -4,11 +4,14 @@ Vocabulary (the same in every module):
 
 - canvas: the whole document.
 - mask bounds: bounding box of the selection's non-zero pixels.
-- region: mask bounds padded by how far the composite mask can reach (grow + feather + blend);
-  the result image covers exactly this box, and nothing outside it changes.
-- context: the box whose pixels the model sees; it contains the region. At full strength it is
-  padded around the region by the krita-ai-diffusion anchor formula; for refine (strength < 1)
-  it is the region rounded out to multiples of 8.
+- region: mask bounds padded by how far the result may reach past the selection (``outward``,
+  0 by default: the selection is the contract); the result image covers exactly this box, and
+  nothing outside it changes. Inside it the result's alpha never exceeds the selection's
+  coverage grown by ``outward``.
+- denoise box: mask bounds padded by grow + feather, where the model repaints; it holds the region.
+- context: the box whose pixels the model sees; it contains the denoise box. At full strength it
+  is padded around the denoise box by the krita-ai-diffusion anchor formula; for refine
+  (strength < 1) it is the denoise box rounded out to multiples of 8.
 
 Every function here is pure; settings are frozen values.
 """
@@ -32,16 +35,22 @@ CONTEXT_MULTIPLE = 8  # latent space is 1/8 of pixel space
 # Mask edge policy (krita-ai-diffusion selection modifiers), all scaled by strength:
 # feather = strength * max(FEATHER_FRACTION * mask diagonal,
 #                          min(MIN_FEATHER_PX, MIN_FEATHER_SIDE_FRACTION * mask short side))
-# grow    = GROW_OFFSET_PX + feather / 2
-# blend   = min(MAX_BLEND_PX, grow + feather / 2)
+# grow    = max(GROW_OFFSET_PX + feather / 2, outward)
+# blend   = min(MAX_BLEND_PX, grow + feather / 2), or 0 for a selection with its own soft edge
 # The anchor's 32 px minimum feather would leave the middle of a small selection (under ~128 px)
-# only partly repainted, so small masks get a quarter of their short side instead.
+# only partly repainted, so small masks get a quarter of their short side instead. Grow and
+# feather only widen where the model repaints; the blend ramp lies inside the selection (the
+# server caps the result's alpha at the selection's coverage, protocol ``mask_outward``).
 FEATHER_FRACTION = 0.10
 MIN_FEATHER_PX = 32
 MIN_FEATHER_SIDE_FRACTION = 0.25
 GROW_OFFSET_PX = 4
 MAX_BLEND_PX = 25
-MAX_EDGE_PX = 1024  # protocol limit on mask_grow / mask_feather / mask_blend
+MAX_EDGE_PX = 1024  # protocol limit on mask_grow / mask_feather / mask_blend / mask_outward
+# A selection is "soft" (feathered: its own alpha is the blend) when it has more partially
+# covered pixels than SOFT_EDGE_PER_SIDE x (w + h) of its bounds: antialiasing alone gives about
+# one per edge pixel, at most 2 x (w + h), so this means an edge ramp wider than ~2 px.
+SOFT_EDGE_PER_SIDE = 4
 
 
 @dataclass(frozen=True)
@@ -80,11 +89,17 @@ class MaskEdges:
     grow: int = 0
     feather: int = 0
     blend: int = 0
+    outward: int = 0  # how far past the selection the result's alpha may reach (mask_outward)
 
     @property
     def reach(self) -> int:
-        """Upper bound of how far outside the mask the composite alpha can be non-zero."""
-        return self.grow + self.feather + self.blend
+        """How far outside the mask the result's alpha can be non-zero (the server caps it there)."""
+        return self.outward
+
+    @property
+    def denoise_reach(self) -> int:
+        """How far outside the mask the model repaints (the denoise mask's support)."""
+        return self.grow + self.feather
 
 
 @dataclass(frozen=True)
@@ -110,15 +125,36 @@ class RegionPlan:
     def blend(self) -> int:
         return self.edges.blend
 
+    @property
+    def outward(self) -> int:
+        return self.edges.outward
 
-def mask_edges(mask: Rect, strength: float, settings: PlanSettings = PlanSettings()) -> MaskEdges:
-    """Grow/feather/blend for a mask of this size (bigger masks get softer edges)."""
+
+def mask_edges(
+    mask: Rect, strength: float, settings: PlanSettings = PlanSettings(), *, outward: int = 0, soft: bool = False
+) -> MaskEdges:
+    """Grow/feather/blend for a mask of this size (bigger masks get softer edges).
+
+    ``outward``: how far past the selection the result may blend (the painter's option, 0 = not at
+    all); the model always repaints at least that far. ``soft``: the selection has its own soft
+    edge (see :func:`has_soft_edge`), which is then the blend, as the painter feathered it.
+    """
+    if outward < 0:
+        raise ValueError("outward must be >= 0")
     strength = min(max(strength, 0.0), 1.0)
+    outward = min(outward, MAX_EDGE_PX)
     floor = min(settings.min_feather, settings.min_feather_side_fraction * min(mask.width, mask.height))
     feather = round_half_up(strength * max(settings.feather_fraction * mask.size.diagonal, floor))
-    grow = settings.grow_offset + feather // 2
-    blend = min(settings.max_blend, grow + feather // 2)
-    return MaskEdges(min(grow, MAX_EDGE_PX), min(feather, MAX_EDGE_PX), min(blend, MAX_EDGE_PX))
+    grow = max(settings.grow_offset + feather // 2, outward)
+    blend = 0 if soft else min(settings.max_blend, grow + feather // 2)
+    return MaskEdges(min(grow, MAX_EDGE_PX), min(feather, MAX_EDGE_PX), min(blend, MAX_EDGE_PX), outward)
+
+
+def has_soft_edge(mask: bytes, bounds: Rect) -> bool:
+    """The gray8 ``mask`` (its non-zero part spanning ``bounds``) has a feathered edge, not just
+    antialiasing: more partly covered pixels than SOFT_EDGE_PER_SIDE x (w + h)."""
+    partial = len(mask) - mask.count(0) - mask.count(255)
+    return partial > SOFT_EDGE_PER_SIDE * (bounds.width + bounds.height)
 
 
 def context_padding(region: Rect, canvas: Size, settings: PlanSettings = PlanSettings()) -> int:
@@ -191,7 +227,13 @@ def plan_generate(plan: RegionPlan, settings: PlanSettings = PlanSettings()) -> 
 
 
 def plan_region(
-    canvas: Size, selection: Rect | None, strength: float = 1.0, settings: PlanSettings = PlanSettings()
+    canvas: Size,
+    selection: Rect | None,
+    strength: float = 1.0,
+    settings: PlanSettings = PlanSettings(),
+    *,
+    outward: int = 0,
+    soft: bool = False,
 ) -> RegionPlan:
     """Plan a masked job from the selection's non-zero bounding box (None = no selection)."""
     if selection is None:
@@ -199,9 +241,11 @@ def plan_region(
     bounds = clamp(selection, canvas)
     if bounds.is_empty():
         raise ValueError(f"selection {selection} does not overlap the {canvas.width}x{canvas.height} canvas")
-    edges = mask_edges(bounds, strength, settings)
+    edges = mask_edges(bounds, strength, settings, outward=outward, soft=soft)
     region = clamp(pad(bounds, edges.reach), canvas)
-    return RegionPlan(canvas, bounds, region, context_box(region, canvas, strength, settings), edges, has_mask=True)
+    denoised = clamp(pad(bounds, edges.denoise_reach), canvas)  # holds region: grow >= outward
+    context = context_box(denoised, canvas, strength, settings)
+    return RegionPlan(canvas, bounds, region, context, edges, has_mask=True)
 
 
 def plan_from_mask(
@@ -210,10 +254,14 @@ def plan_from_mask(
     mask_box: Rect | None = None,
     strength: float = 1.0,
     settings: PlanSettings = PlanSettings(),
+    *,
+    outward: int = 0,
+    whole_canvas_is_selection: bool = False,
 ) -> RegionPlan:
     """Plan from a gray8 coverage buffer covering ``mask_box`` (default: the whole canvas).
 
-    An empty mask, or one that selects the whole canvas fully, counts as no selection.
+    An empty mask counts as no selection; so does one that selects the whole canvas fully, unless
+    ``whole_canvas_is_selection`` (an explicit inpaint of everything: Select All + Inpaint).
     """
     if mask is None:
         return plan_whole_canvas(canvas)
@@ -222,9 +270,14 @@ def plan_from_mask(
     if inner is None:
         return plan_whole_canvas(canvas)
     selected = Rect(box.x + inner.x, box.y + inner.y, inner.width, inner.height)
-    if clamp(selected, canvas) == Rect.of(canvas) and _fully_selected(mask, box, canvas):
+    on_canvas = clamp(selected, canvas)
+    if on_canvas.is_empty():
         return plan_whole_canvas(canvas)
-    return plan_region(canvas, selected, strength, settings)
+    if not whole_canvas_is_selection and on_canvas == Rect.of(canvas) and _fully_selected(mask, box, canvas):
+        return plan_whole_canvas(canvas)
+    inside = crop(mask, box.size, 1, relative_to(clamp(box, canvas), box))
+    soft = has_soft_edge(inside, on_canvas)
+    return plan_region(canvas, selected, strength, settings, outward=outward, soft=soft)
 
 
 def _fully_selected(mask: bytes, box: Rect, canvas: Size) -> bool:

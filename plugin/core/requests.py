@@ -49,6 +49,7 @@ class GenerationSettings:
     cfg: float = 7.0
     seed: int | None = None  # None = the server picks (and reports it)
     strength: float = 1.0
+    blend_outward: int = 0  # px the result may blend past the selection; 0 = never beyond it
     batch: int = 1
     prefill: str = "auto"
     upscaler: str = ""  # "" = best installed, "lanczos" = no model
@@ -188,7 +189,8 @@ def _mask_fields(plan: RegionPlan, mask: str | None) -> dict[str, Any]:
     """The mask's edge treatment, when the plan has a selection; none of it otherwise."""
     if mask is None or not plan.has_mask:
         return {}
-    return {"mask_grow": plan.grow, "mask_feather": plan.feather, "mask_blend": plan.blend}
+    return {"mask_grow": plan.grow, "mask_feather": plan.feather, "mask_blend": plan.blend,
+            "mask_outward": plan.outward}  # the cap that makes the selection the contract (SPEC 9.4)
 
 
 def _inputs(image: str | None, mask: str | None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE))  # the case modules sit beside this script, outsid
 from cases_planning import planning_cases  # noqa: E402
 from planning_reference import plan  # noqa: E402
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: outward, soft and mask_outward (the selection is the contract)
 PATH = HERE / "planning.json"
 
 
@@ -29,14 +29,17 @@ def _rect(box: tuple[int, int, int, int]) -> dict[str, int]:
 
 def _vector(case: dict[str, Any]) -> dict[str, Any]:
     width, height = case["canvas"]
-    out = plan(case["canvas"], case["selection"], case["strength"], case["op"] == "txt2img")
-    grow, feather, blend = out["edges"]
+    out = plan(case["canvas"], case["selection"], case["strength"], case["op"] == "txt2img", case["outward"],
+               case["soft"])
+    grow, feather, blend, outward = out["edges"]
     vector = {
         "name": case["name"],
         "canvas": {"width": width, "height": height},
         "selection": None if case["selection"] is None else _rect(case["selection"]),
         "strength": case["strength"],
         "op": case["op"],
+        "outward": case["outward"],
+        "soft": case["soft"],
         "expect": {
             "has_mask": out["has_mask"],
             "mask_bounds": _rect(out["mask_bounds"]),
@@ -45,6 +48,7 @@ def _vector(case: dict[str, Any]) -> dict[str, Any]:
             "mask_grow": grow,
             "mask_feather": feather,
             "mask_blend": blend,
+            "mask_outward": outward,
         },
     }
     if "note" in case:

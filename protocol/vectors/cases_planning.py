@@ -10,8 +10,9 @@ from typing import Any
 
 
 def _case(name: str, canvas: tuple[int, int], selection: tuple[int, int, int, int] | None, strength: float = 1.0,
-          op: str = "inpaint", note: str = "") -> dict[str, Any]:
-    case: dict[str, Any] = {"name": name, "canvas": canvas, "selection": selection, "strength": strength, "op": op}
+          op: str = "inpaint", note: str = "", outward: int = 0, soft: bool = False) -> dict[str, Any]:
+    case: dict[str, Any] = {"name": name, "canvas": canvas, "selection": selection, "strength": strength, "op": op,
+                            "outward": outward, "soft": soft}
     if note:
         case["note"] = note
     return case
@@ -28,7 +29,7 @@ def planning_cases() -> list[dict[str, Any]]:
               note="canvas under 512: sides capped by the canvas, 300 rounded down to 296"),
         _case("one_pixel_on_16k", (16384, 16384), (8000, 8000, 1, 1), note="padding by canvas / 16"),
         _case("refine_half", (1024, 768), (100, 100, 50, 30), 0.5, "img2img",
-              note="strength < 1: the region rounded out to multiples of 8"),
+              note="strength < 1: the denoised box rounded out to multiples of 8"),
         _case("refine_tiny_strength", (512, 512), (200, 200, 64, 64), 0.01, "img2img"),
         _case("refine_zero_strength", (512, 512), (200, 200, 64, 64), 0.0, "img2img",
               note="no feather at strength 0: grow is the 4 px offset"),
@@ -44,11 +45,17 @@ def planning_cases() -> list[dict[str, Any]]:
         _case("small_mask_feather_floor", (1024, 1024), (500, 500, 40, 12),
               note="feather floor: a quarter of the short side, under 32"),
         _case("generate_into_selection", (1024, 768), (100, 100, 50, 30), 1.0, "txt2img",
-              note="txt2img: region and context are the region rounded out to multiples of 8"),
+              note="txt2img: region and context are the selection rounded out to multiples of 8"),
         _case("generate_at_edge", (1001, 601), (990, 590, 11, 11), 1.0, "txt2img"),
         _case("thin_canvas", (4000, 9), (1000, 2, 30, 5), note="a canvas side under 8 stays the canvas side"),
         _case("non_multiple_canvas_refine", (1001, 601), (0, 0, 1001, 601), 0.3, "img2img",
               note="the region is the whole canvas; 1001 has no multiple of 8 inside it"),
+        _case("blend_outward", (1024, 1024), (400, 400, 100, 100), outward=30,
+              note="the painter's blend outward 30 px: region padded by 30, grow at least 30"),
+        _case("blend_outward_past_edge", (640, 480), (600, 20, 40, 40), outward=100,
+              note="outward clipped at the canvas like the region"),
+        _case("feathered_selection", (1024, 768), (292, 234, 440, 300), soft=True,
+              note="a selection with its own soft edge is its own blend: mask_blend 0"),
         _case("half_up_feather", (1024, 1024), (0, 0, 26, 40),
               note="feather floor 0.25 x 26 = 6.5 rounds half up to 7 (half to even would give 6)"),
     ]

@@ -139,6 +139,7 @@ def client_text() -> list[dict[str, Any]]:
                 mask_grow=4,
                 mask_feather=8,
                 mask_blend=8,
+                mask_outward=0,
                 prefill="color",
                 prefill_color=[255, 0, 128],
                 preview_format="rgba8",

@@ -33,14 +33,19 @@ def clip(box: Box, cw: int, ch: int) -> Box | None:
     return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1 - x0, y1 - y0)
 
 
-def edges(b: Box, strength: float) -> tuple[int, int, int]:
-    """Step 2: (grow, feather, blend)."""
+def edges(b: Box, strength: float, outward: int, soft: bool) -> tuple[int, int, int, int]:
+    """Step 2: (grow, feather, blend, outward)."""
     s = min(max(strength, 0.0), 1.0)
+    outward = min(outward, MAX_EDGE)
     floor = min(MIN_FEATHER, MIN_FEATHER_SIDE_FRACTION * min(b[2], b[3]))
     feather = half_up(s * max(FEATHER_FRACTION * math.sqrt(b[2] * b[2] + b[3] * b[3]), floor))
-    grow = GROW_OFFSET + feather // 2
-    blend = min(MAX_BLEND, grow + feather // 2)
-    return min(grow, MAX_EDGE), min(feather, MAX_EDGE), min(blend, MAX_EDGE)
+    grow = max(GROW_OFFSET + feather // 2, outward)
+    blend = 0 if soft else min(MAX_BLEND, grow + feather // 2)
+    return min(grow, MAX_EDGE), min(feather, MAX_EDGE), min(blend, MAX_EDGE), outward
+
+
+def padded(b: Box, by: int, cw: int, ch: int) -> Box:
+    return clip((b[0] - by, b[1] - by, b[2] + 2 * by, b[3] + 2 * by), cw, ch) or b  # holds b
 
 
 def side(wanted: int, inner: int, limit: int) -> int:
@@ -64,26 +69,28 @@ def fit(r: Box, w: int, h: int, cw: int, ch: int) -> Box:
     return place(r[0], r[2], fw, cw), place(r[1], r[3], fh, ch), fw, fh
 
 
-def plan(canvas: tuple[int, int], selection: Box | None, strength: float, generate: bool) -> dict:
+def plan(canvas: tuple[int, int], selection: Box | None, strength: float, generate: bool, outward: int = 0,
+         soft: bool = False) -> dict:
     """The whole of section 9.10 for one case; the dict is a vector's ``expect``."""
     cw, ch = canvas
     whole = (0, 0, cw, ch)
     if selection is None:  # step 1: no selection, the whole canvas, no mask
-        return {"has_mask": False, "mask_bounds": whole, "region": whole, "context": whole, "edges": (0, 0, 0)}
+        return {"has_mask": False, "mask_bounds": whole, "region": whole, "context": whole, "edges": (0, 0, 0, 0)}
     b = clip(selection, cw, ch)
     if b is None:
         raise ValueError("a selection outside the canvas is an error, not a vector")
-    grow, feather, blend = edges(b, strength)
-    reach = grow + feather + blend
-    region = clip((b[0] - reach, b[1] - reach, b[2] + 2 * reach, b[3] + 2 * reach), cw, ch) or b  # step 3 (holds b)
+    grow, feather, blend, outward = edges(b, strength, outward, soft)
+    region = padded(b, outward, cw, ch)  # step 3
+    denoised = padded(b, grow + feather, cw, ch)
     if generate:  # step 6: txt2img into a selection
         region = context = fit(region, region[2], region[3], cw, ch)
     elif strength < 1.0:  # step 4, refine
-        context = fit(region, region[2], region[3], cw, ch)
+        context = fit(denoised, denoised[2], denoised[3], cw, ch)
     else:  # step 4, full strength
-        pad = max(max(cw, ch) // CANVAS_PAD_DIVISOR, int((region[2] + region[3]) // 2 * MASK_PAD_FACTOR))
-        w = max(region[2] + 2 * pad, MIN_CONTEXT_SIDE)
-        h = max(region[3] + 2 * pad, MIN_CONTEXT_SIDE)
+        pad = max(max(cw, ch) // CANVAS_PAD_DIVISOR, int((denoised[2] + denoised[3]) // 2 * MASK_PAD_FACTOR))
+        w = max(denoised[2] + 2 * pad, MIN_CONTEXT_SIDE)
+        h = max(denoised[3] + 2 * pad, MIN_CONTEXT_SIDE)
         w = h = max(w, h)  # square
-        context = fit(region, w, h, cw, ch)
-    return {"has_mask": True, "mask_bounds": b, "region": region, "context": context, "edges": (grow, feather, blend)}
+        context = fit(denoised, w, h, cw, ch)
+    return {"has_mask": True, "mask_bounds": b, "region": region, "context": context,
+            "edges": (grow, feather, blend, outward)}

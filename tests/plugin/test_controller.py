@@ -20,9 +20,11 @@ def canvas_image(width=96, height=64) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8), "RGBA")
 
 
-def run(test, **server_options):
+def run(test, minor=None, **server_options):
     async def main():
         server = FakeServer(**server_options)
+        if minor is not None:
+            server.minor = minor  # play a server of this minor from its hello on
         await server.start()
         client = Client(server.url, token=server.token)
         await client.connect()
@@ -171,3 +173,46 @@ def test_composite_is_exact_where_alpha_is_zero_or_full():
     assert np.array_equal(out[:4], dst[:4]) and np.array_equal(out[4:6], src[4:6])
     host = HeadlessHost(Image.fromarray(dst, "RGBA"))
     assert host.canvas_size() == Size(8, 8)
+
+
+def test_select_all_and_inpaint_repaints_the_whole_canvas():
+    host = HeadlessHost(canvas_image(), rect=Rect(0, 0, 96, 64))
+
+    async def test(server, client):
+        controller = Controller(host, client)
+        inpainted = await controller.run(GenerationSettings(seed=3), "inpaint")
+        default = await controller.run(GenerationSettings(seed=4))  # the Generate button: no mask needed
+        return inpainted, default, list(server.submitted)
+
+    inpainted, default, (sent_inpaint, sent_default) = run(test)
+    assert inpainted.state == "done" and inpainted.op == "inpaint"
+    assert sent_inpaint.op == "inpaint" and sent_inpaint.region == Rect(0, 0, 96, 64)
+    assert [i.role for i in sent_inpaint.inputs] == ["image", "mask"]
+    assert [layer.bounds for layer in host.layers][0] == Rect(0, 0, 96, 64)
+    assert default.op == "txt2img" and sent_default.inputs is None
+
+
+@pytest.mark.parametrize(("outward", "region"), [(0, Rect(40, 20, 16, 12)), (6, Rect(34, 14, 28, 24))])
+def test_the_selection_caps_the_result_unless_the_painter_blends_outward(outward, region):
+    host = HeadlessHost(canvas_image(), rect=Rect(40, 20, 16, 12))
+
+    async def test(server, client):
+        await Controller(host, client).run(GenerationSettings(seed=3, blend_outward=outward), "inpaint")
+        return server.submitted[-1]
+
+    sent = run(test)
+    assert sent.mask_outward == outward and sent.region == region
+    assert sent.mask_grow >= outward and sent.mask_blend > 0  # a hard selection: the blend ramps inside it
+    assert host.layers[0].bounds == region
+
+
+def test_a_1_0_server_gets_zero_edges_so_the_selection_still_caps_the_result():
+    host = HeadlessHost(canvas_image(), rect=Rect(40, 20, 16, 12))
+
+    async def test(server, client):
+        await Controller(host, client).run(GenerationSettings(seed=3), "inpaint")
+        return server.submitted[-1]
+
+    sent = run(test, minor=0)
+    assert (sent.mask_grow, sent.mask_feather, sent.mask_blend, sent.mask_outward) == (0, 0, 0, None)
+    assert sent.image and sent.mask and sent.inputs is None

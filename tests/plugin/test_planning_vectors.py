@@ -29,7 +29,7 @@ def plan_case(case: dict[str, Any]) -> RegionPlan:
     canvas = Size(case["canvas"]["width"], case["canvas"]["height"])
     if case["selection"] is None:
         return plan_whole_canvas(canvas)
-    plan = plan_region(canvas, _rect(case["selection"]), case["strength"])
+    plan = plan_region(canvas, _rect(case["selection"]), case["strength"], outward=case["outward"], soft=case["soft"])
     return plan_generate(plan) if case["op"] == "txt2img" else plan
 
 
@@ -39,7 +39,8 @@ def test_planner_reproduces_the_vector(case: dict[str, Any]) -> None:
     assert plan.has_mask == expect["has_mask"]
     assert (plan.mask_bounds, plan.region, plan.context) == (
         _rect(expect["mask_bounds"]), _rect(expect["region"]), _rect(expect["context"]))
-    assert (plan.grow, plan.feather, plan.blend) == (expect["mask_grow"], expect["mask_feather"], expect["mask_blend"])
+    assert (plan.grow, plan.feather, plan.blend, plan.outward) == (
+        expect["mask_grow"], expect["mask_feather"], expect["mask_blend"], expect["mask_outward"])
 
 
 def test_vectors_are_up_to_date_with_their_cases() -> None:
@@ -52,4 +53,6 @@ def test_vectors_cover_every_step_of_the_formula() -> None:
     names = {c["name"] for c in CASES}
     assert {"no_selection", "refine_half", "generate_into_selection", "small_canvas", "half_up_feather"} <= names
     assert any(c["expect"]["mask_blend"] == 25 for c in CASES)  # the blend cap
+    assert any(c["soft"] and c["expect"]["mask_blend"] == 0 for c in CASES)  # a feathered selection
+    assert any(c["expect"]["mask_outward"] > 0 for c in CASES)  # the painter's blend outward
     assert any(c["expect"]["context"]["width"] % 8 for c in CASES)  # a canvas side with no multiple of 8 inside

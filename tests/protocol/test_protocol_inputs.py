@@ -45,6 +45,16 @@ def test_as_v1_0_moves_image_and_mask_into_their_fields() -> None:
     assert as_v1_0(job(image=A, mask=B)) == job(image=A, mask=B)
 
 
+def test_as_v1_0_keeps_the_selection_cap_without_mask_outward() -> None:
+    capped = job(image=A, mask=B, mask_grow=16, mask_feather=25, mask_blend=25, mask_outward=0)
+    old = as_v1_0(capped)
+    # a 1.0 server has no cap: zero edges make its composite the sent mask itself
+    assert old == job(image=A, mask=B)
+    assert "mask_outward" not in to_dict(old)
+    uncapped = job(image=A, mask=B, mask_grow=16)  # a 1.0-style job keeps its edges
+    assert as_v1_0(uncapped) == uncapped
+
+
 def test_as_v1_0_refuses_what_1_0_cannot_carry() -> None:
     named = job(op="img2img", inputs=(JobInput("image", A), JobInput("control", A, weight=0.5)))
     error = as_v1_0(named)

@@ -220,3 +220,45 @@ def test_filters_do_not_alias_their_input() -> None:
     mask = random_mask((9, 9), 5)
     for out in (masks.grow(mask, 0), masks.erode(mask, 0), masks.grow(mask, 2), masks.erode(mask, 2)):
         assert out is not mask and not np.shares_memory(out, mask)
+
+
+def _distance_to(mask: np.ndarray) -> np.ndarray:
+    """Chebyshev distance of every pixel to the nearest non-zero pixel (the square grow's metric)."""
+    from scipy import ndimage
+
+    return ndimage.distance_transform_cdt(mask == 0, metric="chessboard")
+
+
+@pytest.mark.parametrize("outward", [0, 1, 5, 30])
+@pytest.mark.parametrize("blend", [0, 1, 6, 25, 50])
+def test_capped_alpha_never_exceeds_the_grown_selection(outward: int, blend: int) -> None:
+    for name, mask in edge_case_masks((61, 83)).items():
+        alpha = masks.capped_alpha(mask, outward, blend)
+        assert alpha.dtype == np.uint8 and alpha.shape == mask.shape
+        assert (alpha <= masks.grow(mask, outward)).all(), name
+        if mask.any():
+            assert not alpha[_distance_to(mask) > outward].any(), name  # nothing past outward changes
+
+
+def test_capped_alpha_honours_a_soft_selection_and_ramps_inside_a_hard_one() -> None:
+    feathered = np.zeros((40, 120), np.uint8)
+    feathered[:, 40:80] = 255
+    feathered[:, 20:40] = np.linspace(0, 255, 20, endpoint=False).astype(np.uint8)  # a 20 px soft edge
+    # blend 0: the selection's own coverage is the alpha, exactly
+    np.testing.assert_array_equal(masks.capped_alpha(feathered, 0, 0), feathered)
+
+    hard = np.zeros((40, 120), np.uint8)
+    hard[:, 40:80] = 255
+    row = masks.capped_alpha(hard, 0, 10)[20]
+    assert not row[:40].any() and not row[80:].any()  # not one pixel outside the selection
+    assert row[40] < 64 and row[79] < 64  # the soft edge starts near 0 at the selection's edge...
+    assert (row[50:70] == 255).all()  # ...and is fully opaque blend (10) px inside it
+    assert (np.diff(row[40:51].astype(int)) >= 0).all()  # a monotonic ramp
+
+
+def test_capped_alpha_blends_outward_only_as_far_as_asked() -> None:
+    hard = np.zeros((40, 120), np.uint8)
+    hard[:, 40:80] = 255
+    row = masks.capped_alpha(hard, 8, 10)[20]
+    assert not row[:32].any() and not row[88:].any() and row[34] > 0  # reaches 8 px out, no further
+    assert (row[42:78] == 255).all()

@@ -129,6 +129,21 @@ def test_inpaint_keeps_everything_outside_the_mask(tiny_engine: Engine, make_job
     assert len(events.previews) == 2 and all(p[3] == REGION for p in events.previews)
 
 
+def test_mask_outward_caps_the_result_at_the_selection(tiny_engine: Engine, make_job, events, picture) -> None:
+    image = picture(CONTEXT.width, CONTEXT.height)
+    mask = inpaint_mask()
+    job = make_job(op="inpaint", image=True, mask=True, canvas=Size(200, 200), context=CONTEXT, region=REGION,
+                   mask_grow=12, mask_feather=16, mask_blend=8, mask_outward=0, steps=2)
+    (result,) = tiny_engine.run(job, engine_inputs(image, mask), events).images
+    alpha, rgb, original = result[..., 3], result[..., :3], region_of(image)[..., :3]
+    selection = region_of(mask)
+    # the grown, feathered denoise mask reaches 28 px out, the result's alpha not one pixel past the mask
+    assert (alpha <= selection).all() and not alpha[selection == 0].any()
+    np.testing.assert_array_equal(rgb[alpha == 0], original[alpha == 0])
+    inner = region_of(masks.erode(mask, 8)) > 0
+    assert inner.any() and (alpha[inner] == 255).all()
+
+
 def test_masked_previews_show_the_original_outside_the_mask(tiny_engine: Engine, make_job, events) -> None:
     image = np.empty((CONTEXT.height, CONTEXT.width, 4), np.uint8)
     image[...] = (10, 200, 30, 255)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(KRITA_E2E))
 
 import krita_runner  # noqa: E402
 import test_krita_e2e  # noqa: E402
+import test_krita_selection_e2e  # noqa: E402
 
 KRITA_TIMEOUT_S = 300
 
@@ -57,6 +58,7 @@ def chroot_run_script(chroot: Path, url: str, token_file: Path):
 TESTS = (
     ("adapter", test_krita_e2e.test_document_adapter_in_real_krita),
     ("plugin_jobs", test_krita_e2e.test_plugin_jobs_with_the_real_backend),
+    ("selection", test_krita_selection_e2e.test_selection_is_the_contract),
 )
 
 
@@ -66,7 +68,8 @@ def main(argv: list[str]) -> int:
         return 2
     chroot, out, url, token_file = Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4])
     os.environ.pop("LATENTBRUSH_UPDATE_SCREENSHOTS", None)  # the Krita 5 test would copy ours over its own
-    test_krita_e2e.run_script = chroot_run_script(chroot, url, token_file)
+    for _, test in TESTS:  # each test module imported run_script from krita_runner: swap it in each
+        sys.modules[test.__module__].run_script = chroot_run_script(chroot, url, token_file)  # type: ignore[attr-defined]
     home = out / "home"
     krita_runner.prepare_profile(home)  # the real installer, as for Krita 5
     report: dict = {"passed": False, "tests": {}}

@@ -36,7 +36,8 @@ CONTEXT_MULTIPLE = 8  # latent space is 1/8 of pixel space
 # feather = strength * max(FEATHER_FRACTION * mask diagonal,
 #                          min(MIN_FEATHER_PX, MIN_FEATHER_SIDE_FRACTION * mask short side))
 # grow    = max(GROW_OFFSET_PX + feather / 2, outward)
-# blend   = min(MAX_BLEND_PX, grow + feather / 2), or 0 for a selection with its own soft edge
+# blend   = min(MAX_BLEND_PX, grow + feather / 2, short side / BLEND_SIDE_DIVISOR), or 0 for a
+#           selection with its own soft edge (the divisor keeps a small selection's middle opaque)
 # The anchor's 32 px minimum feather would leave the middle of a small selection (under ~128 px)
 # only partly repainted, so small masks get a quarter of their short side instead. Grow and
 # feather only widen where the model repaints; the blend ramp lies inside the selection (the
@@ -46,6 +47,7 @@ MIN_FEATHER_PX = 32
 MIN_FEATHER_SIDE_FRACTION = 0.25
 GROW_OFFSET_PX = 4
 MAX_BLEND_PX = 25
+BLEND_SIDE_DIVISOR = 5
 MAX_EDGE_PX = 1024  # protocol limit on mask_grow / mask_feather / mask_blend / mask_outward
 # A selection is "soft" (feathered: its own alpha is the blend) when it has more partially
 # covered pixels than SOFT_EDGE_PER_SIDE x (w + h) of its bounds: antialiasing alone gives about
@@ -68,9 +70,10 @@ class PlanSettings:
     min_feather_side_fraction: float = MIN_FEATHER_SIDE_FRACTION
     grow_offset: int = GROW_OFFSET_PX
     max_blend: int = MAX_BLEND_PX
+    blend_side_divisor: int = BLEND_SIDE_DIVISOR
 
     def __post_init__(self) -> None:
-        for name in ("canvas_pad_divisor", "multiple"):
+        for name in ("canvas_pad_divisor", "multiple", "blend_side_divisor"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PlanSettings.{name} must be >= 1")
         for name in ("min_size", "min_feather", "grow_offset", "max_blend"):
@@ -146,7 +149,8 @@ def mask_edges(
     floor = min(settings.min_feather, settings.min_feather_side_fraction * min(mask.width, mask.height))
     feather = round_half_up(strength * max(settings.feather_fraction * mask.size.diagonal, floor))
     grow = max(settings.grow_offset + feather // 2, outward)
-    blend = 0 if soft else min(settings.max_blend, grow + feather // 2)
+    inside = min(mask.width, mask.height) // settings.blend_side_divisor  # the blend ramps inside the selection
+    blend = 0 if soft else min(settings.max_blend, grow + feather // 2, inside)
     return MaskEdges(min(grow, MAX_EDGE_PX), min(feather, MAX_EDGE_PX), min(blend, MAX_EDGE_PX), outward)
 
 

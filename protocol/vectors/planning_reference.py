@@ -20,6 +20,7 @@ MIN_FEATHER = 32
 MIN_FEATHER_SIDE_FRACTION = 0.25
 GROW_OFFSET = 4
 MAX_BLEND = 25
+BLEND_SIDE_DIVISOR = 5
 MAX_EDGE = 1024
 
 
@@ -40,7 +41,7 @@ def edges(b: Box, strength: float, outward: int, soft: bool) -> tuple[int, int, 
     floor = min(MIN_FEATHER, MIN_FEATHER_SIDE_FRACTION * min(b[2], b[3]))
     feather = half_up(s * max(FEATHER_FRACTION * math.sqrt(b[2] * b[2] + b[3] * b[3]), floor))
     grow = max(GROW_OFFSET + feather // 2, outward)
-    blend = 0 if soft else min(MAX_BLEND, grow + feather // 2)
+    blend = 0 if soft else min(MAX_BLEND, grow + feather // 2, min(b[2], b[3]) // BLEND_SIDE_DIVISOR)
     return min(grow, MAX_EDGE), min(feather, MAX_EDGE), min(blend, MAX_EDGE), outward
 
 

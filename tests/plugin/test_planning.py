@@ -23,8 +23,8 @@ from latentbrush.protocol.geometry import Rect, Size, clamp, pad
 def test_centred_selection_on_1024_canvas():
     plan = plan_region(Size(1024, 1024), Rect(400, 400, 100, 100))
     # feather max(0.1 * diagonal 141 = 14.1, min(32, 100 / 4 = 25)) = 25,
-    # grow 4 + 12 = 16, blend min(25, 16 + 12) = 25
-    assert plan.edges == MaskEdges(grow=16, feather=25, blend=25, outward=0)
+    # grow 4 + 12 = 16, blend min(25, 16 + 12, 100 // 5 = 20) = 20
+    assert plan.edges == MaskEdges(grow=16, feather=25, blend=20, outward=0)
     # the result covers the selection only (outward 0); the model repaints 16 + 25 = 41 px around it
     assert plan.region == Rect(400, 400, 100, 100)
     denoised = Rect(359, 359, 182, 182)
@@ -38,8 +38,8 @@ def test_centred_selection_on_1024_canvas():
 def test_selection_touching_right_border_of_odd_canvas():
     canvas = Size(1001, 601)
     plan = plan_region(canvas, Rect(950, 300, 51, 40))
-    # feather max(6.5, min(32, 40 / 4)) = 10, grow 4 + 5 = 9, blend min(25, 9 + 5) = 14
-    assert plan.edges == MaskEdges(9, 10, 14)
+    # feather max(6.5, min(32, 40 / 4)) = 10, grow 4 + 5 = 9, blend min(25, 9 + 5, 40 // 5) = 8
+    assert plan.edges == MaskEdges(9, 10, 8)
     assert plan.region == Rect(950, 300, 51, 40)
     # denoised: padded by 19 -> x 931 .. 1001 (clipped), y 281 .. 359: 70 x 78;
     # padding max(1001 // 16 = 62, 74 * 0.5 = 37) = 62 -> 194 x 202 -> min 512 square;
@@ -50,7 +50,7 @@ def test_selection_touching_right_border_of_odd_canvas():
 
 def test_canvas_smaller_than_min_size():
     plan = plan_region(Size(300, 200), Rect(10, 10, 20, 20))
-    # feather max(2.8, 20 / 4) = 5, grow 4 + 2 = 6, blend 8; the region is the selection
+    # feather max(2.8, 20 / 4) = 5, grow 4 + 2 = 6, blend min(8, 20 // 5) = 4; the region is the selection
     assert plan.region == Rect(10, 10, 20, 20)
     # 512 wanted; width capped at 300, then down to the multiple 296; height 200 is a multiple
     assert plan.context == Rect(0, 0, 296, 200)
@@ -58,8 +58,9 @@ def test_canvas_smaller_than_min_size():
 
 def test_one_pixel_on_16k_canvas():
     plan = plan_region(Size(16384, 16384), Rect(8000, 8000, 1, 1))
-    # feather max(0.14, 1 / 4) -> 0 (half up), grow 4, blend 4; the model repaints 4 px around it
-    assert plan.edges == MaskEdges(4, 0, 4)
+    # feather max(0.14, 1 / 4) -> 0 (half up), grow 4, blend min(4, 1 // 5) = 0: the model repaints
+    # 4 px around it, the one pixel is opaque
+    assert plan.edges == MaskEdges(4, 0, 0)
     assert plan.region == Rect(8000, 8000, 1, 1)
     # denoised 7996 + 9; padding 16384 // 16 = 1024 -> 9 + 2048 = 2057 -> 2064 (multiple of 8),
     # centred: 7996 - (2064 - 9) // 2 = 6969
@@ -68,8 +69,8 @@ def test_one_pixel_on_16k_canvas():
 
 def test_refine_context_is_the_denoised_box_rounded_to_multiples():
     plan = plan_region(Size(1024, 768), Rect(100, 100, 50, 30), strength=0.5)
-    # feather 0.5 * max(5.8, 30 / 4 = 7.5) = 3.75 -> 4, grow 4 + 2 = 6, blend min(25, 6 + 2) = 8
-    assert plan.edges == MaskEdges(6, 4, 8)
+    # feather 0.5 * max(5.8, 30 / 4 = 7.5) = 3.75 -> 4, grow 4 + 2 = 6, blend min(25, 6 + 2, 30 // 5) = 6
+    assert plan.edges == MaskEdges(6, 4, 6)
     assert plan.region == Rect(100, 100, 50, 30)
     # denoised (90, 90, 70, 50): 70 -> 72 (x - 1), 50 -> 56 (y - 3)
     assert plan.context == Rect(89, 87, 72, 56)
@@ -78,7 +79,7 @@ def test_refine_context_is_the_denoised_box_rounded_to_multiples():
 def test_blend_outward_is_the_only_way_past_the_selection():
     plan = plan_region(Size(1024, 1024), Rect(400, 400, 100, 100), outward=30)
     # the painter's 30 px: the region grows by 30 and the model repaints at least that far (grow 30)
-    assert plan.edges == MaskEdges(grow=30, feather=25, blend=25, outward=30)
+    assert plan.edges == MaskEdges(grow=30, feather=25, blend=20, outward=30)
     assert plan.region == Rect(370, 370, 160, 160) and plan.context.contains(Rect(345, 345, 210, 210))
     with pytest.raises(ValueError, match="outward"):
         mask_edges(Rect(0, 0, 10, 10), 1.0, outward=-1)
@@ -146,11 +147,11 @@ def test_plan_from_mask_with_offset_box():
 
 def test_generate_into_selection_paints_just_the_region():
     plan = plan_generate(plan_region(Size(640, 480), Rect(10, 10, 100, 50)))
-    # feather max(11.2, 50 / 4 = 12.5) -> 13, grow 4 + 6 = 10, blend min(25, 10 + 6) = 16;
+    # feather max(11.2, 50 / 4 = 12.5) -> 13, grow 4 + 6 = 10, blend min(25, 10 + 6, 50 // 5) = 10;
     # the selection 100 x 50 rounded out to 104 x 56, centred (x 10 - 2, y 10 - 3); txt2img has no
     # image, so the context is that same box (the alpha stays inside the selection)
     assert plan.region == plan.context == Rect(8, 7, 104, 56)
-    assert plan.edges == MaskEdges(10, 13, 16)  # the mask still shapes the alpha
+    assert plan.edges == MaskEdges(10, 13, 10)  # the mask still shapes the alpha
 
 
 @pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError, input_refs
+from latentbrush.protocol import ControlInfo, ErrorCode, JobRequest, ModelInfo, ProtocolError, input_refs
 
+from .control.models import Controls, control_family
 from .events import EngineError, JobEvents, JobOutput, is_out_of_memory
 from .inputs import JobInputs
 from .models.clip_vocab import CONFIGS_DIR
@@ -55,6 +56,8 @@ class EngineInfo:
     upscalers: tuple[str, ...]
     samplers: tuple[str, ...]
     default_model: str
+    controls: tuple[ControlInfo, ...] = ()
+    preprocessors: tuple[str, ...] = ()
 
 
 def _device_label(device: torch.device) -> str:
@@ -79,6 +82,7 @@ class Engine:
             self.placement, budget, configs_dir=settings.configs_dir, taesd_dir=settings.taesd_dir
         )
         self.upscalers = self._make_upscalers()
+        self.controls = Controls(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device))
         self._run_lock = threading.Lock()  # one job at a time owns the device
 
     def _make_upscalers(self) -> Any:
@@ -99,6 +103,8 @@ class Engine:
             upscalers=self.upscalers.names() if self.upscalers is not None else (LANCZOS,),
             samplers=available_samplers(),
             default_model=self.registry.default,
+            controls=tuple(ControlInfo(e.name, e.mode, e.family) for e in self.controls.entries()),
+            preprocessors=tuple(self.controls.preprocessors),
         )
 
     def check_upscaler(self, name: str) -> ProtocolError | None:
@@ -114,6 +120,14 @@ class Engine:
 
     def check_model(self, job: JobRequest) -> ProtocolError | None:
         return self.registry.problem(job.model)
+
+    def check_controls(self, job: JobRequest) -> ProtocolError | None:
+        """Every ``control`` input has a preprocessor and a ControlNet here that fit the job's model."""
+        items = [(ref.input, f"job.{ref.where}") for ref in input_refs(job) if ref.input.role == "control"]
+        if not items or self.registry.problem(job.model) is not None:
+            return None
+        entry = self.registry.get(job.model)
+        return self.controls.check(items, control_family(entry.base, entry.family))
 
     def check(self, job: JobRequest) -> ProtocolError | None:
         """Problems this engine can see before running ``job`` (the protocol already checked the fields)."""

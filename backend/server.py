@@ -175,6 +175,8 @@ class LatentbrushServer:
             samplers=tuple(info.samplers),
             limits=self._limits,
             default_model=info.default_model or "",
+            controls=tuple(info.controls),
+            preprocessors=tuple(info.preprocessors),
         )
 
     async def _await_hello(self, ws: ServerConnection, conn: Connection) -> ClientHello | None:

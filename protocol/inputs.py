@@ -48,6 +48,7 @@ class JobInput:
     role: str = field(metadata=_c(pattern=ROLE_PATTERN))
     blob: str = field(metadata=_c(pattern=HASH_PATTERN))
     model: str | None = field(default=None, metadata=_c(max_len=256))
+    mode: str | None = field(default=None, metadata=_c(max_len=32))
     preprocessor: str | None = field(default=None, metadata=_c(max_len=64))
     weight: float | None = field(default=None, metadata=_c(min=0.0, max=2.0))
     start: float | None = field(default=None, metadata=_c(min=0.0, max=1.0))
@@ -86,7 +87,7 @@ ROLES: dict[str, Role] = {
     for r in (
         _role("image", "image", since=0),
         _role("mask", "mask", since=0),
-        _role("control", "image", single=False, model="", preprocessor="", weight=1.0, start=0.0, end=1.0),
+        _role("control", "image", single=False, model="", mode="", preprocessor="", weight=1.0, start=0.0, end=1.0),
         _role("reference", "image", single=False, weight=1.0, start=0.0, end=1.0),
         _role("region", "mask", single=False, prompt="", negative_prompt="", weight=1.0),
     )

@@ -44,6 +44,7 @@ __all__ = [  # grouped: constants, type aliases, classes
     "Capabilities",
     "ClientHello",
     "ClientMessage",
+    "ControlInfo",
     "Done",
     "Error",
     "ImageFormat",
@@ -170,6 +171,15 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class ControlInfo:
+    """1.1: a control model (ControlNet) the server offers for ``control`` inputs."""
+
+    name: str
+    mode: str  # scribble, lineart, softedge, canny, depth, normal, pose, tile, inpaint; "" = not stated
+    family: str  # the models it steers: "sd15", "sdxl", "tiny"
+
+
+@dataclass(frozen=True)
 class Limits:
     max_frame_bytes: int
     max_pixels: int
@@ -255,6 +265,8 @@ class ServerHello:
     blob_formats: tuple[str, ...] = ("rgba8", "bgra8", "gray8", "png", "jpeg", "webp")
     preview_formats: tuple[str, ...] = PREVIEW_FORMATS
     result_formats: tuple[str, ...] = RESULT_FORMATS
+    controls: tuple[ControlInfo, ...] = ()  # 1.1
+    preprocessors: tuple[str, ...] = ()  # 1.1: what a control input's ``preprocessor`` may name
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .cancel import cancel_hooks, cancel_points, raise_if_cancelled
 from .operation import PipelineTask
@@ -42,6 +43,20 @@ class DenoiseCall:
     seed: int
     width: int
     height: int
+    controls: tuple[Any, ...] = ()  # control.models.ControlImage, their images already width x height
+
+
+def control_args(call: DenoiseCall, task: PipelineTask) -> dict[str, Any]:
+    """The ControlNet pipeline's arguments for ``call.controls``: one control as itself, several as lists."""
+    images = [Image.fromarray(c.image) for c in call.controls]
+    weights = [float(c.weight) for c in call.controls]
+    starts = [float(c.start) for c in call.controls]
+    ends = [float(c.end) for c in call.controls]
+    if len(call.controls) == 1:
+        return {task.control_image_arg: images[0], "controlnet_conditioning_scale": weights[0],
+                "control_guidance_start": starts[0], "control_guidance_end": ends[0]}
+    return {task.control_image_arg: images, "controlnet_conditioning_scale": weights,
+            "control_guidance_start": starts, "control_guidance_end": ends}
 
 
 def denoise_steps(steps: int, strength: float, task: PipelineTask) -> int:
@@ -73,7 +88,8 @@ def run_denoise(
     """Run the pipeline at ``call.width`` x ``call.height`` (inputs already that size); H x W x 3 uint8 out."""
     raise_if_cancelled(cancel)
     task = call.task.for_model(model.inpaint_unet)
-    pipe = model.pipeline(task)
+    controlnets = [c.model for c in call.controls]
+    pipe = model.pipeline(task, controlnets) if controlnets else model.pipeline(task)
     pipe.scheduler = make_scheduler(call.sampler, model.scheduler_config)
     args: dict[str, Any] = {
         "prompt": call.prompt,
@@ -85,6 +101,8 @@ def run_denoise(
         "output_type": "np",
     }
     args |= task.args(call, image, mask)
+    if call.controls:
+        args |= control_args(call, task)
 
     with X0Capture(pipe.scheduler) as capture:
 

@@ -27,7 +27,10 @@ def pipeline_args(call: DenoiseCall, image: np.ndarray | None, _mask: np.ndarray
     return {"image": Image.fromarray(image), "strength": call.strength}
 
 
-TASK = PipelineTask("img2img", PIPELINES, pipeline_args, inpaint_model=op_inpaint.TASK)
+CONTROL_PIPELINES = {"sd15": "StableDiffusionControlNetImg2ImgPipeline",
+                     "sdxl": "StableDiffusionXLControlNetImg2ImgPipeline"}
+TASK = PipelineTask("img2img", PIPELINES, pipeline_args, inpaint_model=op_inpaint.TASK,
+                    control_pipelines=CONTROL_PIPELINES)
 
 
 def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
@@ -35,7 +38,7 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls)
 
 
 OPERATION = Operation(

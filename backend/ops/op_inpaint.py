@@ -31,7 +31,9 @@ def pipeline_args(call: DenoiseCall, image: np.ndarray | None, mask: np.ndarray 
             "width": call.width, "height": call.height}
 
 
-TASK = PipelineTask("inpaint", PIPELINES, pipeline_args)
+CONTROL_PIPELINES = {"sd15": "StableDiffusionControlNetInpaintPipeline",
+                     "sdxl": "StableDiffusionXLControlNetInpaintPipeline"}
+TASK = PipelineTask("inpaint", PIPELINES, pipeline_args, control_pipelines=CONTROL_PIPELINES)
 
 
 def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
@@ -39,7 +41,7 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls)
 
 
 OPERATION = Operation(

@@ -24,7 +24,9 @@ def pipeline_args(call: DenoiseCall, _image: np.ndarray | None, _mask: np.ndarra
     return {"width": call.width, "height": call.height}
 
 
-TASK = PipelineTask("txt2img", PIPELINES, pipeline_args, full_steps=True, inpaint_model=op_inpaint.TASK)
+CONTROL_PIPELINES = {"sd15": "StableDiffusionControlNetPipeline", "sdxl": "StableDiffusionXLControlNetPipeline"}
+TASK = PipelineTask("txt2img", PIPELINES, pipeline_args, full_steps=True, inpaint_model=op_inpaint.TASK,
+                    control_pipelines=CONTROL_PIPELINES, control_image_arg="image")
 
 
 def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
@@ -32,7 +34,7 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls)
 
 
 OPERATION = Operation(

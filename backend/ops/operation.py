@@ -37,6 +37,8 @@ class PipelineTask:
     args: PipelineArgs
     full_steps: bool = False  # starts from noise: every step runs whatever the strength
     inpaint_model: PipelineTask | None = None  # the task a 9-channel inpainting model runs this as
+    control_pipelines: Mapping[str, str] = field(default_factory=dict)  # family -> the ControlNet pipeline class
+    control_image_arg: str = "control_image"  # the ControlNet pipeline's argument for the control image(s)
 
     def for_model(self, inpaint_unet: bool) -> PipelineTask:
         return self.inpaint_model if inpaint_unet and self.inpaint_model is not None else self
@@ -52,6 +54,10 @@ class Services(Protocol):
     def check_model(self, job: JobRequest) -> ProtocolError | None: ...
 
     def check_upscaler(self, name: str) -> ProtocolError | None: ...
+
+    def check_controls(self, job: JobRequest) -> ProtocolError | None: ...
+
+    controls: Any  # control.models.Controls
 
 
 Check = Callable[[Services, JobRequest], "ProtocolError | None"]
@@ -88,4 +94,8 @@ def check_prefill(_services: Services, job: JobRequest) -> ProtocolError | None:
     return None
 
 
-DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill)
+def check_controls(services: Services, job: JobRequest) -> ProtocolError | None:
+    return services.check_controls(job)
+
+
+DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill, check_controls)

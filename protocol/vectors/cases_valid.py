@@ -214,6 +214,8 @@ def server_text() -> list[dict[str, Any]]:
     hello_decoded = {**SERVER_HELLO, "default_model": "", **HELLO_FORMAT_DEFAULTS}
     hello_newer = {**SERVER_HELLO, "minor": 2, "gpu_memory": 24, "limits": {**LIMITS, "max_loras": 4}}
     hello_newer_decoded = {**hello_decoded, "minor": 2}
+    hello_controls = {**SERVER_HELLO, "minor": 1, "preprocessors": ["", "scribble", "canny"],
+                      "controls": [{"name": "control_v11p_sd15_scribble", "mode": "scribble", "family": "sd15"}]}
     done = {"type": "done", "job_id": "j1", "results": 2, "seeds": [7, 8],
             "info": {"model": "tiny", "seconds": 1.25, "nested": {"list": [1, "two", None, True]}}}
     queue = {"type": "queue", "jobs": [{"job_id": "j2", "state": "started", "op": "inpaint"},
@@ -222,6 +224,8 @@ def server_text() -> list[dict[str, Any]]:
               "samplers": ["Euler a"], "default_model": "tiny"}
     return [
         case("server_hello", S2C, "text", text(SERVER_HELLO), _message(SERVER_HELLO, hello_decoded)),
+        case("server_hello_with_controls", S2C, "text", text(hello_controls), _message(hello_controls,
+             {**hello_decoded, **hello_controls}), note="1.1: control models and preprocessors"),
         case(
             "server_hello_newer_minor_unknown_members_ignored",
             S2C,
@@ -304,6 +308,10 @@ def job_inputs() -> list[dict[str, Any]]:
         submit("submit_inpaint_inputs", job("inpaint", image=None, mask=None, inputs=[image, mask]),
                note="the same job as image and mask in their 1.0 fields"),
         submit("submit_img2img_inputs_control", job("img2img", image=None, inputs=[image, control])),
+        submit("submit_txt2img_two_controls_by_mode", job("txt2img", inputs=[
+            {"role": "control", "blob": HASH_A, "mode": "scribble", "preprocessor": "scribble"},
+            {"role": "control", "blob": HASH_B, "model": "control_v11p_sd15_canny", "weight": 0.5, "end": 0.8},
+        ]), note="1.1: the ControlNet picked by mode, or named"),
         submit("submit_txt2img_regions", job("txt2img", inputs=[
             {"role": "region", "blob": HASH_A, "prompt": "a fox", "weight": 1.5},
             {"role": "region", "blob": HASH_B, "prompt": "snow", "negative_prompt": "people"},

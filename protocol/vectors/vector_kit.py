@@ -58,6 +58,8 @@ HELLO_FORMAT_DEFAULTS: dict[str, Any] = {
     "blob_formats": ["rgba8", "bgra8", "gray8", "png", "jpeg", "webp"],
     "preview_formats": ["jpeg", "png", "webp", "rgba8", "bgra8"],
     "result_formats": ["png", "rgba8", "bgra8", "webp"],
+    "controls": [],  # 1.1
+    "preprocessors": [],  # 1.1
 }
 
 # A real 2x2 JPEG and a real 2x2 lossless WebP (made once with Pillow; kept as bytes so this

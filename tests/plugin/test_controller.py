@@ -6,8 +6,10 @@ import asyncio
 
 import numpy as np
 import pytest
-from latentbrush.plugin.core.client import Client
+from latentbrush.plugin.core import events as ev
+from latentbrush.plugin.core.client import Client, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller, ControllerError
+from latentbrush.plugin.core.messages import painter_message
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost, composite_over
 from latentbrush.protocol.geometry import Rect, Size
@@ -132,7 +134,57 @@ def test_refused_request_ends_the_record_with_the_field():
 
     record = run(test)
     assert record.state == "error" and record.error_code == "unknown_model"
-    assert "job.model" in record.error
+    assert record.error == painter_message("unknown_model", "inpaint", "job.model")  # plain words, no field path
+    assert "job.model" not in record.error
+
+
+def test_a_server_that_is_gone_ends_the_running_job_and_removes_its_preview():
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 10, 8, 8))
+
+    async def test(server, client):
+        server.gated = True
+        controller = Controller(host, client)
+        record = await controller.submit(GenerationSettings(prompt="x"), "inpaint")
+        server.gate.set()
+        await wait_for(lambda: host.preview_visible, "a preview")
+        server.gate.clear()
+        client.abandon_all(ev.SERVER_STOPPED, "the local server exited with code -9")
+        return controller.history.get(record.job_id)
+
+    record = run(test, steps=50)
+    assert record.state == "error" and record.error_code == ev.SERVER_STOPPED
+    assert record.error == painter_message(ev.SERVER_STOPPED, "inpaint") and "Restart" in record.error
+    assert not host.preview_visible and not host.layers
+    assert host.statuses[-1].text == record.error
+
+
+def test_cancel_while_the_link_is_down_ends_the_job_here():
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 10, 8, 8))
+
+    async def test(server, client):
+        server.gated = True
+        client.reconnect_policy = ReconnectPolicy(initial_delay=30.0, job_grace=None)
+        controller = Controller(host, client)
+        record = await controller.submit(GenerationSettings(prompt="x"), "inpaint")
+        await wait_for(lambda: controller.history.get(record.job_id).state == "started", "start")
+        await server.drop_connections()
+        await wait_for(lambda: not client.connected, "link down")
+        await controller.cancel()  # raises nothing
+        return controller.history.get(record.job_id)
+
+    record = run(test)
+    assert record.state == "cancelled" and host.statuses[-1].text == "Cancelled" and not host.preview_visible
+
+
+def test_status_lines_use_the_ui_names_of_operations():
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 10, 40, 30))
+
+    async def test(server, client):
+        return await Controller(host, client).run(GenerationSettings(strength=0.5), "img2img")
+
+    assert run(test).state == "done"
+    assert host.statuses and all("img2img" not in s.text for s in host.statuses)
+    assert any(s.text.startswith("Refine: ") for s in host.statuses)
 
 
 def test_host_failure_becomes_a_job_error():
@@ -188,7 +240,7 @@ def test_select_all_and_inpaint_repaints_the_whole_canvas():
     assert inpainted.state == "done" and inpainted.op == "inpaint"
     assert sent_inpaint.op == "inpaint" and sent_inpaint.region == Rect(0, 0, 96, 64)
     assert [i.role for i in sent_inpaint.inputs] == ["image", "mask"]
-    assert [layer.bounds for layer in host.layers][0] == Rect(0, 0, 96, 64)
+    assert host.layers[0].bounds == Rect(0, 0, 96, 64)
     assert default.op == "txt2img" and sent_default.inputs is None
 
 

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from latentbrush.backend.events import JobCancelled, JobEvents, JobOutput
 from latentbrush.backend.inputs import JobInputs, pixels
-from latentbrush.protocol import ErrorCode, JobRequest, ModelInfo, ProtocolError, upscale_rect, upscale_size
+from latentbrush.protocol import (
+    ControlInfo,
+    ErrorCode,
+    JobRequest,
+    ModelInfo,
+    ProtocolError,
+    upscale_rect,
+    upscale_size,
+)
 
 DEFAULT_SEED = 1234
 MODELS = (
@@ -40,6 +48,8 @@ class FakeEngineInfo:
     upscalers: tuple[str, ...] = UPSCALERS
     samplers: tuple[str, ...] = SAMPLERS
     default_model: str = "fake-sd"
+    controls: tuple[ControlInfo, ...] = ()
+    preprocessors: tuple[str, ...] = ()
 
 
 def rgb_for(seed: int) -> tuple[int, int, int]:

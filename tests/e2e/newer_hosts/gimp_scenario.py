@@ -21,13 +21,16 @@ STEPS = int(os.environ.get("E2E_STEPS", "4"))
 GUI = os.environ.get("E2E_GUI") == "1"
 W, H = 256, 192
 RGBA = "R'G'B'A u8"
+HISTORY_PARASITE = "latentbrush-history"  # plugin/hosts/gimp/history_parasite.py
 PDB = Gimp.get_pdb()
 REPORT = {"gimp": Gimp.version(), "python": sys.version.split()[0], "steps": {}}
 _T0 = time.time()
 
 # The plug-in's own bundle, to use the same planning code and cancel files it uses.
 sys.path.insert(0, os.path.join(Gimp.directory(), "plug-ins", "latentbrush", "lib"))
+from latentbrush.plugin.core import history_archive as ha  # noqa: E402
 from latentbrush.plugin.core.planning import plan_region  # noqa: E402
+from latentbrush.plugin.hosts.gimp.history_parasite import parasite_bytes  # noqa: E402
 from latentbrush.plugin.hosts.gimp.jobfiles import JobFiles  # noqa: E402
 from latentbrush.protocol.geometry import Rect, Size  # noqa: E402
 
@@ -204,6 +207,44 @@ def cancel_step(image, selection):
     log(step, "ok:", REPORT["steps"][step])
 
 
+def history_step(image, layers):
+    """The jobs' history is a parasite on the image (results, parameters, thumbnails) that survives the .xcf."""
+    step = "history"
+    t = time.time()
+    parasite = image.get_parasite(HISTORY_PARASITE)
+    check(step, parasite is not None, f"no {HISTORY_PARASITE} parasite on the image after the jobs")
+    data = parasite_bytes(parasite)
+    saved = ha.unpack(data)
+    check(step, saved.message == "", f"the parasite does not read back: {saved.message}")
+    jobs = saved.jobs
+    check(step, [j.op for j in jobs] == ["inpaint", "img2img"], f"saved jobs {[j.op for j in jobs]}")
+    want = [("a glowing orb", [1234], 1.0), ("watercolour", [99], 0.5)]
+    got = [(j.parameters["prompt"], j.parameters["seeds"], j.parameters["strength"]) for j in jobs]
+    check(step, got == want, f"saved parameters {got}, expected {want}")
+    check(step, all(j.parameters["steps"] == STEPS and j.parameters["cfg"] == 7.0 and "model" in j.parameters
+                    and "sampler" in j.parameters and j.parameters["negative_prompt"] == "" for j in jobs),
+          f"saved parameters {[dict(j.parameters) for j in jobs]}")
+    check(step, all(j.thumbnail is not None and max(j.thumbnail.width, j.thumbnail.height) <= ha.THUMB_SIDE
+                    for j in jobs), "a job has no thumbnail")
+    for job, layer in zip(jobs, layers, strict=True):
+        (name, pixels), = ha.decode_layers(job, {"zlib": ha.ZLIB})
+        bounds = layer_bounds(layer)
+        check(step, name == layer.get_name() and pixels.bounds == bounds, f"saved {name} {pixels.bounds}, "
+                                                                          f"layer {layer.get_name()} {bounds}")
+        check(step, pixels.data == read(layer, 0, 0, bounds.width, bounds.height),
+              f"the saved pixels of {name} differ from the layer's")
+    xcf = os.path.join(OUT, "history.xcf")
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(xcf), None)
+    reopened = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(xcf))
+    again = reopened.get_parasite(HISTORY_PARASITE)
+    check(step, again is not None, "the history parasite did not survive saving and reopening the .xcf")
+    check(step, parasite_bytes(again) == data, "the reopened .xcf holds another history")
+    reopened.delete()
+    REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), "bytes": len(data), "jobs": len(jobs),
+                             "xcf_round_trip": True}
+    log(step, "ok:", REPORT["steps"][step])
+
+
 def image_window(step):
     """The X window id of GIMP's image window (title ends with "<width>x<height> – GIMP")."""
     found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "[0-9]+x[0-9]+ .+ GIMP$"],
@@ -277,6 +318,39 @@ def dialog_step(image, shot_path):
     log(step, "ok: dialog shown and cancelled")
 
 
+def feathered_step():
+    """Issue 11 item 1: a feathered ellipse (GIMP's own Select > Feather) on a fresh image, Inpaint with the
+    defaults: no pixel changes where the selection is 0, and the result is nowhere more opaque than it."""
+    step = "feathered"
+    t = time.time()
+    image, _ = make_image()
+    image.select_ellipse(Gimp.ChannelOps.REPLACE, 40, 40, 160, 110)
+    Gimp.Selection.feather(image, 16.0)
+    coverage = bytes(image.get_selection().get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, "Y u8",
+                                                             Gegl.AbyssPolicy.NONE))
+    partial = sum(1 for v in coverage if 0 < v < 255)
+    check(step, partial > 1000, f"GIMP's feather made only {partial} partly selected pixels")
+    before = composite(image)
+    status, values, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="a pond", steps=STEPS,
+                                          seed=3, random_seed=False)
+    check(step, status == Gimp.PDBStatusType.SUCCESS, f"inpaint returned {status} {error}")
+    layer = values[1]
+    after = composite(image)
+    changed = [i // 4 for i in range(0, len(before), 4) if before[i:i + 4] != after[i:i + 4]]
+    unselected = [p for p in changed if coverage[p] == 0]
+    check(step, changed and not unselected, f"{len(unselected)} of {len(changed)} changed pixels are unselected")
+    b = layer_bounds(layer)
+    pixels = read(layer, 0, 0, b.width, b.height)
+    over = sum(1 for row in range(b.height) for col in range(b.width)
+               if pixels[(row * b.width + col) * 4 + 3] > coverage[(b.y + row) * W + b.x + col])
+    check(step, over == 0, f"{over} result pixels are more opaque than the selection")
+    REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), "changed": len(changed), "partial": partial,
+                             "changed_where_unselected": len(unselected), "alpha_over_coverage": over,
+                             "bounds": list(b.xywh())}
+    log(step, "ok:", REPORT["steps"][step])
+    image.delete()
+
+
 def undo_state(image):
     return names(image), image.get_width(), image.get_height(), tuple(Gimp.Selection.bounds(image))
 
@@ -331,8 +405,9 @@ def main():
     refine_sel = Rect(24, 24, 72, 56)
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *refine_sel.xywh())
     before_refine = names(image)
-    job_step("img2img", "plug-in-latentbrush-refine", image, [bg, inpainted], refine_sel, 0.5,
-             prompt="watercolour", steps=STEPS, seed=99, random_seed=False, strength=0.5)
+    refined = job_step("img2img", "plug-in-latentbrush-refine", image, [bg, inpainted], refine_sel, 0.5,
+                       prompt="watercolour", steps=STEPS, seed=99, random_seed=False, strength=0.5)
+    history_step(image, [inpainted, refined])
 
     Gimp.Selection.none(image)
     result_png = os.path.join(OUT, "result.png")
@@ -376,6 +451,7 @@ def main():
             undone += ["select", "inpaint"]
         REPORT["steps"][step] = {"undone": undone}
         display.delete()
+    feathered_step()
     REPORT["seconds"] = round(time.time() - _T0, 2)
     with open(os.path.join(OUT, "report.json"), "w") as f:
         json.dump(REPORT, f, indent=1)

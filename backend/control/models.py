@@ -1,0 +1,135 @@
+"""From a job's ``control`` inputs to ControlNets and control images the pipeline call takes.
+
+``Controls`` owns the ControlNet registry (plus the built-in tiny ones) and the loaded ControlNets, which
+stay cached: they are a fraction of a checkpoint's size and a painter reuses the same few. ``check``
+names the first input the server cannot do (for admission, before any work); ``prepare`` makes the
+``ControlImage``s of a job for a loaded model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from latentbrush.protocol import ErrorCode, JobInput, ProtocolError
+
+from ..events import EngineError
+from .preprocessors import NONE, Preprocessor, available
+from .registry import ControlEntry, ControlRegistry
+from .tiny import TINY_MODES, build_tiny_controlnet
+
+log = logging.getLogger(__name__)
+
+TINY_FAMILY = "tiny"  # the built-in tiny checkpoints take only the built-in tiny ControlNets
+KEPT = 4  # loaded ControlNets kept in memory
+
+
+@dataclass(frozen=True)
+class ControlImage:
+    """One control of a pipeline call: the ControlNet, its image (H x W x 3 uint8, the context's size) and span."""
+
+    model: Any  # diffusers.ControlNetModel
+    image: np.ndarray
+    weight: float
+    start: float
+    end: float
+
+
+def control_family(base: str, family: str) -> str:
+    """The ControlNet family a checkpoint takes: its latent family, or the tiny one for the built-ins."""
+    return TINY_FAMILY if base == TINY_FAMILY else family
+
+
+def flatten(rgba: np.ndarray, background: int) -> np.ndarray:
+    """RGBA over a grey level: a transparent layer's empty part is paper (scribbles) or black (ready controls)."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + background * (1.0 - alpha)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+class Controls:
+    def __init__(self, models_dir: Path | None, device: Any, dtype: Any) -> None:
+        self.registry = ControlRegistry(models_dir)
+        self.builtin = {f"tiny-{mode}": ControlEntry(f"tiny-{mode}", mode, TINY_FAMILY, "builtin", "", "builtin")
+                        for mode in TINY_MODES}
+        self.preprocessors: dict[str, Preprocessor] = available()
+        self.device, self.dtype = device, dtype
+        self._loaded: OrderedDict[str, Any] = OrderedDict()
+
+    def entries(self) -> tuple[ControlEntry, ...]:
+        """Configured ControlNets first, the built-in tiny ones last (as the model list does)."""
+        return (*self.registry.entries(), *self.builtin.values())
+
+    def _entry(self, item: JobInput, family: str) -> ControlEntry | None:
+        name = item.param("model")
+        if name:
+            return self.registry.get(name) or self.builtin.get(name)
+        mode = item.param("mode") or self._mode_of(item.param("preprocessor"))
+        candidates = [e for e in self.entries() if e.family == family and e.mode == mode]
+        return candidates[0] if candidates else None
+
+    def _mode_of(self, preprocessor: str) -> str:
+        found = self.preprocessors.get(preprocessor)
+        return found.modes[0] if found is not None and found.modes[0] else ""
+
+    def check(self, items: Sequence[tuple[JobInput, str]], family: str) -> ProtocolError | None:
+        """The first ``(input, where)`` this server cannot run for a model of ``family``; None when all can."""
+        for item, where in items:
+            preprocessor = item.param("preprocessor")
+            if preprocessor not in self.preprocessors:
+                offered = ", ".join(repr(p) for p in self.preprocessors)
+                return ProtocolError(ErrorCode.NOT_SUPPORTED, f"no preprocessor {preprocessor!r} here (offered: "
+                                     f"{offered})", f"{where}.preprocessor")
+            entry = self._entry(item, family)
+            if entry is None and item.param("model") in self.registry.refused:
+                name = item.param("model")
+                return ProtocolError(ErrorCode.NOT_SUPPORTED, f"control model {name!r}: {self.registry.refused[name]}",
+                                     f"{where}.model")
+            if entry is None:
+                what = f"control model {item.param('model')!r}" if item.param("model") else (
+                    f"ControlNet for mode {item.param('mode') or self._mode_of(preprocessor)!r} and {family} models")
+                field = "model" if item.param("model") else "mode"
+                return ProtocolError(ErrorCode.NOT_SUPPORTED, f"no {what} on this server", f"{where}.{field}")
+            if entry.family != family:
+                message = f"control model {entry.name!r} is for {entry.family} models, the job's model is {family}"
+                return ProtocolError(ErrorCode.NOT_SUPPORTED, message, f"{where}.model")
+        return None
+
+    def prepare(self, items: Sequence[tuple[JobInput, str, np.ndarray]], family: str) -> tuple[ControlImage, ...]:
+        """Control images (preprocessed, context-sized) with their loaded ControlNets; EngineError as ``check``."""
+        error = self.check([(item, where) for item, where, _ in items], family)
+        if error is not None:
+            raise EngineError(error.code, error.message, error.field)
+        out = []
+        for item, _where, rgba in items:
+            preprocessor = self.preprocessors[item.param("preprocessor")]
+            picture = flatten(rgba, 0 if preprocessor.name == NONE else 255)
+            entry = self._entry(item, family)
+            if entry is None:  # check() said otherwise a line ago
+                raise EngineError(ErrorCode.INTERNAL, "control model vanished", "job.inputs")
+            out.append(ControlImage(self.load(entry), preprocessor.run(picture), item.param("weight"),
+                                    item.param("start"), item.param("end")))
+        return tuple(out)
+
+    def load(self, entry: ControlEntry) -> Any:
+        """The ControlNet of ``entry`` on the engine's device (loaded once, then cached)."""
+        model = self._loaded.get(entry.name)
+        if model is None:
+            model = self._load(entry).to(self.device, self.dtype)
+            self._loaded[entry.name] = model
+            while len(self._loaded) > KEPT:
+                self._loaded.popitem(last=False)
+        self._loaded.move_to_end(entry.name)
+        return model
+
+    def _load(self, entry: ControlEntry) -> Any:
+        from diffusers import ControlNetModel
+
+        if entry.source == "builtin":
+            return build_tiny_controlnet()
+        return ControlNetModel.from_pretrained(entry.location, local_files_only=True)

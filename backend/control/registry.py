@@ -1,0 +1,149 @@
+"""Which ControlNets this backend offers: found in the models folder, recognised from tensor names.
+
+Painters keep ControlNets where their other tools put them: ``controlnet/`` (ComfyUI), ``ControlNet/``
+(A1111), or ``controlnets/``: diffusers folders (``config.json`` naming ``ControlNetModel``) are offered;
+single ``.safetensors`` files (diffusers or original key layout) are recognised and refused with the reason
+until their loading through shipped config skeletons lands. Like the checkpoint scan, discovery
+reads only headers and small JSON files. The family (SD 1.5 or SDXL) comes from the tensors, the mode
+(canny, scribble, ...) from the name, as every published ControlNet names its mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors import safe_open
+
+log = logging.getLogger(__name__)
+
+FOLDERS = ("controlnet", "ControlNet", "controlnets")
+MODES = ("scribble", "lineart", "softedge", "canny", "depth", "normal", "pose", "tile", "inpaint")
+# name words -> mode; the published names use these (control_v11p_sd15_lineart, diffusers_xl_canny_mid, ...)
+MODE_WORDS = {
+    "scribble": "scribble", "sketch": "scribble", "lineart": "lineart", "softedge": "softedge", "hed": "softedge",
+    "pidi": "softedge", "canny": "canny", "depth": "depth", "normal": "normal", "normalbae": "normal",
+    "openpose": "pose", "pose": "pose", "tile": "tile", "inpaint": "inpaint",
+}
+# diffusers layout
+HINT = "controlnet_cond_embedding.conv_in.weight"
+SDXL_ADD = "add_embedding.linear_1.weight"
+CROSS = "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"
+# original (A1111 / lllyasviel) layout, with or without the ``control_model.`` prefix
+LDM_HINT = "input_hint_block.0.weight"
+LDM_SDXL_ADD = "label_emb.0.0.weight"
+LDM_PREFIXES = ("control_model.", "")
+
+
+@dataclass(frozen=True)
+class ControlEntry:
+    name: str
+    mode: str  # one of MODES, or "" when the name does not say
+    family: str  # "sd15" or "sdxl": the checkpoints it steers
+    layout: str  # "diffusers" (folder or file) or "ldm" (the original single-file keys)
+    location: str
+    source: str  # "file" or "folder"
+
+
+def mode_from_name(name: str) -> str:
+    """The control mode a file or folder name states ("" when none does)."""
+    for word in re.split(r"[^a-z0-9]+", name.lower()):
+        if word in MODE_WORDS:
+            return MODE_WORDS[word]
+    return ""
+
+
+def detect_keys(keys: set[str]) -> tuple[str, str] | None:
+    """(family, layout) of a ControlNet state dict's tensor names, or None when it is none."""
+    if HINT in keys:
+        return ("sdxl" if SDXL_ADD in keys else "sd15"), "diffusers"
+    for prefix in LDM_PREFIXES:
+        if prefix + LDM_HINT in keys:
+            return ("sdxl" if prefix + LDM_SDXL_ADD in keys else "sd15"), "ldm"
+    return None
+
+
+def folder_family(config: dict) -> str | None:
+    """The family of a diffusers ControlNet folder from its config.json (None: not a ControlNet)."""
+    if config.get("_class_name") != "ControlNetModel":
+        return None
+    return "sdxl" if config.get("addition_embed_type") == "text_time" else "sd15"
+
+
+class ControlRegistry:
+    """ControlNets by name, scanned once at start-up."""
+
+    def __init__(self, models_dir: Path | None) -> None:
+        self._entries: dict[str, ControlEntry] = {}
+        self.refused: dict[str, str] = {}
+        self.recognised: dict[str, ControlEntry] = {}  # single files: what they are, though not offered yet
+        if models_dir is None or not models_dir.is_dir():
+            return
+        for folder in FOLDERS:
+            root = models_dir / folder
+            if root.is_dir():
+                self._scan(root)
+
+    def _scan(self, root: Path) -> None:
+        for path in sorted(root.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                self._add_folder(path)
+            elif path.suffix.lower() == ".safetensors":
+                self._add_file(path)
+            elif path.suffix.lower() in (".ckpt", ".pth", ".pt", ".bin"):
+                self._refuse(path.stem, "pickle files can run code when loaded; use the .safetensors version")
+
+    def _add_folder(self, folder: Path) -> None:
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            log.debug("%s has no readable config.json; not a ControlNet folder", folder)
+            return
+        family = folder_family(config)
+        if family is None:
+            log.debug("%s is a %s, not a ControlNet", folder, config.get("_class_name"))
+            return
+        self._add(ControlEntry(folder.name, mode_from_name(folder.name), family, "diffusers", str(folder), "folder"))
+
+    def _add_file(self, path: Path) -> None:
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                found = detect_keys(set(f.keys()))
+        except Exception as exc:  # a truncated or foreign file must not stop the scan
+            self._refuse(path.stem, f"unreadable safetensors file ({str(exc)[:120]})")
+            return
+        if found is None:
+            self._refuse(path.stem, "not a ControlNet (T2I-Adapters and control LoRAs are not supported yet)")
+            return
+        family, layout = found
+        self.recognised[path.stem] = ControlEntry(path.stem, mode_from_name(path.stem), family, layout, str(path),
+                                                  "file")
+        # loading one needs its config (ldm keys: converted through a shipped skeleton): not built yet
+        self._refuse(path.stem, f"single-file {family} ControlNets are recognised but not loaded yet; use the "
+                                "diffusers folder of the same ControlNet (config.json + weights)")
+
+    def _add(self, entry: ControlEntry) -> None:
+        if entry.name in self._entries:
+            log.warning("ControlNet %s at %s hides an earlier one with the same name; skipped", entry.name,
+                        entry.location)
+            return
+        self._entries[entry.name] = entry
+
+    def _refuse(self, name: str, reason: str) -> None:
+        log.warning("ControlNet %s not offered: %s", name, reason)
+        self.refused[name] = reason
+
+    def entries(self) -> tuple[ControlEntry, ...]:
+        return tuple(self._entries.values())
+
+    def get(self, name: str) -> ControlEntry | None:
+        return self._entries.get(name)
+
+    def for_mode(self, mode: str, family: str) -> ControlEntry | None:
+        """The first ControlNet of ``mode`` for ``family`` (what a control input with no ``model`` uses)."""
+        return next((e for e in self._entries.values() if e.mode == mode and e.family == family), None)

@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from latentbrush.plugin.core import history as hs
 from latentbrush.plugin.core.client import ClientError, ConnectError
 from latentbrush.plugin.core.controller import ControllerError
-from latentbrush.plugin.core.requests import GenerationSettings, RequestError
+from latentbrush.plugin.core.requests import ControlSpec, GenerationSettings, RequestError, default_preprocessor
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 from latentbrush.plugin.hosts.headless import HeadlessHost
@@ -19,7 +20,7 @@ from latentbrush.protocol.geometry import Rect
 from PIL import Image, UnidentifiedImageError
 
 from .local_server import ServerStartError
-from .main import EXIT_CONNECT, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE
+from .main import EXIT_CONNECT, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, ControlArg
 from .session import ConnectOptions, PreviewWriter, connected, run_job, write_results
 
 OPERATIONS = {"inpaint": "inpaint", "img2img": "img2img", "generate": "txt2img", "upscale": "upscale"}
@@ -84,6 +85,24 @@ def make_host(args: argparse.Namespace) -> HeadlessHost:
     return HeadlessHost(canvas, mask=mask, rect=rect)
 
 
+def control_images(args: argparse.Namespace, canvas: Image.Image) -> list[tuple[ControlArg, Image.Image]]:
+    """Each ``--control`` image, read now (a bad file is a usage error before any connection)."""
+    out = []
+    for control in getattr(args, "control", []):
+        image = load_image(control.path, f"control image ({control.mode})", "RGBA")
+        if image.size != canvas.size:
+            raise InputError(f"control image {control.path} is {image.size[0]}x{image.size[1]}, the canvas is "
+                             f"{canvas.size[0]}x{canvas.size[1]}: they must match")
+        out.append((control, image))
+    return out
+
+
+def control_specs(images: list[tuple[ControlArg, Image.Image]], offered: tuple[str, ...]) -> tuple[ControlSpec, ...]:
+    """The controls for the job; each mode's own preprocessor when the server has one (``offered``)."""
+    return tuple(ControlSpec(image, mode=c.mode, preprocessor=default_preprocessor(c.mode, offered), weight=c.weight,
+                             start=c.start, end=c.end) for c, image in images)
+
+
 def settings_from(args: argparse.Namespace) -> GenerationSettings:
     return GenerationSettings(
         prompt=args.prompt, negative_prompt=args.negative, model=args.model, sampler=args.sampler,
@@ -105,10 +124,14 @@ async def run_image_job(args: argparse.Namespace) -> int:
     op = OPERATIONS[args.command]
     host = make_host(args)
     settings = settings_from(args)
+    controls = control_images(args, host.canvas)
     writer = PreviewWriter(Path(args.previews) if args.previews else None, args.command, host)
     host.preview_sink = writer
     started = time.monotonic()
     async with connected(connect_options(args), verbose=not args.quiet) as client:
+        if controls:
+            offered = client.hello.preprocessors if client.hello is not None else ()
+            settings = replace(settings, controls=control_specs(controls, offered))
         record = await run_job(client, host, op, settings, label=args.command, show_progress=not args.quiet,
                                previews=True, preview_max_side=args.preview_max_side)
     if record.state != hs.DONE:
@@ -136,4 +159,9 @@ async def list_models(args: argparse.Namespace) -> int:
         print(f"  {m.name:32s} {m.base:6s} {kind}{m.resolution}px {m.source}{default}")
     print("upscalers: " + ", ".join(answer.upscalers))
     print("samplers:  " + ", ".join(answer.samplers))
+    if hello.controls:  # a 1.1 server; a 1.0 hello has none
+        print("controls:")
+        for c in hello.controls:
+            print(f"  {c.name:32s} {c.family:6s} {c.mode or '(mode not stated)'}")
+        print("preprocessors: " + ", ".join(p or repr(p) for p in hello.preprocessors))
     return EXIT_OK

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from latentbrush.protocol import MAX_SIDE, JobRequest, UpscaleParams, field_range  # standard library only: fast
+from latentbrush.protocol import MAX_SIDE, JobInput, JobRequest, UpscaleParams, field_range  # stdlib only: fast
 from latentbrush.protocol.transport import DEFAULT_URL
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
@@ -70,7 +71,37 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="with --local: auto, cuda, cpu, mps ...")
 
 
-def _add_generation(p: argparse.ArgumentParser, *, strength: float | None) -> None:
+@dataclass(frozen=True)
+class ControlArg:
+    """``--control MODE=IMAGE[:WEIGHT[:START:END]]`` as parsed; the image is read with the input."""
+
+    mode: str
+    path: str
+    weight: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+
+def _control(text: str) -> ControlArg:
+    mode, sep, rest = text.partition("=")
+    if not sep or not mode or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODE=IMAGE[:WEIGHT[:START:END]]")
+    path, *numbers = rest.split(":")
+    if len(numbers) not in (0, 1, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: give WEIGHT, or WEIGHT:START:END after the image")
+    values = []
+    for name, number in zip(("weight", "start", "end"), numbers, strict=False):
+        try:
+            values.append(_ranged(JobInput, name)(number))
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {name} {exc}") from None
+    arg = ControlArg(mode, path, *values)
+    if arg.end <= arg.start:
+        raise argparse.ArgumentTypeError(f"{text!r}: END must be greater than START")
+    return arg
+
+
+def _add_generation(p: argparse.ArgumentParser, *, strength: float | None, controls: bool = True) -> None:
     g = p.add_argument_group("generation")
     g.add_argument("-p", "--prompt", default="", help="what to paint")
     g.add_argument("--negative", default="", help="what to avoid")
@@ -83,6 +114,11 @@ def _add_generation(p: argparse.ArgumentParser, *, strength: float | None) -> No
         g.add_argument("--strength", type=_ranged(JobRequest, "strength"), default=strength,
                        help=f"0..1 (default {strength})")
     g.add_argument("--batch", type=_ranged(JobRequest, "batch"), default=1, help="images to make (one layer each)")
+    if controls:
+        g.add_argument("--control", action="append", type=_control, default=[], metavar="MODE=IMAGE[:W[:START:END]]",
+                       help="steer with a ControlNet: MODE (scribble, canny, lineart, depth, ...) from IMAGE, "
+                            "the input's size; weight W (default 1), active from START to END of the steps "
+                            "(0..1); repeatable")
     g.add_argument("--blend-outward", type=_ranged(JobRequest, "mask_outward"), default=0, metavar="PX",
                    help="let the result's soft edge reach PX pixels past the mask (default 0: no pixel outside "
                         "the mask changes)")
@@ -131,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=_ranged(UpscaleParams, "scale"), default=2.0)
     g.add_argument("--refine", action="store_true", help="refine the upscaled image with img2img in tiles")
     g.add_argument("--refine-strength", type=_ranged(UpscaleParams, "refine_strength"), default=0.3)
-    _add_generation(p, strength=None)
+    _add_generation(p, strength=None, controls=False)
     _add_connection(p)
 
     p = sub.add_parser("models", help="list the server's models, upscalers and samplers")

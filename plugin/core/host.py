@@ -54,6 +54,10 @@ class Host(Protocol):
         """The active selection clipped to the canvas, or None for no selection."""
         ...
 
+    def read_control(self, source: object, bounds: Rect) -> Pixels:
+        """The pixels of a control layer (``ControlSpec.source``) over ``bounds``, transparent past its edges."""
+        ...
+
     def add_result_layer(self, name: str, pixels: Pixels) -> object:
         """Add a new layer holding ``pixels`` at ``pixels.bounds``; undoable; returns a handle."""
         ...

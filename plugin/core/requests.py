@@ -38,6 +38,29 @@ class RequestError(ValueError):
 
 
 @dataclass(frozen=True)
+class ControlSpec:
+    """One control layer as the painter set it up: where its picture comes from and how it steers.
+
+    ``source`` is the host's handle (a Krita or GIMP layer, a canvas-sized image for the CLI); the host
+    reads it over the job's context (``Host.read_control``). Names follow the protocol's ``JobInput``.
+    """
+
+    source: Any
+    mode: str = ""  # scribble, lineart, softedge, canny, depth, normal, pose, tile, inpaint
+    model: str = ""  # "" = the server's ControlNet for ``mode``
+    preprocessor: str = ""  # "" = the picture is the control image as it is
+    weight: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+
+def default_preprocessor(mode: str, offered: tuple[str, ...]) -> str:
+    """A mode's own preprocessor when the server offers one (a painter's scribble becomes white on black,
+    a photo becomes Canny edges), else none: the picture is then the control image as is."""
+    return mode if mode and mode in offered else ""
+
+
+@dataclass(frozen=True)
 class GenerationSettings:
     """What the painter chose. Field names follow ``JobRequest`` where one exists."""
 
@@ -57,6 +80,7 @@ class GenerationSettings:
     tile: int = 512
     refine: bool = False  # tiled img2img pass after upscaling
     refine_strength: float = 0.3
+    controls: tuple[ControlSpec, ...] = ()  # ControlNet control layers (protocol 1.1 ``control`` inputs)
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,7 @@ def build_txt2img(
     job_id: str,
     mask: str | None = None,
     formats: TransferFormats = TransferFormats(),
+    controls: tuple[str, ...] = (),
 ) -> JobRequest:
     """Generate from noise into the plan's region; a mask (of the context) shapes the result's alpha."""
     return validated(
@@ -128,7 +153,7 @@ def build_txt2img(
             **_boxes(plan),
             strength=1.0,
             **_mask_fields(plan, mask),
-            **_inputs(None, mask if plan.has_mask else None),
+            **_inputs(None, mask if plan.has_mask else None, _controls(settings, controls)),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -142,6 +167,7 @@ def build_img2img(
     image: str,
     mask: str | None = None,
     formats: TransferFormats = TransferFormats(),
+    controls: tuple[str, ...] = (),
 ) -> JobRequest:
     """Refine the context at ``settings.strength``; with a mask only the masked part changes."""
     return validated(
@@ -150,7 +176,7 @@ def build_img2img(
             **_boxes(plan),
             strength=settings.strength,
             **_mask_fields(plan, mask),
-            **_inputs(image, mask if plan.has_mask else None),
+            **_inputs(image, mask if plan.has_mask else None, _controls(settings, controls)),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -164,6 +190,7 @@ def build_inpaint(
     image: str,
     mask: str,
     formats: TransferFormats = TransferFormats(),
+    controls: tuple[str, ...] = (),
 ) -> JobRequest:
     """Repaint the masked part of the region; the context around it guides the model."""
     if not plan.has_mask:
@@ -174,7 +201,7 @@ def build_inpaint(
             **_boxes(plan),
             strength=settings.strength,
             **_mask_fields(plan, mask),
-            **_inputs(image, mask),
+            **_inputs(image, mask, _controls(settings, controls)),
             prefill=settings.prefill,  # type: ignore[arg-type]  # a bad value is named by validated()
             **_common(plan, settings, formats, job_id),
         )
@@ -193,10 +220,21 @@ def _mask_fields(plan: RegionPlan, mask: str | None) -> dict[str, Any]:
             "mask_outward": plan.outward}  # the cap that makes the selection the contract (SPEC 9.4)
 
 
-def _inputs(image: str | None, mask: str | None) -> dict[str, Any]:
+def _inputs(
+    image: str | None, mask: str | None, controls: tuple[tuple[ControlSpec, str], ...] = ()
+) -> dict[str, Any]:
     """The blobs as named inputs (SPEC.md 9.9); no ``inputs`` at all when there are none."""
-    items = tuple(JobInput(role, blob) for role, blob in (("image", image), ("mask", mask)) if blob is not None)
-    return {"inputs": items} if items else {}
+    items = [JobInput(role, blob) for role, blob in (("image", image), ("mask", mask)) if blob is not None]
+    items += [JobInput("control", blob, model=c.model, mode=c.mode, preprocessor=c.preprocessor, weight=c.weight,
+                       start=c.start, end=c.end) for c, blob in controls]
+    return {"inputs": tuple(items)} if items else {}
+
+
+def _controls(settings: GenerationSettings, blobs: tuple[str, ...]) -> tuple[tuple[ControlSpec, str], ...]:
+    if len(blobs) != len(settings.controls):
+        message = f"{len(settings.controls)} controls but {len(blobs)} control images"
+        raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, message, "inputs"))
+    return tuple(zip(settings.controls, blobs, strict=True))
 
 
 def _missing_mask() -> ProtocolError:
@@ -241,18 +279,21 @@ def build_request(
     image: str | None = None,
     mask: str | None = None,
     formats: TransferFormats = TransferFormats(),
+    controls: tuple[str, ...] = (),
 ) -> JobRequest:
-    """Dispatch to the builder for ``op``; missing blobs are reported with the field name."""
+    """Dispatch to the builder for ``op``; missing blobs are reported with the field name. ``controls``: the
+    blob of each of ``settings.controls``, in order."""
     if op not in OPERATIONS:
         raise RequestError(ProtocolError(ErrorCode.BAD_FIELD, f"must be one of {', '.join(OPERATIONS)}", "op"))
     if op == "txt2img":
-        return build_txt2img(plan, settings, job_id=job_id, mask=mask, formats=formats)
+        return build_txt2img(plan, settings, job_id=job_id, mask=mask, formats=formats, controls=controls)
     if image is None:
         raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, f"{op} needs an image", "image"))
     if op == "img2img":
-        return build_img2img(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats)
+        return build_img2img(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats,
+                             controls=controls)
     if op == "upscale":
         return build_upscale(plan, settings, job_id=job_id, image=image, formats=formats)
     if mask is None:
         raise RequestError(_missing_mask())
-    return build_inpaint(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats)
+    return build_inpaint(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats, controls=controls)

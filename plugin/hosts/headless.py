@@ -94,6 +94,13 @@ class HeadlessHost:
         box = (bounds.x, bounds.y, bounds.right, bounds.bottom)
         return Pixels(bounds, "rgba8", self.canvas.crop(box).tobytes())
 
+    def read_control(self, source: object, bounds: Rect) -> Pixels:
+        """``source``: a canvas-sized image (a control layer as the CLI reads it from a file)."""
+        if not isinstance(source, Image.Image) or source.size != self.canvas.size:
+            raise ValueError(f"a control image must be an image of the canvas size {self.canvas.size}")
+        box = (bounds.x, bounds.y, bounds.right, bounds.bottom)
+        return Pixels(bounds, "rgba8", source.convert("RGBA").crop(box).tobytes())
+
     def selection(self) -> Selection | None:
         canvas = Rect.of(self.canvas_size())
         if self.mask is not None:

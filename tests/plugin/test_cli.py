@@ -52,6 +52,36 @@ def test_option_ranges_are_the_protocols_field_limits(argv, option, capsys):
     assert (edge.scale, edge.steps, edge.seed) == (8.0, 200, 2**32 - 1)
 
 
+def test_control_arguments_are_checked(capsys):
+    parse = build_parser().parse_args
+    args = parse(["generate", "--control", "scribble=sketch.png", "--control", "depth=d.png:0.5:0.1:0.8"])
+    assert [(c.mode, c.path, c.weight, c.start, c.end) for c in args.control] == [
+        ("scribble", "sketch.png", 1.0, 0.0, 1.0), ("depth", "d.png", 0.5, 0.1, 0.8)]
+    for bad in ("scribble", "scribble=a.png:3", "canny=a.png:1:0.5", "canny=a.png:1:0.6:0.2"):
+        with pytest.raises(SystemExit):
+            parse(["img2img", "in.png", "--control", bad])
+        assert "--control" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["upscale", "in.png", "--control", "tile=a.png"])  # an upscale takes no controls
+
+
+@pytest.mark.slow
+def test_generate_with_a_scribble_control_on_the_tiny_models(tmp_path):
+    sketch = Image.new("RGB", (128, 96), "white")
+    ImageDraw.Draw(sketch).ellipse((30, 20, 98, 76), outline="black", width=3)
+    sketch.save(tmp_path / "sketch.png")
+    Image.new("RGB", (64, 64)).save(tmp_path / "small.png")
+    done = latentbrush("generate", "--size", "128x96", "--control", "scribble=sketch.png", "-p", "a ring",
+                       "--steps", "2", "--seed", "3", "--local", "-q", "-o", "out.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "out.png").size == (128, 96)
+    wrong = latentbrush("generate", "--size", "128x96", "--control", "scribble=small.png", "--url",
+                        "ws://127.0.0.1:9", cwd=tmp_path)
+    assert wrong.returncode == 2 and "must match" in wrong.stderr  # checked before connecting
+    listed = latentbrush("models", "--local", cwd=tmp_path)
+    assert listed.returncode == 0 and "tiny-scribble" in listed.stdout and "preprocessors:" in listed.stdout
+
+
 def test_missing_input_is_a_usage_error(tmp_path):
     done = latentbrush("inpaint", str(tmp_path / "nope.png"), "--rect", "0,0,4,4", "--url", "ws://127.0.0.1:9")
     assert done.returncode == 2 and "does not exist" in done.stderr

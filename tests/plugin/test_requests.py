@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 from latentbrush.plugin.core.planning import plan_generate, plan_region, plan_whole_canvas
 from latentbrush.plugin.core.requests import (
+    ControlSpec,
     GenerationSettings,
     RequestError,
     TransferFormats,
     build_request,
     choose_operation,
+    default_preprocessor,
     new_job_id,
 )
 from latentbrush.protocol import (
@@ -97,3 +99,30 @@ def test_operation_rule():
     assert choose_operation(True, 1.0) == "inpaint"
     assert choose_operation(False, 1.0) == "txt2img"
     assert choose_operation(True, 0.5) == choose_operation(False, 0.3) == "img2img"
+
+
+def test_controls_become_control_inputs_in_order():
+    plan = plan_region(Size(512, 512), Rect(100, 100, 64, 64))
+    scribble, depth = blob_hash(b"scribble"), blob_hash(b"depth")
+    settings = GenerationSettings(controls=(
+        ControlSpec(object(), mode="scribble", preprocessor="scribble"),
+        ControlSpec(object(), model="control_v11f1p_sd15_depth", weight=0.6, start=0.1, end=0.7),
+    ))
+    job = round_trip(build_request("inpaint", plan, settings, job_id="j", image=IMAGE, mask=MASK,
+                                   controls=(scribble, depth)))
+    assert check_job(job) is None
+    controls = job_inputs(job)["control"]
+    assert [(c.blob, c.mode, c.model, c.preprocessor, c.weight, c.start, c.end) for c in controls] == [
+        (scribble, "scribble", "", "scribble", 1.0, 0.0, 1.0),
+        (depth, "", "control_v11f1p_sd15_depth", "", 0.6, 0.1, 0.7),
+    ]
+    with pytest.raises(RequestError, match="2 controls but 1 control images"):
+        build_request("inpaint", plan, settings, job_id="j", image=IMAGE, mask=MASK, controls=(scribble,))
+    refused = as_v1_0(job)  # a 1.0 server cannot take them: the client says so instead of submitting
+    assert isinstance(refused, ProtocolError) and refused.field == "job.inputs[2].role"
+
+
+@pytest.mark.parametrize(("mode", "offered", "expected"), [
+    ("scribble", ("", "scribble", "canny"), "scribble"), ("depth", ("", "scribble"), ""), ("", ("",), "")])
+def test_a_mode_uses_its_own_preprocessor_when_the_server_has_it(mode, offered, expected):
+    assert default_preprocessor(mode, offered) == expected

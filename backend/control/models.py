@@ -116,6 +116,11 @@ class Controls:
                                     item.param("start"), item.param("end")))
         return tuple(out)
 
+    def adopt(self, entry: ControlEntry, model: Any) -> None:
+        """Offer a ControlNet built elsewhere (benchmarks build full-size random-weight ones in memory)."""
+        self.builtin[entry.name] = entry
+        self._loaded[entry.name] = model.to(self.device)
+
     def load(self, entry: ControlEntry) -> Any:
         """The ControlNet of ``entry`` on the engine's device (loaded once, then cached)."""
         model = self._loaded.get(entry.name)

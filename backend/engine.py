@@ -43,7 +43,7 @@ class EngineSettings:
     cpu_offload: bool = False  # diffusers' enable_model_cpu_offload: big models on small GPUs
     vae_tiling: bool = False  # decode large images in tiles
     cache_budget_bytes: int | None = None  # loaded models kept; None = 60% of GPU memory / half the RAM
-    taesd_dir: Path | None = None  # AutoencoderTiny weights for better previews (itself or taesd/, taesdxl/)
+    taesd_dir: Path | None = None  # TAESD weights looked at before the models folder's (models/taesd.py)
     hub_models: tuple[str, ...] = ()  # Hugging Face ids offered besides the models folder
     configs_dir: Path = CONFIGS_DIR  # single-file config skeletons (sd15, sd15-inpaint, sdxl, sdxl-inpaint)
 
@@ -79,10 +79,12 @@ class Engine:
         if budget is None:
             budget = default_budget(self.placement)
         self.cache = PipelineCache(
-            self.placement, budget, configs_dir=settings.configs_dir, taesd_dir=settings.taesd_dir
+            self.placement, budget, configs_dir=settings.configs_dir, taesd_dir=settings.taesd_dir,
+            models_dir=settings.models_dir,
         )
         self.upscalers = self._make_upscalers()
-        self.controls = Controls(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device))
+        self.controls = Controls(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device),
+                                 settings.configs_dir)
         self._run_lock = threading.Lock()  # one job at a time owns the device
 
     def _make_upscalers(self) -> Any:

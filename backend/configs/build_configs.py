@@ -117,12 +117,28 @@ def _sdxl(inpaint: bool) -> dict[str, dict]:
 SKELETONS = {"sd15": _sd15(False), "sd15-inpaint": _sd15(True), "sdxl": _sdxl(False), "sdxl-inpaint": _sdxl(True)}
 
 
+def controlnet_config(unet: dict) -> dict:
+    """A ControlNet's config for a UNet: what ``ControlNetModel.from_unet`` derives (built on the meta device,
+    so no weights exist), which is how lllyasviel's SD 1.5 and diffusers' SDXL ControlNets are shaped."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    with torch.device("meta"):
+        model = ControlNetModel.from_unet(UNet2DConditionModel.from_config(unet), load_weights_from_unet=False)
+    return {"_class_name": "ControlNetModel", **{k: v for k, v in dict(model.config).items() if not k.startswith("_")}}
+
+
 def write_skeletons(root: Path) -> None:
     for name, files in SKELETONS.items():
         for rel, obj in files.items():
             path = root / name / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    for family in ("sd15", "sdxl"):  # single-file ControlNets (control/models.py)
+        path = root / f"controlnet-{family}" / "config.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = controlnet_config(SKELETONS[family]["unet/config.json"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def main() -> None:

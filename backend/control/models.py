@@ -19,6 +19,7 @@ import numpy as np
 from latentbrush.protocol import ErrorCode, JobInput, ProtocolError
 
 from ..events import EngineError
+from ..models.clip_vocab import CONFIGS_DIR
 from .preprocessors import NONE, Preprocessor, available
 from .registry import ControlEntry, ControlRegistry
 from .tiny import TINY_MODES, build_tiny_controlnet
@@ -53,8 +54,9 @@ def flatten(rgba: np.ndarray, background: int) -> np.ndarray:
 
 
 class Controls:
-    def __init__(self, models_dir: Path | None, device: Any, dtype: Any) -> None:
+    def __init__(self, models_dir: Path | None, device: Any, dtype: Any, configs_dir: Path = CONFIGS_DIR) -> None:
         self.registry = ControlRegistry(models_dir)
+        self.configs_dir = configs_dir  # controlnet-sd15/, controlnet-sdxl/: the configs single files lack
         self.builtin = {f"tiny-{mode}": ControlEntry(f"tiny-{mode}", mode, TINY_FAMILY, "builtin", "", "builtin")
                         for mode in TINY_MODES}
         self.preprocessors: dict[str, Preprocessor] = available()
@@ -86,7 +88,7 @@ class Controls:
                 return ProtocolError(ErrorCode.NOT_SUPPORTED, f"no preprocessor {preprocessor!r} here (offered: "
                                      f"{offered})", f"{where}.preprocessor")
             entry = self._entry(item, family)
-            if entry is None and item.param("model") in self.registry.refused:
+            if entry is None and item.param("model") in self.registry.refused:  # a file we know and cannot use
                 name = item.param("model")
                 return ProtocolError(ErrorCode.NOT_SUPPORTED, f"control model {name!r}: {self.registry.refused[name]}",
                                      f"{where}.model")
@@ -137,4 +139,13 @@ class Controls:
 
         if entry.source == "builtin":
             return build_tiny_controlnet()
-        return ControlNetModel.from_pretrained(entry.location, local_files_only=True)
+        if entry.source == "folder":
+            return ControlNetModel.from_pretrained(entry.location, local_files_only=True)
+        config = self.configs_dir / f"controlnet-{entry.family}"
+        try:
+            return ControlNetModel.from_single_file(entry.location, config=str(config), local_files_only=True)
+        except (ValueError, RuntimeError, KeyError) as exc:  # a variant architecture ("mid", "small", LoRA-style)
+            log.warning("loading ControlNet %s failed: %s", entry.name, exc)
+            message = (f"control model {entry.name!r} does not have the standard {entry.family} ControlNet "
+                       "architecture; use its diffusers folder (config.json + weights)")
+            raise EngineError(ErrorCode.NOT_SUPPORTED, message, "job.inputs") from exc

@@ -1,11 +1,11 @@
 """Which ControlNets this backend offers: found in the models folder, recognised from tensor names.
 
 Painters keep ControlNets where their other tools put them: ``controlnet/`` (ComfyUI), ``ControlNet/``
-(A1111), or ``controlnets/``: diffusers folders (``config.json`` naming ``ControlNetModel``) are offered;
-single ``.safetensors`` files (diffusers or original key layout) are recognised and refused with the reason
-until their loading through shipped config skeletons lands. Like the checkpoint scan, discovery
-reads only headers and small JSON files. The family (SD 1.5 or SDXL) comes from the tensors, the mode
-(canny, scribble, ...) from the name, as every published ControlNet names its mode.
+(A1111), or ``controlnets/``, as diffusers folders (``config.json`` naming ``ControlNetModel``) or single
+``.safetensors`` files in the diffusers or the original (lllyasviel / A1111) key layout; single files load
+offline through the shipped config skeletons ``configs/controlnet-sd15`` and ``controlnet-sdxl``. Like the
+checkpoint scan, discovery reads only headers and small JSON files. The family (SD 1.5 or SDXL) comes
+from the tensors, the mode (canny, scribble, ...) from the name, as every published ControlNet names it.
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ class ControlRegistry:
     def __init__(self, models_dir: Path | None) -> None:
         self._entries: dict[str, ControlEntry] = {}
         self.refused: dict[str, str] = {}
-        self.recognised: dict[str, ControlEntry] = {}  # single files: what they are, though not offered yet
         if models_dir is None or not models_dir.is_dir():
             return
         for folder in FOLDERS:
@@ -121,11 +120,11 @@ class ControlRegistry:
             self._refuse(path.stem, "not a ControlNet (T2I-Adapters and control LoRAs are not supported yet)")
             return
         family, layout = found
-        self.recognised[path.stem] = ControlEntry(path.stem, mode_from_name(path.stem), family, layout, str(path),
-                                                  "file")
-        # loading one needs its config (ldm keys: converted through a shipped skeleton): not built yet
-        self._refuse(path.stem, f"single-file {family} ControlNets are recognised but not loaded yet; use the "
-                                "diffusers folder of the same ControlNet (config.json + weights)")
+        if family == "sdxl" and layout == "ldm":  # diffusers' converter drops their label embedding
+            self._refuse(path.stem, "SDXL ControlNets in the original single-file layout cannot be converted; "
+                                    "use the diffusers version of the same ControlNet")
+            return
+        self._add(ControlEntry(path.stem, mode_from_name(path.stem), family, layout, str(path), "file"))
 
     def _add(self, entry: ControlEntry) -> None:
         if entry.name in self._entries:

@@ -116,3 +116,32 @@ def write_sd15_checkpoint(pipe: Any, path: Path, dtype: torch.dtype | None = Non
     """Save an SD 1.x pipeline as an A1111-layout ``.safetensors`` file."""
     save_file(sd15_to_ldm_state_dict(pipe, dtype), str(path))
     return path
+
+
+def _controlnet_key(key: str, n: int) -> str:
+    base, _, param = key.rpartition(".")
+    if base == "controlnet_cond_embedding.conv_in":
+        return f"input_hint_block.0.{param}"
+    if m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)", base):
+        return f"input_hint_block.{2 * (int(m[1]) + 1)}.{param}"
+    if base == "controlnet_cond_embedding.conv_out":
+        return f"input_hint_block.14.{param}"  # diffusers' converter knows only the standard 6-block embedding
+    if m := re.match(r"controlnet_down_blocks\.(\d+)", base):
+        return f"zero_convs.{m[1]}.0.{param}"
+    if base == "controlnet_mid_block":
+        return f"middle_block_out.0.{param}"
+    if m := re.match(r"add_embedding\.linear_([12])", base):
+        return f"label_emb.0.{0 if m[1] == '1' else 2}.{param}"
+    return _unet_key(key, n, [])
+
+
+def controlnet_to_ldm(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """A diffusers ControlNet state dict in the original (lllyasviel / A1111) single-file layout."""
+    n = config["layers_per_block"]
+    return {"control_model." + _controlnet_key(k, n): v.detach().contiguous().clone() for k, v in state.items()}
+
+
+def write_controlnet_checkpoint(controlnet: Any, path: Path) -> Path:
+    """Save a diffusers ``ControlNetModel`` as an original-layout ``.safetensors`` file."""
+    save_file(controlnet_to_ldm(controlnet.state_dict(), controlnet.config), str(path))
+    return path

@@ -10,9 +10,11 @@ import torch
 from conftest import FAKE_HASH, job
 from latentbrush.backend.control import preprocessors as pre
 from latentbrush.backend.control.registry import ControlRegistry, detect_keys, mode_from_name
-from latentbrush.backend.control.tiny import save_tiny_controlnet
+from latentbrush.backend.control.tiny import build_tiny_controlnet, save_tiny_controlnet
 from latentbrush.backend.engine import Engine, EngineSettings
+from latentbrush.backend.events import EngineError
 from latentbrush.backend.inputs import InputPixels
+from latentbrush.backend.models.ldm_layout import write_controlnet_checkpoint
 from latentbrush.backend.models.tiny import build_tiny_sdxl
 from latentbrush.protocol import ErrorCode, JobInput
 from safetensors.torch import save_file
@@ -77,6 +79,7 @@ def control_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_tiny_controlnet(folder / "tiny_sd15_scribble_folder", layout="folder", seed=1)
     save_tiny_controlnet(folder / "tiny_xl_canny", layout="folder", xl=True, seed=2)
     save_tiny_controlnet(folder / "tiny_sd15_depth.safetensors", layout="file", seed=3)
+    write_controlnet_checkpoint(build_tiny_controlnet(seed=4), folder / "control_v11p_tiny_lineart.safetensors")
     save_file({"control_model.input_hint_block.0.weight": torch.zeros(2, 2),
                "control_model.label_emb.0.0.weight": torch.zeros(2, 2)}, str(folder / "control_xl_lineart.safetensors"))
     save_file({"lora_unet_x.alpha": torch.zeros(1)}, str(folder / "a_lora.safetensors"))
@@ -90,10 +93,10 @@ def test_registry_finds_controlnets_where_painters_keep_them(control_models: Pat
     assert found == {
         "tiny_sd15_scribble_folder": ("scribble", "sd15", "diffusers", "folder"),
         "tiny_xl_canny": ("canny", "sdxl", "diffusers", "folder"),
+        "control_v11p_tiny_lineart": ("lineart", "sd15", "ldm", "file"),
+        "tiny_sd15_depth": ("depth", "sd15", "diffusers", "file"),
     }
-    files = {e.name: (e.mode, e.family, e.layout) for e in registry.recognised.values()}
-    assert files == {"tiny_sd15_depth": ("depth", "sd15", "diffusers"),
-                     "control_xl_lineart": ("lineart", "sdxl", "ldm")}
+    assert "diffusers version" in registry.refused["control_xl_lineart"]
     assert "not a ControlNet" in registry.refused["a_lora"] and "pickle" in registry.refused["old_canny"]
     assert registry.for_mode("canny", "sdxl").name == "tiny_xl_canny" and registry.for_mode("canny", "sd15") is None
 
@@ -181,9 +184,39 @@ def test_an_sdxl_controlnet_folder_steers_an_sdxl_model(control_models: Path, ma
     assert np.abs(steered.images[0].astype(int) - plain.astype(int)).mean() > 1
 
 
-def test_a_single_file_controlnet_is_recognised_and_refused_with_the_reason(control_models: Path) -> None:
-    engine = Engine(EngineSettings(models_dir=control_models, device="cpu"))
-    assert engine.controls.registry.recognised["tiny_sd15_depth"].family == "sd15"
-    assert engine.controls.registry.get("tiny_sd15_depth") is None  # not offered in the hello
-    error = engine.check(job(model="tiny", inputs=(JobInput("control", FAKE_HASH, model="tiny_sd15_depth"),)))
-    assert error is not None and error.field == "job.inputs[0].model" and "diffusers folder" in error.message
+@pytest.fixture(scope="module")
+def tiny_control_configs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Config skeletons for tiny single-file ControlNets (the shipped ones are the full-size architectures)."""
+    root = tmp_path_factory.mktemp("configs")
+    build_tiny_controlnet().save_config(root / "controlnet-sd15")
+    return root
+
+
+@pytest.mark.parametrize("name", ["control_v11p_tiny_lineart", "tiny_sd15_depth"])
+def test_single_file_controlnets_load_offline_bit_for_bit(control_models: Path, tiny_control_configs: Path,
+                                                          name: str) -> None:
+    engine = Engine(EngineSettings(models_dir=control_models, device="cpu", configs_dir=tiny_control_configs))
+    loaded = engine.controls.load(engine.controls.registry.get(name))
+    seed = 4 if "lineart" in name else 3
+    expected = build_tiny_controlnet(seed=seed).state_dict()
+    assert set(loaded.state_dict()) == set(expected)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
+
+
+def test_the_shipped_controlnet_skeletons_are_the_published_architectures() -> None:
+    from diffusers import ControlNetModel
+    from latentbrush.backend.models.clip_vocab import CONFIGS_DIR
+
+    counts = {}
+    for family in ("sd15", "sdxl"):
+        with torch.device("meta"):
+            model = ControlNetModel.from_config(ControlNetModel.load_config(CONFIGS_DIR / f"controlnet-{family}"))
+        counts[family] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
+    assert counts == {"sd15": 361.3, "sdxl": 1251.0}  # lllyasviel's SD 1.5 ControlNets, diffusers' SDXL ones
+
+
+def test_a_controlnet_of_another_architecture_is_refused_in_plain_words(control_models: Path,
+                                                                          make_events) -> None:
+    engine = Engine(EngineSettings(models_dir=control_models, device="cpu"))  # full-size skeletons, tiny file
+    with pytest.raises(EngineError, match="standard sd15 ControlNet architecture"):
+        engine.controls.load(engine.controls.registry.get("tiny_sd15_depth"))

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hub-model", action="append", default=[], metavar="ID",
         help="a Hugging Face model id to offer (repeatable; downloaded on first use when online)",
     )
-    p.add_argument("--taesd", type=Path, default=None, metavar="DIR", help="TAESD weights folder for sharper previews")
+    p.add_argument("--taesd", type=Path, default=None, metavar="DIR",
+                   help="TAESD weights folder (default: taesd/, taesdxl/ or vae_approx/ in --models)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:1, mps, cpu")
     p.add_argument("--dtype", default="auto", help="auto, float16, bfloat16, float32")
     p.add_argument(

@@ -32,7 +32,7 @@ class ServerConfig:
     cpu_offload: bool = False
     vae_tiling: bool = False
     hub_models: tuple[str, ...] = ()  # Hugging Face ids offered besides the models folder
-    taesd_dir: Path | None = None  # TAESD weights for sharper previews
+    taesd_dir: Path | None = None  # TAESD weights for sharp previews; None: those in models_dir, if any
     max_frame_bytes: int = DEFAULT_MAX_FRAME_MB * MIB
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_queue: int = DEFAULT_MAX_QUEUE

@@ -17,6 +17,8 @@ from PIL import Image
 
 # Pillow's names for the encoded formats of the protocol
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# Preview formats that carry a masked job's composite alpha (SPEC.md 10.1); jpeg previews stay opaque.
+PREVIEW_ALPHA_FORMATS = frozenset({"png", "webp", "rgba8", "bgra8"})
 SINGLE_CHANNEL_MODES = frozenset({"1", "L", "I", "I;16", "I;16B", "I;16L", "F"})
 JPEG_QUALITY = 85
 WEBP_QUALITY = 80
@@ -111,11 +113,13 @@ def fit_within(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def encode_preview(rgb: np.ndarray, fmt: str, max_side: int) -> Encoded:
-    """An engine preview (h x w x 3) -> wire bytes, shrunk so its longer side fits ``max_side``."""
-    height, width = rgb.shape[:2]
+def encode_preview(picture: np.ndarray, fmt: str, max_side: int) -> Encoded:
+    """An engine preview (h x w x 3, or h x w x 4 for a clipped one) -> wire bytes, shrunk so its longer side
+    fits ``max_side``. Alpha is kept in the formats that hold it (PREVIEW_ALPHA_FORMATS), else dropped."""
+    height, width = picture.shape[:2]
     size = fit_within(width, height, max_side)
-    image = Image.fromarray(np.ascontiguousarray(rgb[..., :3]), "RGB")
+    keep_alpha = picture.shape[2] == 4 and fmt in PREVIEW_ALPHA_FORMATS
+    image = Image.fromarray(np.ascontiguousarray(picture[..., :4] if keep_alpha else picture[..., :3]))
     if size != (width, height):
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     if fmt in RAW_FORMATS:

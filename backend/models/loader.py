@@ -30,12 +30,14 @@ from diffusers import (
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
 )
+from diffusers.models.controlnets import MultiControlNetModel
 from latentbrush.protocol import ErrorCode
 from packaging.version import Version
 
 from ..events import EngineError
 from .clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
 from .registry import ModelEntry, folder_kind
+from .taesd import find_taesd, load_taesd_source
 from .tiny import build_tiny_sd15
 
 log = logging.getLogger(__name__)
@@ -214,19 +216,12 @@ def load_pipeline(
     return pipe, entry
 
 
-def load_taesd(taesd_dir: Path | None, family: str, placement: Placement) -> AutoencoderTiny | None:
-    """TAESD for a latent family: ``taesd_dir`` itself (SD 1.5) or its ``taesd``/``taesdxl`` subfolder."""
-    if taesd_dir is None:
-        return None
-    candidates = [taesd_dir / ("taesdxl" if family == "sdxl" else "taesd")]
-    if family == "sd15":
-        candidates.append(taesd_dir)
-    for folder in candidates:
-        if (folder / "config.json").is_file():
-            dtype = dtype_kwarg(placement.dtype(family))
-            taesd = AutoencoderTiny.from_pretrained(folder, local_files_only=True, **dtype)
-            return taesd.to(placement.device).eval()
-    return None
+def load_taesd(
+    taesd_dir: Path | None, family: str, placement: Placement, models_dir: Path | None = None
+) -> AutoencoderTiny | None:
+    """TAESD for a latent family, found in ``taesd_dir`` or else the models folder (``taesd.find_taesd``)."""
+    source = find_taesd(family, models_dir, taesd_dir)
+    return None if source is None else load_taesd_source(source, placement.device, placement.dtype(family))
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -263,13 +258,17 @@ class LoadedModel:
         if self.placement.vae_tiling:
             pipe.vae.enable_tiling()
 
-    def pipeline(self, task: Any) -> DiffusionPipeline:
+    def pipeline(self, task: Any, controlnets: list[Any] | None = None) -> DiffusionPipeline:
         """The pipeline of ``task`` (an ``ops.operation.PipelineTask``, or its name), whose class for this model's
-        family the operation declares; a 9-channel inpaint model does every task through its inpaint pipeline."""
+        family the operation declares; a 9-channel inpaint model does every task through its inpaint pipeline.
+        With ``controlnets``, the task's ControlNet pipeline around them (made per call: ``from_pipe`` only
+        shares the loaded modules)."""
         if isinstance(task, str):
             from ..ops.registry import TASKS  # the ops import this module's users; looked up late
 
             task = TASKS[task]
+        if controlnets:
+            return self._control_pipeline(task, controlnets)
         name = "inpaint" if self.inpaint_unet else task.name
         pipe = self._pipes.get(name)
         if pipe is None:
@@ -285,22 +284,49 @@ class LoadedModel:
         return pipe
 
 
+    def _control_pipeline(self, task: Any, controlnets: list[Any]) -> DiffusionPipeline:
+        cls_name = task.control_pipelines.get(self.entry.family)
+        if cls_name is None:
+            raise EngineError(ErrorCode.NOT_SUPPORTED, f"{task.name} takes no controls", "job.inputs")
+        source = next(iter(self._pipes.values()))
+        for controlnet in controlnets:  # a ControlNet for another UNet fails deep in torch: say it here
+            if controlnet.config.cross_attention_dim != source.unet.config.cross_attention_dim:
+                message = f"a control model does not fit {self.entry.name} (a ControlNet for another base model)"
+                raise EngineError(ErrorCode.NOT_SUPPORTED, message, "job.inputs")
+        controlnets = [c.to(source.unet.device, source.unet.dtype) for c in controlnets]  # an SDXL model may be bf16
+        controlnet = controlnets[0] if len(controlnets) == 1 else MultiControlNetModel(controlnets)
+        pipe = getattr(diffusers, cls_name).from_pipe(source, controlnet=controlnet, **dtype_kwarg(source.unet.dtype))
+        pipe.set_progress_bar_config(disable=True)
+        if self.placement.cpu_offload and self.placement.device.type == "cuda":
+            pipe.enable_model_cpu_offload(device=self.placement.device)
+            self._offloaded = pipe
+        return pipe
+
+
 class PipelineCache:
     """Loaded models, least recently used first out when a new one would pass the byte budget."""
 
     def __init__(
-        self, placement: Placement, budget_bytes: int, *, configs_dir: Path = CONFIGS_DIR, taesd_dir: Path | None = None
+        self, placement: Placement, budget_bytes: int, *, configs_dir: Path = CONFIGS_DIR,
+        taesd_dir: Path | None = None, models_dir: Path | None = None,
     ) -> None:
         self.placement = placement
         self.budget = budget_bytes
         self.configs_dir = configs_dir
         self.taesd_dir = taesd_dir
+        self.models_dir = models_dir  # TAESD weights there are found without a flag
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._taesd: dict[str, AutoencoderTiny | None] = {}
         quiet_diffusers_noise()
 
     def __contains__(self, name: str) -> bool:
         return name in self._models
+
+    def _taesd_for(self, family: str) -> AutoencoderTiny | None:
+        """One TAESD per latent family, looked for (and loaded) the first time a model of it loads."""
+        if family not in self._taesd:
+            self._taesd[family] = load_taesd(self.taesd_dir, family, self.placement, self.models_dir)
+        return self._taesd[family]
 
     def _estimate(self, entry: ModelEntry) -> int:
         if entry.source == "file":
@@ -320,7 +346,7 @@ class PipelineCache:
     def adopt(self, entry: ModelEntry, pipe: DiffusionPipeline) -> LoadedModel:
         """Cache a pipeline built elsewhere (benchmarks build full-size random-weight models in memory)."""
         model = LoadedModel(entry, pipe, self.placement)
-        model.taesd = self._taesd.setdefault(entry.family, load_taesd(self.taesd_dir, entry.family, self.placement))
+        model.taesd = self._taesd_for(entry.family)
         self._models[entry.name] = model
         return model
 
@@ -334,9 +360,7 @@ class PipelineCache:
         started = time.perf_counter()
         pipe, entry = load_pipeline(entry, self.placement, self.configs_dir)
         model = LoadedModel(entry, pipe, self.placement)
-        if entry.family not in self._taesd:
-            self._taesd[entry.family] = load_taesd(self.taesd_dir, entry.family, self.placement)
-        model.taesd = self._taesd[entry.family]
+        model.taesd = self._taesd_for(entry.family)
         log.info("loaded %s (%s, %.0f MB) in %.1f s", entry.name, entry.base, model.nbytes / 2**20,
                  time.perf_counter() - started)
         if entry.source == "builtin":

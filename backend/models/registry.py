@@ -14,6 +14,7 @@ from pathlib import Path
 
 from latentbrush.protocol import ErrorCode, ModelInfo, ProtocolError
 
+from ..control.registry import FOLDERS as CONTROL_FOLDERS
 from ..events import EngineError
 from .detect import NATIVE_RESOLUTION, detect_file
 
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 TINY, TINY_INPAINT = "tiny", "tiny-inpaint"
 MAX_SCAN_DEPTH = 2  # models/<file> and models/<group>/<file>, as A1111-style trees have
 PICKLE_SUFFIXES = (".ckpt",)
-SKIP_FOLDERS = ("upscale", "upscale_models")  # the upscaler registry's folders: no diffusion models there
+# other registries' folders (upscalers, ComfyUI's TAESD files, ControlNets): no checkpoints there
+SKIP_FOLDERS = ("upscale", "upscale_models", "vae_approx", *CONTROL_FOLDERS)
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,16 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from latentbrush.protocol import ErrorCode, JobRequest, Rect
 from latentbrush.protocol.messages import MAX_SEED, Size
 
+from ..control.models import ControlImage, Controls, control_family
 from ..events import EngineError, JobEvents, JobOutput, RefineFn
+from ..images import PREVIEW_ALPHA_FORMATS
 from ..inputs import JobInputs, pixels
 from . import masks
 from .cancel import raise_if_cancelled
@@ -33,8 +35,8 @@ if TYPE_CHECKING:
     from ..models.loader import LoadedModel
 
 # Conditioning roles run_diffusion implements for every diffusion op (SPEC.md 9.9: control, reference and
-# region are specified; none is implemented yet). A new one: add it here and use it in run_diffusion's call.
-DIFFUSION_ROLES: frozenset[str] = frozenset()
+# region are specified). A new one: add it here and use it in run_diffusion's call.
+DIFFUSION_ROLES: frozenset[str] = frozenset({"control"})
 
 # An operation's choice for a job: (job, inputs) -> (pipeline task, strength); op_*.py files define one each.
 PlanFn = Callable[[JobRequest, JobInputs], "tuple[PipelineTask, float]"]
@@ -109,11 +111,25 @@ def pick_seed(job: JobRequest) -> int:
     return job.seed if job.seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
+def control_images(controls: Controls | None, model: LoadedModel, inputs: JobInputs, width: int,
+                   height: int) -> tuple[ControlImage, ...]:
+    """The job's ``control`` inputs as ControlNets and control images at the processing size."""
+    items = [(item.input, item.field.rsplit(".", 1)[0], item.pixels) for item in inputs.get("control", ())]
+    if not items:
+        return ()
+    if controls is None:
+        raise EngineError(ErrorCode.NOT_SUPPORTED, "this server takes no control inputs", items[0][1] + ".role")
+    prepared = controls.prepare(items, control_family(model.entry.base, model.entry.family))
+    return tuple(replace(c, image=masks.resize_rgb(c.image, width, height)) for c in prepared)
+
+
 def run_diffusion(
-    model: LoadedModel, job: JobRequest, inputs: JobInputs, events: JobEvents, choose: PlanFn
+    model: LoadedModel, job: JobRequest, inputs: JobInputs, events: JobEvents, choose: PlanFn,
+    controls: Controls | None = None,
 ) -> JobOutput:
     """Run a diffusion job as ``choose`` (the operation's plan) says; the image input (RGBA) and the mask input
-    cover ``job.context``. The protocol checked which inputs the operation needs, so absent ones are absent."""
+    cover ``job.context``. The protocol checked which inputs the operation needs, so absent ones are absent;
+    ``controls`` turns ``control`` inputs into ControlNets and control images."""
     started = time.perf_counter()
     context = job.context or job.region
     for items in inputs.values():
@@ -126,11 +142,15 @@ def run_diffusion(
     task, strength = choose(job, inputs)
     plan = plan_job(job, task, strength, model)
     original = np.ascontiguousarray(image[..., :3]) if image is not None else None
+    steering = control_images(controls, model, inputs, plan.width, plan.height)
 
     grown = soft = alpha = None
     if mask is not None:
         grown, soft = masks.denoise_mask(mask, job.mask_grow, job.mask_feather)
-        alpha = masks.composite_mask(soft, grown, job.mask_blend)
+        if job.mask_outward is None:  # 1.0: alpha reaches as far as the grown mask
+            alpha = masks.composite_mask(soft, grown, job.mask_blend)
+        else:
+            alpha = masks.capped_alpha(mask, job.mask_outward, job.mask_blend)
     seed = pick_seed(job)
     pipe_image = pipe_mask = None
     if original is not None and plan.task.name != "txt2img":
@@ -144,7 +164,8 @@ def run_diffusion(
     preview = None
     if job.preview_format != "none":
         decoder = TaesdDecoder(model.taesd) if model.taesd is not None else LinearDecoder(model.entry.family)
-        preview = RegionPreview(decoder, context, job.region, job.preview_max_side, original, alpha)
+        clip = job.preview_format in PREVIEW_ALPHA_FORMATS  # shown as the result will be: the composite's alpha
+        preview = RegionPreview(decoder, context, job.region, job.preview_max_side, original, alpha, clip=clip)
     reporter = StepReporter(events, plan.steps_per_image * job.batch, job.region, previews=preview is not None)
     seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(job.batch))
     raise_if_cancelled(events.cancel)  # cancelled while the model loaded: never report a start
@@ -155,7 +176,7 @@ def run_diffusion(
     images = []
     for index, image_seed in enumerate(seeds):
         call = DenoiseCall(plan.task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg,
-                           plan.strength, image_seed, plan.width, plan.height)
+                           plan.strength, image_seed, plan.width, plan.height, steering)
         on_step = _on_step(reporter, plan, index, preview)
         generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, on_step)
         generated = _crop(masks.resize_rgb(generated, context.width, context.height), context, job.region)
@@ -166,6 +187,7 @@ def run_diffusion(
         "model": model.entry.name, "base": model.entry.base, "op": job.op, "task": plan.task.name,
         "sampler": job.sampler, "steps": job.steps, "cfg": job.cfg, "strength": plan.strength,
         "resolution": [plan.width, plan.height], "prefill": plan.prefill,
+        "controls": [{"weight": c.weight, "start": c.start, "end": c.end} for c in steering],
         "preview": "none" if preview is None else ("taesd" if model.taesd is not None else "linear"),
         "seconds": round(time.perf_counter() - started, 3),
     }

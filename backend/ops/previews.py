@@ -1,4 +1,4 @@
-"""Step previews: capture the x0 estimate of each step and turn it into a small RGB image of the job's region.
+"""Step previews: capture the x0 estimate of each step and turn it into a picture of the job's region.
 
 diffusers' step callback only sees x_t (noisy); x0 (the predicted clean latent) gives a much cleaner preview.
 Schedulers hand x0 out in different ways, so :class:`X0Capture` wraps ``scheduler.step`` and takes the first
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from latentbrush.protocol import Rect
+from latentbrush.protocol.geometry import Rect, Size
 from PIL import Image
 
 # ComfyUI's latent_rgb_factors (rows: latent channels; cols: R, G, B), applied to scaled latents; out in [-1, 1].
@@ -131,11 +131,16 @@ class X0Capture:
 
 
 class RegionPreview:
-    """Turns an x0 latent of the whole processed context into a preview of ``region``.
+    """Turns an x0 latent of the whole processed context into a preview picture of ``region``.
 
-    The decoded image covers ``context``; the region is cut out with a fractional box (exact however the
-    context was scaled). Where a composite mask is given, the preview is blended over the original pixels
-    so the painter sees the new content in place, not a rectangle of noise over the untouched canvas.
+    The picture has the region's own size (shrunk to fit ``max_side``), whatever the decoder's resolution:
+    TAESD's full-resolution decode is resampled to it, the linear projection's 1/8-scale image is upscaled
+    smoothly (bicubic), so the client never stretches a tiny blocky picture. The region is cut out with a
+    fractional box (exact however the context was scaled).
+
+    With a composite ``alpha`` (a masked job) the preview looks like the result will: with ``clip`` it is
+    RGBA whose alpha is the composite alpha (exactly, at the region's size) and whose RGB is the original
+    where alpha is 0; without (a format with no alpha) it is the prediction blended over the original.
     """
 
     def __init__(
@@ -146,40 +151,53 @@ class RegionPreview:
         max_side: int,
         original_rgb: np.ndarray | None = None,
         alpha: np.ndarray | None = None,
+        *,
+        clip: bool = False,
     ) -> None:
         self.decoder, self.context, self.region, self.max_side = decoder, context, region, max_side
-        self.original_rgb, self.alpha = original_rgb, alpha
-        self._backdrop: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
+        self.original_rgb, self.alpha, self.clip = original_rgb, alpha, clip
+        self.size = preview_size(region, max_side)
+        self._backdrop: tuple[np.ndarray, np.ndarray] | None = None
 
     def _region_box(self, width: int, height: int) -> tuple[float, float, float, float]:
         sx, sy = width / self.context.width, height / self.context.height
         x, y = self.region.x - self.context.x, self.region.y - self.context.y
         return (x * sx, y * sy, (x + self.region.width) * sx, (y + self.region.height) * sy)
 
-    def _out_size(self, width: int, height: int) -> tuple[int, int]:
-        w = max(1, round(self.region.width * width / self.context.width))
-        h = max(1, round(self.region.height * height / self.context.height))
-        shrink = min(1.0, self.max_side / max(w, h))
-        return max(1, round(w * shrink)), max(1, round(h * shrink))
+    def _to_preview(self, array: np.ndarray, resample: Image.Resampling) -> np.ndarray:
+        """The region of a context-covering ``array`` (any resolution) at the preview size."""
+        height, width = array.shape[:2]
+        if (width, height) == (self.context.width, self.context.height) and self.size == self.region.size:
+            x, y = self.region.x - self.context.x, self.region.y - self.context.y
+            return array[y : y + self.region.height, x : x + self.region.width]  # exact: no resampling
+        box = self._region_box(width, height)
+        return np.asarray(Image.fromarray(array).resize((self.size.width, self.size.height), resample, box=box))
 
-    def _backdrop_for(
-        self, size: tuple[int, int], original_rgb: np.ndarray, full_alpha: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The original pixels and alpha at preview size, computed once per size."""
-        if self._backdrop is None or self._backdrop[0] != size:
-            box = self._region_box(self.context.width, self.context.height)
-            rgb = np.asarray(Image.fromarray(original_rgb).resize(size, Image.Resampling.BILINEAR, box=box))
-            alpha = np.asarray(Image.fromarray(full_alpha).resize(size, Image.Resampling.BILINEAR, box=box))
-            self._backdrop = (size, rgb.astype(np.float32), alpha.astype(np.float32)[..., None] / 255.0)
-        return self._backdrop[1], self._backdrop[2]
+    def _backdrop_for(self, original_rgb: np.ndarray, full_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The original pixels and the composite alpha at preview size, computed once."""
+        if self._backdrop is None:
+            rgb = self._to_preview(original_rgb, Image.Resampling.BILINEAR)
+            alpha = self._to_preview(full_alpha, Image.Resampling.BILINEAR)
+            self._backdrop = (rgb, alpha)
+        return self._backdrop
 
     def __call__(self, x0: torch.Tensor) -> np.ndarray:
-        decoded = self.decoder(x0)
-        height, width = decoded.shape[:2]
-        size = self._out_size(width, height)
-        box = self._region_box(width, height)
-        preview = np.asarray(Image.fromarray(decoded).resize(size, Image.Resampling.BILINEAR, box=box))
-        if self.original_rgb is None or self.alpha is None:
-            return preview
-        rgb, alpha = self._backdrop_for(size, self.original_rgb, self.alpha)
-        return np.rint(rgb + (preview.astype(np.float32) - rgb) * alpha).astype(np.uint8)
+        preview = self._to_preview(self.decoder(x0), Image.Resampling.BICUBIC)
+        if self.alpha is None:
+            return np.ascontiguousarray(preview)
+        if self.original_rgb is None:  # txt2img into a selection: nothing to show outside it
+            original = np.zeros_like(preview)
+            alpha = self._to_preview(self.alpha, Image.Resampling.BILINEAR)
+        else:
+            original, alpha = self._backdrop_for(self.original_rgb, self.alpha)
+        if self.clip:
+            rgb = np.where((alpha > 0)[..., None], preview, original)
+            return np.dstack([rgb, alpha])
+        weight = alpha.astype(np.float32)[..., None] / 255.0
+        return np.rint(original + (preview.astype(np.float32) - original) * weight).astype(np.uint8)
+
+
+def preview_size(region: Rect, max_side: int) -> Size:
+    """The preview picture's size: the region's, shrunk (never grown) to fit ``max_side``."""
+    shrink = min(1.0, max_side / max(region.width, region.height))
+    return Size(max(1, round(region.width * shrink)), max(1, round(region.height * shrink)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -50,6 +51,7 @@ from .connection import (
     ConnectionLost,
     NotConnected,
     RequestRefused,
+    RequestTimeout,
     is_loopback_url,
     open_connection,
 )
@@ -66,6 +68,7 @@ __all__ = [
     "NotConnected",
     "ReconnectPolicy",
     "RequestRefused",
+    "RequestTimeout",
 ]
 
 log = logging.getLogger("latentbrush.plugin.client")
@@ -75,15 +78,28 @@ MAX_QUERY_HASHES = 64  # QueryBlobs.hashes items_max
 
 @dataclass(frozen=True)
 class ReconnectPolicy:
-    """Exponential backoff between reconnect attempts; ``max_attempts`` None = until closed."""
+    """How the client retries a dropped link, and how long running jobs wait for it.
 
-    initial_delay: float = 0.2
+    Exponential backoff between attempts, at most ``max_attempts`` (None: until closed), then the
+    state is FAILED. Jobs that were running when the link dropped end as failed (code
+    ``CONNECTION_LOST``) when it is not back within ``job_grace`` seconds (None: they wait for the
+    attempts to run out). While waiting, a RECONNECTING event goes out every ``tick`` seconds.
+    """
+
+    initial_delay: float = 0.5
     max_delay: float = 10.0
     factor: float = 2.0
-    max_attempts: int | None = None
+    max_attempts: int | None = 8
+    job_grace: float | None = 10.0
+    tick: float = 1.0
 
     def delay(self, attempt: int) -> float:
         return min(self.max_delay, self.initial_delay * self.factor ** max(0, attempt - 1))
+
+    def countdown(self, attempt: int) -> tuple[float, ...]:
+        """Seconds left before ``attempt`` at each tick of the wait: (delay, delay - tick, ...), all > 0."""
+        delay, tick = self.delay(attempt), max(self.tick, 1e-3)
+        return tuple(delay - i * tick for i in range(math.ceil(delay / tick - 1e-9)))
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,8 @@ class Client:
         self._request_lock: asyncio.Lock | None = None
         self._waiters: dict[str, asyncio.Future[Any]] = {}  # request key -> its answer
         self._closing = False
+        self._abandoned: set[str] = set()  # jobs ended here (cancelled offline, given up): the server is told
+        self._grace: asyncio.TimerHandle | None = None  # ends the running jobs if the link stays down
 
     # ----------------------------------------------------------------------------- listeners
 
@@ -164,9 +182,12 @@ class Client:
                             with contextlib.suppress(Exception):
                                 other(ev.ClientFailure(f"listener failed on {type(event).__name__}: {exc!r}", exc))
 
-    def _set_state(self, state: ConnectionState, message: str = "", attempt: int = 0, resumed: bool = False) -> None:
+    def _set_state(self, state: ConnectionState, message: str = "", attempt: int = 0, resumed: bool = False,
+                   retry_in: float | None = None) -> None:
         self.state = state
-        self._emit(ev.ConnectionChanged(state, message, attempt, self.hello, resumed))
+        limit = self.reconnect_policy.max_attempts if state in (ConnectionState.RECONNECTING,
+                                                                ConnectionState.FAILED) else None
+        self._emit(ev.ConnectionChanged(state, message, attempt, self.hello, resumed, retry_in, limit))
 
     # ----------------------------------------------------------------------------- connection
 
@@ -203,6 +224,7 @@ class Client:
 
     async def close(self) -> None:
         self._closing = True
+        self._stop_grace()
         for task in (self._reconciler, self._supervisor):
             if task is not None and not task.done():
                 task.cancel()
@@ -263,40 +285,83 @@ class Client:
 
     async def _reconnect(self, reason: str) -> bool:
         old_id = self.client_id
-        self._set_state(ConnectionState.RECONNECTING, reason)
+        policy = self.reconnect_policy
+        log.warning("%s; reconnecting", reason)
+        self._start_grace()
         attempt = 0
         while not self._closing:
             attempt += 1
-            policy = self.reconnect_policy
             if policy.max_attempts is not None and attempt > policy.max_attempts:
                 self._give_up(f"gave up after {policy.max_attempts} reconnect attempts ({reason})")
                 return False
-            await asyncio.sleep(policy.delay(attempt))
+            for left in policy.countdown(attempt):  # a RECONNECTING event per tick: the UI's countdown
+                if self._closing:
+                    return False
+                self._set_state(ConnectionState.RECONNECTING, reason, attempt, retry_in=left)
+                await asyncio.sleep(min(policy.tick, left))
             try:
                 hello = await self._open()
             except ConnectError as exc:
                 if exc.fatal:
                     self._give_up(str(exc))
                     return False
-                self._set_state(ConnectionState.RECONNECTING, str(exc), attempt)
+                reason = str(exc)
+                log.info("reconnect attempt %d failed: %s", attempt, reason)
                 continue
+            self._stop_grace()
             self.stats.reconnects += 1
             resumed = bool(hello.resumed and hello.client_id == old_id)
             self._set_state(ConnectionState.CONNECTED, "reconnected", attempt, resumed)
             if not resumed:
+                self._abandoned.clear()  # a new session: the old one's jobs are gone with it
                 self._fail_active("the server restarted and no longer knows this job; submit it again")
-            elif len(self._book):
+            elif len(self._book) or self._abandoned:
                 self._reconciler = asyncio.get_running_loop().create_task(self._reconcile())
                 self._reconciler.add_done_callback(self._task_done)
             return True
         return False
 
     def _give_up(self, message: str) -> None:
-        self._fail_active(f"connection lost: {message}")
+        log.warning("giving up: %s", message)
+        self._stop_grace()
+        self.abandon_all(ev.CONNECTION_LOST, f"connection lost: {message}")
         self._set_state(ConnectionState.FAILED, message)
 
+    def _start_grace(self) -> None:
+        grace = self.reconnect_policy.job_grace
+        if grace is not None and self._grace is None and len(self._book):
+            self._grace = asyncio.get_running_loop().call_later(grace, self._grace_over, grace)
+
+    def _stop_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
+    def _grace_over(self, grace: float) -> None:
+        self._grace = None
+        self.abandon_all(ev.CONNECTION_LOST, f"the connection did not come back within {grace:g} s")
+
+    def abandon_all(self, code: str, message: str) -> list[str]:
+        """End every running job here, as ``JobFailed(code, message)``; the server is told to cancel them
+        if this client reaches it again. Returns their ids. For a server known to be gone (its process
+        exited) or a link that stayed down too long."""
+        ids = list(self._book.states())
+        for job_id in ids:
+            self._book.withdraw(job_id)
+            self._abandoned.add(job_id)
+        for job_id in ids:
+            self._emit(ev.JobFailed(job_id, code, message))
+        return ids
+
     async def _reconcile(self) -> None:
-        """After a resume the server replays what we missed; jobs it no longer lists are lost."""
+        """After a resume: cancel what was given up meanwhile; the server replays what we missed, and
+        jobs it no longer lists are lost."""
+        for job_id in sorted(self._abandoned):
+            if self.connected and self._conn is not None:
+                with contextlib.suppress(Exception):  # best effort: the job already ended here
+                    await self._ws.send(self._conn.cancel(job_id))
+        if not len(self._book):
+            return
         try:
             answer = await self.query_queue()
         except ClientError as exc:
@@ -335,6 +400,12 @@ class Client:
                 log.warning("server: %s: %s", event.code, event.message)
                 self._emit(event)
             elif not isinstance(event, (pev.HelloAccepted, pev.HandshakeFailed)):
+                job_id = getattr(event, "job_id", None)
+                if job_id is not None and job_id in self._abandoned:  # it already ended here
+                    self._book.withdraw(job_id)
+                    if isinstance(event, ev.FINAL_EVENTS):
+                        self._abandoned.discard(job_id)
+                    continue
                 self._emit(event)
 
     # ----------------------------------------------------------------------------- requests
@@ -360,7 +431,7 @@ class Client:
                 answer = await asyncio.wait_for(future, self.request_timeout)
             except asyncio.TimeoutError:
                 conn.forget(key)
-                raise ClientError(f"no answer from the server within {self.request_timeout:.0f} s")
+                raise RequestTimeout(f"no answer from the server within {self.request_timeout:.0f} s")
             except (ConnectionClosed, OSError) as exc:  # only the transport failing is a lost connection
                 conn.forget(key)
                 raise ConnectionLost(f"connection lost while sending: {exc!r}")
@@ -432,10 +503,26 @@ class Client:
         return answer.position if isinstance(answer, Queued) else 0
 
     async def cancel(self, job_id: str) -> None:
-        """Ask the server to cancel; a ``JobCancelled`` (or the job's final event) follows."""
-        if not self.connected or self._conn is None:
-            raise NotConnected(f"not connected to {self.url} ({self.state.value})")
-        await self._ws.send(self._conn.cancel(job_id))
+        """Ask the server to cancel; a ``JobCancelled`` (or the job's final event) follows.
+
+        While the link is down the job ends here at once (a ``JobCancelled`` now), and the server is
+        asked to cancel it once the link is back. Raises NotConnected only before ``connect``.
+        """
+        from websockets.exceptions import ConnectionClosed
+
+        if self._request_lock is None:
+            raise NotConnected("call connect() first")
+        if self.connected and self._conn is not None:
+            try:
+                await self._ws.send(self._conn.cancel(job_id))
+                return
+            except (ConnectionClosed, OSError) as exc:
+                log.info("cancel of %s could not be sent (%r): ending it here", job_id, exc)
+        known = job_id in self._book
+        self._book.withdraw(job_id)
+        self._abandoned.add(job_id)
+        if known:
+            self._emit(ev.JobCancelled(job_id))
 
     async def query_models(self) -> ModelsAnswer:
         answer = await self._request(lambda conn: conn.query_models())

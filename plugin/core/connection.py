@@ -37,6 +37,10 @@ class ConnectionLost(ClientError):
     pass
 
 
+class RequestTimeout(ClientError):
+    """The server sent no answer to a request in time (the link may still be up)."""
+
+
 class RequestRefused(ClientError):
     """The server answered a request with an error message (``error`` has code, field, job_id)."""
 

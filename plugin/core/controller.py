@@ -25,6 +25,7 @@ from .buffers import crop, swap_red_blue, tighten
 from .client import Blob, Client
 from .history import History, JobRecord, ResultImage
 from .host import Host, Pixels, Selection
+from .messages import HOST, MISSING_RESULTS, explain, gave_up_text, op_label, painter_message, reconnecting_text
 from .planning import PlanSettings, RegionPlan, plan_from_mask, plan_generate, plan_whole_canvas
 from .requests import (
     GenerationSettings,
@@ -83,13 +84,6 @@ def _unscale(bounds: Rect, sx: float, sy: float) -> Rect:
     return Rect(x, y, max(1, round_half_up(bounds.right / sx) - x), max(1, round_half_up(bounds.bottom / sy) - y))
 
 
-def _error_code(exc: Exception) -> str:
-    """The protocol error code an exception carries (RequestError, RequestRefused), else its class name."""
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    return str(getattr(code, "value", code)) if code is not None else type(exc).__name__
-
-
 class Controller:
     """Runs jobs for one document. Construct on the host's thread with a connected ``Client``."""
 
@@ -133,10 +127,12 @@ class Controller:
         if selection is None:
             plan = plan_whole_canvas(canvas)
         else:
-            plan = plan_from_mask(canvas, selection.data, selection.bounds, strength, self.plan_settings)
+            # an explicit Inpaint of a fully selected canvas (Select All) repaints all of it
+            plan = plan_from_mask(canvas, selection.data, selection.bounds, strength, self.plan_settings,
+                                  outward=settings.blend_outward, whole_canvas_is_selection=op == "inpaint")
         op = op or choose_operation(plan.has_mask, settings.strength)
         if op == "inpaint" and not plan.has_mask:
-            raise ControllerError("inpaint needs a selection: select the area to repaint first")
+            raise ControllerError("Inpaint needs a selection: select the area to repaint first")
         if op == "txt2img" and plan.has_mask:
             plan = plan_generate(plan, self.plan_settings)
         return op, plan, selection
@@ -174,19 +170,26 @@ class Controller:
         self._jobs[job_id] = job
         try:
             image, mask = self._capture(op, plan, selection)
+            controls = self._capture_controls(op, plan, settings)
             request = build_request(
                 op, plan, settings, job_id=job_id,
                 image=image.hash if image else None,
                 mask=mask.hash if mask else None,
                 formats=self._formats(),
+                controls=tuple(c.hash for c in controls),
             )
             validated(request, self.client.hello)  # this server's limits and formats, before any upload
             job.request = request
             self.history.update(job_id, request=request, state=hs.SUBMITTED)
-            self.host.report_status(f"{op}: uploading and submitting", None)
-            position = await self.client.submit(request, [b for b in (image, mask) if b is not None])
+            self.host.report_status(f"{op_label(op)}: sending the image to the server", None)
+            position = await self.client.submit(request, [b for b in (image, mask, *controls) if b is not None])
+        except asyncio.CancelledError:  # the session went away mid-upload: no record stays "submitted"
+            self._finish(job_id, hs.CANCELLED)
+            raise
         except Exception as exc:
-            self._finish(job_id, hs.ERROR, error=str(exc), error_code=_error_code(exc))
+            why = explain(exc, op)
+            log.warning("%s job %s could not be submitted: %s", op, job_id, why.detail)
+            self._finish(job_id, hs.ERROR, error=why.message, error_code=why.code)
             raise
         record = self.history.get(job_id) or record
         if not record.final and record.state in (hs.SUBMITTED, hs.PREPARING):
@@ -209,6 +212,20 @@ class Controller:
         mask = Blob(coverage, "gray8", w, h) if coverage is not None else None
         return image, mask
 
+    def _capture_controls(self, op: str, plan: RegionPlan, settings: GenerationSettings) -> tuple[Blob, ...]:
+        """Each control layer's pixels over the context (an upscale takes none)."""
+        if op == "upscale" or not settings.controls:
+            return ()
+        w, h = plan.context.width, plan.context.height
+        blobs = []
+        for control in settings.controls:
+            pixels = self.host.read_control(control.source, plan.context)
+            if pixels.format not in COLOR_FORMATS or len(pixels.data) != w * h * 4:
+                raise ControllerError(f"host returned {pixels.format} control pixels of {pixels.bounds}, "
+                                      f"expected {self.host.pixel_format} of {plan.context}")
+            blobs.append(Blob(pixels.data, pixels.format, w, h))
+        return tuple(blobs)
+
     async def wait(self, job_id: str) -> JobRecord:
         """The final record of a job this controller submitted."""
         job = self._jobs.get(job_id)
@@ -225,7 +242,11 @@ class Controller:
         return await self.wait(record.job_id)
 
     async def cancel(self, job_id: str | None = None) -> None:
-        """Cancel one job, or every job of this controller that is not final."""
+        """Cancel one job, or every job of this controller that is not final.
+
+        Works while the link is down too: the client ends the job here at once (and tells the server
+        once it is back), so Cancel never fails and never leaves a preview behind.
+        """
         ids = [job_id] if job_id else list(self._jobs)
         for jid in ids:
             job = self._jobs.get(jid)
@@ -235,8 +256,11 @@ class Controller:
             if record.state in (hs.PREPARING, hs.SUBMITTED):
                 job.cancel_requested = True  # sent once the server has the job
                 continue
-            self.host.report_status(f"{job.op}: cancelling", None)
+            self.host.report_status(f"{op_label(job.op)}: cancelling", None)
             await self.client.cancel(jid)
+            record = self.history.get(jid)
+            if not self.client.connected and record is not None and not record.final:
+                self._finish(jid, hs.CANCELLED)  # the client did not know it any more: end it here too
 
     # ----------------------------------------------------------------------------- events
 
@@ -255,29 +279,30 @@ class Controller:
             self._handle(job_id, job, event)
         except Exception as exc:
             log.exception("handling %s for job %s failed", type(event).__name__, job_id)
-            self._finish(job_id, hs.ERROR, error=f"{type(event).__name__[3:].lower()} failed in the host: {exc}",
-                         error_code="host")
+            self._finish(job_id, hs.ERROR, error=f"{painter_message(HOST, job.op)} ({exc})", error_code=HOST)
 
     def _on_connection(self, event: ev.ConnectionChanged) -> None:
+        if not self._jobs:
+            return  # nothing of ours is waiting: the connection panel says it
         if event.state is ev.ConnectionState.RECONNECTING:
-            self.host.report_status(f"Connection lost, reconnecting… {event.message}", None)
+            self.host.report_status(reconnecting_text(event.attempt, event.max_attempts, event.retry_in), None)
         elif event.state is ev.ConnectionState.FAILED:
-            self.host.report_status(f"Disconnected: {event.message}", None)
+            self.host.report_status(gave_up_text(event.max_attempts), None)
         elif event.state is ev.ConnectionState.CONNECTED and event.attempt:
-            self.host.report_status("Reconnected" + (" (jobs resumed)" if event.resumed else ""), None)
+            self.host.report_status("Reconnected" + (": the job goes on" if event.resumed else ""), None)
 
     def _handle(self, job_id: str, job: _Job, event: ev.JobEvent) -> None:
         if isinstance(event, ev.JobQueued):
             self.history.update(job_id, state=hs.QUEUED, queue_position=event.position)
-            self.host.report_status(f"{job.op}: queued, {event.position} ahead", None)
+            self.host.report_status(f"{op_label(job.op)}: waiting, {event.position} job(s) ahead", None)
         elif isinstance(event, ev.JobStarted):  # repeated after a resume: keep the first time
             job.started_at = job.started_at or time.time()
             self.history.update(job_id, state=hs.STARTED, started=job.started_at, total=event.total,
                                 seed=event.seed, queue_position=None)
-            self.host.report_status(f"{job.op}: started (seed {event.seed})", 0.0)
+            self.host.report_status(f"{op_label(job.op)}: started (seed {event.seed})", 0.0)
         elif isinstance(event, ev.JobProgress):
             self.history.update(job_id, step=event.step, total=event.total)
-            self.host.report_status(f"{job.op}: {event.stage} step {event.step}/{event.total}",
+            self.host.report_status(f"{op_label(job.op)}: {event.stage} step {event.step}/{event.total}",
                                     event.step / max(1, event.total))
         elif isinstance(event, ev.JobPreview):
             self._show_preview(job_id, job, event.header, event.payload)
@@ -289,7 +314,9 @@ class Controller:
         elif isinstance(event, ev.JobCancelled):
             self._finish(job_id, hs.CANCELLED)
         elif isinstance(event, ev.JobFailed):
-            self._finish(job_id, hs.ERROR, error=event.message, error_code=event.code)
+            log.warning("%s job %s failed: %s: %s (field %s)", job.op, job_id, event.code, event.message, event.field)
+            self._finish(job_id, hs.ERROR, error=painter_message(event.code, job.op, event.field),
+                         error_code=event.code)
 
     def _upscale_factors(self, job: _Job) -> tuple[float, float] | None:
         """Output / region size of an upscale job, None for the other operations."""
@@ -336,15 +363,16 @@ class Controller:
             server = f"{self.client.hello.server} on {self.client.hello.device}"
         self.history.update(job_id, info=dict(event.info), server=server)
         if len(job.results) != event.results:
-            self._finish(job_id, hs.ERROR, error_code="missing_results",
-                         error=f"the server reported {event.results} results but {len(job.results)} arrived")
+            log.warning("job %s: the server reported %d results but %d arrived", job_id, event.results,
+                        len(job.results))
+            self._finish(job_id, hs.ERROR, error_code=MISSING_RESULTS, error=painter_message(MISSING_RESULTS, job.op))
             return
         seeds = ", ".join(str(r.seed) for r in job.results if r.seed is not None)
         self._finish(job_id, hs.DONE)
         record = self.history.get(job_id)
         took = f" in {record.seconds:.1f} s" if record and record.seconds is not None else ""
         seed_text = f", seed {seeds}" if seeds else ""
-        self.host.report_status(f"{job.op}: done, {len(job.results)} image(s){took}{seed_text}", 1.0)
+        self.host.report_status(f"{op_label(job.op)}: done, {len(job.results)} image(s){took}{seed_text}", 1.0)
 
     def _finish(self, job_id: str, state: str, *, error: str | None = None, error_code: str | None = None) -> None:
         record = self.history.get(job_id)
@@ -358,7 +386,7 @@ class Controller:
             except Exception:
                 log.exception("removing the preview failed")
         if state == hs.ERROR:
-            self.host.report_status(f"Error: {error}", None)
+            self.host.report_status(error or painter_message(error_code, record.op if record else None), None)
         elif state == hs.CANCELLED:
             self.host.report_status("Cancelled", None)
         if job is not None and not job.done.done() and record is not None:

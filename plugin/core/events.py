@@ -2,7 +2,8 @@
 
 Job events are the protocol connection's own (``latentbrush.protocol.events``), passed on unchanged.
 Connection events say when the link drops, comes back (``resumed`` tells whether the server
-still knew this client) or gives up.
+still knew this client) or gives up. While it is down, a ``RECONNECTING`` event per countdown tick
+says which attempt comes next and in how many seconds, so a UI can show a countdown.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from latentbrush.protocol.events import (
 )
 
 __all__ = [  # the job events are the protocol's; listeners import them all from here
+    "CONNECTION_LOST",
     "FINAL_EVENTS",
     "LOST_JOB",
+    "SERVER_STOPPED",
     "ClientEvent",
     "ClientFailure",
     "ConnectionChanged",
@@ -47,6 +50,10 @@ __all__ = [  # the job events are the protocol's; listeners import them all from
     "ServerError",
 ]
 
+# JobFailed codes of the plugin's own, beside the protocol's LOST_JOB (the server forgot the job):
+CONNECTION_LOST = "connection_lost"  # the link dropped and did not come back within the policy's job grace
+SERVER_STOPPED = "server_stopped"  # the local server process the plugin started exited
+
 
 class ConnectionState(str, Enum):
     CONNECTING = "connecting"
@@ -63,6 +70,8 @@ class ConnectionChanged:
     attempt: int = 0  # reconnect attempt number, 0 for the first connection
     hello: ServerHello | None = None
     resumed: bool = False  # the server still held this client's session (and its jobs)
+    retry_in: float | None = None  # RECONNECTING: seconds until attempt ``attempt`` (a countdown, re-sent each tick)
+    max_attempts: int | None = None  # RECONNECTING / FAILED: the policy's limit (None: no limit)
 
 
 @dataclass(frozen=True)

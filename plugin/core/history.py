@@ -115,6 +115,10 @@ class History:
         self._notify(record)
         return record
 
+    def remove(self, job_id: str) -> JobRecord | None:
+        """Forget a record (the painter deleted it); listeners are not told: the caller says so."""
+        return self._records.pop(job_id, None)
+
     def get(self, job_id: str) -> JobRecord | None:
         return self._records.get(job_id)
 

@@ -207,6 +207,8 @@ class Document:
         self._root = Node(self, "root", "grouplayer")
         self._selection: Selection | None = None
         self.undo_log: list[tuple[str, Any, Any]] = []  # (text, undo, redo)
+        self._annotations: dict[str, tuple[str, bytes]] = {}
+        self.modified = False
         background = Node(self, "Background", "paintlayer")
         background.pixels[...] = np.iinfo(self.dtype).max  # opaque white
         self._root._attach(background, 0)
@@ -291,6 +293,24 @@ class Document:
             found.append(node)
             todo += node._children
         return found
+
+    # annotations: stored with the document (a .kra keeps them), not undoable; setting one modifies it
+    def setAnnotation(self, kind: str, description: str, data: Any) -> None:
+        self._annotations[kind] = (description, bytes(data.data()) if hasattr(data, "data") else bytes(data))
+        self.modified = True
+
+    def annotation(self, kind: str) -> bytes:
+        return self._annotations.get(kind, ("", b""))[1]
+
+    def annotationDescription(self, kind: str) -> str:
+        return self._annotations.get(kind, ("", b""))[0]
+
+    def annotationTypes(self) -> list[str]:
+        return list(self._annotations)
+
+    def removeAnnotation(self, kind: str) -> None:
+        self._annotations.pop(kind, None)
+        self.modified = True
 
     # test helpers
     def record(self, text: str, undo: Any, redo: Any) -> None:

@@ -11,6 +11,7 @@ from fake_krita import Selection
 from latentbrush.plugin.hosts.krita.extension import find_docker, register
 from latentbrush.plugin.hosts.krita.preview import PREVIEW_LAYER_NAME
 from latentbrush.plugin.hosts.krita.settings import REMOTE, SETTINGS_GROUP
+from latentbrush.plugin.qt import QWidget
 from plugin_fake_server import FakeServer
 from qt_wait import spin_until
 
@@ -65,6 +66,31 @@ def test_registration_gives_a_docker_and_the_actions(plugin, app):
     assert docker.connection.status.text().endswith("Not connected")
 
 
+def test_the_docker_is_four_tabs_with_a_big_primary_action(plugin, app):
+    _, docker, _ = plugin
+    tabs = docker.tabs
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Generate", "Upscale", "History", "Connection"]
+    assert tabs.tabText(tabs.currentIndex()) == "Connection"  # not connected yet: that comes first
+    names = {w.objectName() for w in docker.findChildren(QWidget)}
+    assert {"latentbrush_run", "latentbrush_generate", "latentbrush_inpaint", "latentbrush_refine",
+            "latentbrush_upscale", "latentbrush_prompt", "latentbrush_history", "latentbrush_cancel",
+            "latentbrush_progress", "latentbrush_connection_status", "latentbrush_blend_outward"} <= names
+    run, inpaint = docker.generation.run, docker.generation.buttons["inpaint"]
+    assert run.minimumHeight() >= 2 * inpaint.sizeHint().height() - 2 and run.font().bold()
+    assert docker.generation.buttons["upscale"].font().bold()  # the Upscale tab's own primary action
+    document(app)
+    run.click()  # the primary action is the auto one (inpaint the selection): without a server it says why
+    assert "Not connected" in docker.progress.status.text()
+
+
+def test_connecting_from_the_connection_tab_moves_on_to_generate(plugin, server):
+    _, docker, session = plugin
+    docker.show_tab("Connection")
+    connect(docker, session, server)
+    spin_until(lambda: docker.tabs.tabText(docker.tabs.currentIndex()) == "Generate", "the Generate tab")
+    assert docker.tabs.tabToolTip(3) == "Connected"
+
+
 def test_generating_without_a_connection_says_why(plugin, app):
     _, docker, _ = plugin
     document(app)
@@ -101,7 +127,8 @@ def test_a_wrong_token_is_reported(plugin, server):
     docker.connection.token.setText("wrong")
     docker.connection.button.click()
     spin_until(lambda: session.state == "failed", "the refusal")
-    assert "unauthorized" in docker.connection.status.text() or "unauthorized" in docker.progress.status.text()
+    assert "refused the token" in docker.connection.status.text()  # in plain words, not "unauthorized"
+    assert "unauthorized" not in docker.progress.status.text()
 
 
 def test_inpaint_action_streams_previews_and_adds_one_result_layer(plugin, server, app, monkeypatch):
@@ -185,6 +212,9 @@ def test_refine_uses_the_strength_slider_and_upscale_resizes(plugin, server, app
     refine = session.history.records[-1]
     assert refine.op == "img2img" and refine.settings.strength == 0.35 and refine.state == "done"
 
+    row = docker.history.list.item(0).text()
+    assert row.startswith("Refine · ") and "img2img" not in row  # the docker's words, not the protocol's
+
     doc.setSelection(Selection())
     docker.generation.upscale_factor.setValue(2.0)
     docker.generation.buttons["upscale"].click()
@@ -217,3 +247,50 @@ def test_a_second_window_docker_shows_the_shared_history(plugin, server, app):
     second = app.factories[0].createDockWidget()
     assert second.history.job_ids() == docker.history.job_ids()
     assert second.connection.button.text() == "Disconnect"
+
+
+# A local "server" process: the scripted fake server behind the listening line the docker waits for.
+LOCAL_FAKE = (
+    "import asyncio, sys; sys.path.insert(0, {path!r}); from plugin_fake_server import FakeServer\n"
+    "async def main():\n"
+    "    fake = FakeServer(token='local-secret', steps=500)\n"
+    "    print('latentbrush-server listening on', await fake.start(), flush=True)\n"
+    "    await asyncio.Event().wait()\n"
+    "asyncio.run(main())\n"
+)
+
+
+def test_a_killed_local_server_ends_the_job_at_once_and_offers_restart(plugin, app, monkeypatch, tmp_path):
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    from latentbrush.plugin.core import history as hs
+    from latentbrush.plugin.core.events import SERVER_STOPPED
+    from latentbrush.plugin.core.messages import painter_message
+
+    monkeypatch.setenv("LATENTBRUSH_TOKEN", "local-secret")
+    _, docker, session = plugin
+    script = tmp_path / "local_fake.py"
+    script.write_text(LOCAL_FAKE.format(path=str(Path(__file__).parents[1] / "plugin")), encoding="utf-8")
+    command = f"{sys.executable} {script}"
+    docker.connection.set_mode("local")
+    docker.connection.command.setText(command)
+    docker.connection.button.click()
+    spin_until(lambda: session.connected, "the local server and the connection")
+    doc = document(app)
+    docker.generation.buttons["inpaint"].click()
+    spin_until(lambda: PREVIEW_LAYER_NAME in names(doc), "the first preview")
+    os.kill(session.server._process.processId(), signal.SIGKILL)
+    spin_until(lambda: session.running_jobs == 0, "the job to end")
+    record = session.history.records[-1]
+    assert record.state == hs.ERROR and record.error_code == SERVER_STOPPED
+    assert record.error == painter_message(SERVER_STOPPED, "inpaint")
+    assert names(doc) == ["Background"]
+    assert session.state == "failed" and docker.connection.button.text() == "Restart"
+    assert "crashed" in docker.connection.status.text() and "listening on" in docker.connection.status.toolTip()
+    assert docker.progress.bar.value() == 0  # the bar does not keep the last step
+    docker.connection.button.click()  # Restart
+    spin_until(lambda: session.connected, "the restarted server")
+    assert docker.connection.button.text() == "Disconnect"

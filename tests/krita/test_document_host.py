@@ -252,3 +252,47 @@ def test_wrong_buffer_size_names_the_field(qapp):
     host = KritaHost(painted_doc())
     with pytest.raises(ValueError, match=r"pixels\.data"):
         host.add_result_layer("r", Pixels(Rect(0, 0, 2, 2), "bgra8", b"\0" * 3))
+
+
+class FakeUndoSteps:
+    """Edit > Undo / Redo over the fake document's undo log (what ``KritaUndoSteps`` triggers in Krita)."""
+
+    def __init__(self) -> None:
+        self.redo_stack: list = []
+
+    def undo(self, doc) -> bool:
+        if not doc.undo_log:
+            return False
+        step = doc.undo_log.pop()
+        step[1]()
+        self.redo_stack.append(step)
+        return True
+
+    def redo(self, doc) -> None:
+        step = self.redo_stack.pop()
+        step[2]()
+        doc.undo_log.append(step)
+
+
+def test_a_job_without_result_leaves_no_undo_step(qapp):
+    doc = painted_doc()
+    before, history = doc.projection_rgba().copy(), doc.history
+    host = KritaHost(doc, undo_steps=FakeUndoSteps())
+    host.show_preview(Pixels(Rect(0, 0, 40, 30), "bgra8", bgra((0, 255, 0, 255), 40, 30)))
+    assert names(doc) == ["Background", "user", PREVIEW_LAYER_NAME] and doc.history == [*history, "Add Layer"]
+    host.remove_preview()  # cancelled or failed
+    assert names(doc) == ["Background", "user"] and doc.history == history
+    assert np.array_equal(doc.projection_rgba(), before)
+
+
+def test_a_painter_step_after_the_preview_is_kept_and_the_preview_removed_the_usual_way(qapp):
+    doc = painted_doc()
+    history = doc.history
+    steps = FakeUndoSteps()
+    host = KritaHost(doc, undo_steps=steps)
+    host.show_preview(Pixels(Rect(0, 0, 40, 30), "bgra8", bgra((0, 255, 0, 255), 40, 30)))
+    mine = doc.createNode("painted during the job", "paintlayer")
+    doc.rootNode().addChildNode(mine, None)
+    host.remove_preview()
+    assert names(doc) == ["Background", "user", "painted during the job"]
+    assert doc.history == [*history, "Add Layer", "Add Layer", "Remove Layer"] and not steps.redo_stack

@@ -76,3 +76,16 @@ def test_stop_without_waiting_returns_at_once_and_the_server_still_ends(server):
     server.stop(wait=False)
     spin_until(lambda: seen["stopped"], "the process to end")
     assert not server.running
+
+
+def test_a_killed_server_says_it_crashed_and_keeps_its_last_lines(server):
+    import os
+    import signal
+
+    seen = events(server)
+    server.start([sys.executable, "-c", FAKE_SERVER])
+    spin_until(lambda: seen["listening"], "the listening line")
+    os.kill(server._process.processId(), signal.SIGKILL)
+    spin_until(lambda: seen["stopped"], "the exit")
+    assert server.crashed and not server.running and seen["failed"] == []
+    assert "listening on" in server.recent_output()

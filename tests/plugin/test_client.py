@@ -239,9 +239,87 @@ def test_gives_up_after_max_attempts_and_fails_active_jobs():
         await wait_for(lambda: client.state is ev.ConnectionState.FAILED, "give up")
         await client.close()
         lost = rec.final("j8")
-        assert isinstance(lost, ev.JobFailed) and lost.code == ev.LOST_JOB
+        assert isinstance(lost, ev.JobFailed) and lost.code == ev.CONNECTION_LOST
         attempts = [e.attempt for e in rec.of(ev.ConnectionChanged) if e.state is ev.ConnectionState.RECONNECTING]
         assert max(attempts) == 3
+        failed = [e for e in rec.of(ev.ConnectionChanged) if e.state is ev.ConnectionState.FAILED]
+        assert failed[-1].max_attempts == 3
+
+    run(test)
+
+
+def test_backoff_doubles_up_to_the_cap_and_counts_down_in_ticks():
+    policy = ReconnectPolicy(initial_delay=0.5, max_delay=4.0, factor=2.0, tick=1.0)
+    assert [policy.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert policy.countdown(1) == (0.5,)
+    assert policy.countdown(3) == (2.0, 1.0)
+    assert policy.countdown(4) == (4.0, 3.0, 2.0, 1.0)
+    assert ReconnectPolicy(initial_delay=2.5, tick=1.0).countdown(1) == (2.5, 1.5, 0.5)
+    assert ReconnectPolicy().max_attempts is not None  # the default gives up (then a Reconnect button)
+
+
+def test_reconnecting_events_count_down_to_each_attempt():
+    policy = ReconnectPolicy(initial_delay=0.03, max_delay=0.06, max_attempts=3, tick=0.01, job_grace=None)
+
+    async def test(server):
+        client = Client(server.url, token=server.token, reconnect=policy)
+        rec = Recorder(client)
+        await client.connect()
+        await server.stop()
+        await wait_for(lambda: client.state is ev.ConnectionState.FAILED, "give up")
+        await client.close()
+        waiting = [(e.attempt, e.retry_in) for e in rec.of(ev.ConnectionChanged)
+                   if e.state is ev.ConnectionState.RECONNECTING]
+        expected = [(n, left) for n in (1, 2, 3) for left in policy.countdown(n)]
+        assert waiting == expected
+        assert all(e.max_attempts == 3 for e in rec.of(ev.ConnectionChanged)
+                   if e.state is ev.ConnectionState.RECONNECTING)
+
+    run(test)
+
+
+def test_a_job_ends_when_the_link_stays_down_past_the_grace_and_is_cancelled_once_back():
+    policy = ReconnectPolicy(initial_delay=0.05, max_delay=0.05, max_attempts=None, job_grace=0.01, tick=0.05)
+
+    async def test(server):
+        server.gated = True
+        client = Client(server.url, token=server.token, reconnect=policy)
+        rec = Recorder(client)
+        await client.connect()
+        await client.submit(job("g1"))
+        await wait_for(lambda: rec.of(ev.JobStarted), "job start")
+        # the grace timer (10 ms) is due before the first attempt (50 ms): the job ends while the link is down
+        await server.drop_connections()
+        await wait_for(lambda: rec.final("g1"), "the job given up")
+        assert client.active_jobs == {}
+        await wait_for(lambda: client.connected, "reconnect")
+        session = server.sessions[client.client_id]
+        await wait_for(lambda: session.state("g1") == "cancelling", "the server told to cancel")
+        server.gate.set()
+        await wait_for(lambda: session.state("g1") in (None, "cancelled"), "cancelled on the server")
+        await client.close()
+        lost = rec.final("g1")
+        assert isinstance(lost, ev.JobFailed) and lost.code == ev.CONNECTION_LOST
+        assert [e for e in rec.events if getattr(e, "job_id", None) == "g1"][-1] is lost  # nothing after
+
+    run(test)
+
+
+def test_cancel_while_disconnected_ends_the_job_at_once():
+    policy = ReconnectPolicy(initial_delay=5.0, max_attempts=2, job_grace=None)
+
+    async def test(server):
+        server.gated = True
+        client = Client(server.url, token=server.token, reconnect=policy)
+        rec = Recorder(client)
+        await client.connect()
+        await client.submit(job("c1"))
+        await wait_for(lambda: rec.of(ev.JobStarted), "job start")
+        await server.drop_connections()
+        await wait_for(lambda: client.state is ev.ConnectionState.RECONNECTING, "link down")
+        await client.cancel("c1")  # no NotConnected: the job ends here
+        assert isinstance(rec.final("c1"), ev.JobCancelled) and client.active_jobs == {}
+        await client.close()
 
     run(test)
 

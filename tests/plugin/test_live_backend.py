@@ -15,6 +15,7 @@ from helpers.live_server import FAKE_ENGINE, live_server
 from latentbrush.plugin.core import events as ev
 from latentbrush.plugin.core.client import Client, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller
+from latentbrush.plugin.core.messages import painter_message
 from latentbrush.plugin.core.requests import GenerationSettings
 from latentbrush.plugin.hosts.headless import HeadlessHost
 from latentbrush.protocol.geometry import pad
@@ -140,7 +141,7 @@ def test_server_restart_reports_the_lost_job_and_serves_the_next(tmp_path):
     assert any(isinstance(e, ev.JobStarted) and e.job_id == record.job_id for e in seen)
     assert not any(isinstance(e, ev.JobResult) and e.job_id == record.job_id for e in seen)
     assert lost.state == "error" and lost.error_code == ev.LOST_JOB
-    assert "submit it again" in lost.error
+    assert lost.error == painter_message(ev.LOST_JOB, "inpaint")  # plain words; the detail is in the log
     back = [e for e in seen if isinstance(e, ev.ConnectionChanged) and e.state is ev.ConnectionState.CONNECTED
             and e.attempt]
     assert back and not back[-1].resumed

@@ -116,6 +116,8 @@ class GimpHost:
         return layer
 
     def show_preview(self, pixels: Pixels) -> None:
+        """Write a frame into the preview layer, replacing its pixels alpha included: a masked job's frames
+        carry the composite alpha, so the preview is clipped to the selection with the result's soft edge."""
         _check_pixels(pixels)
         b = pixels.bounds
         layer = self._preview

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gi.repository import Gegl, Gimp, GLib, GObject
 from latentbrush.plugin.core import history as hs
+from latentbrush.plugin.core.messages import op_label
 
 from .host import GimpHost
 from .jobfiles import JobFiles
@@ -132,7 +133,7 @@ class LatentbrushPlugIn(Gimp.PlugIn):
         if spec.needs_selection and Gimp.Selection.is_empty(image):
             return _failure(procedure, Gimp.PDBStatusType.CALLING_ERROR, f"{spec.blurb}: select an area first")
         Gegl.init(None)  # GEGL operations (preview stretching) are not loaded in a plug-in until then
-        Gimp.progress_init(f"latentbrush: {spec.operation}")
+        Gimp.progress_init(f"latentbrush: {op_label(spec.operation)}")
         host = GimpHost(image)
         outcome = run_operation(host, spec.operation, values, url=server_url(values, os.environ), files=files)
         Gimp.progress_end()

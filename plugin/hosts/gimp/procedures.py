@@ -61,7 +61,11 @@ def _strength(default: float) -> Arg:
     return Arg("strength", "double", "Strength", "How much to change (1: repaint fully)", default, low, high)
 
 
-GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, RANDOM_SEED, SEED, CFG)
+BLEND_OUTWARD = Arg("blend-outward", "int", "Blend outward (px)",
+                    "0: no pixel outside the selection changes; N: the soft edge may reach N px past it", 0,
+                    *field_range(JobRequest, "mask_outward"))
+
+GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, RANDOM_SEED, SEED, CFG, BLEND_OUTWARD)
 
 PROCEDURES: tuple[Procedure, ...] = (
     Procedure(
@@ -117,6 +121,7 @@ def settings_from_values(values: Mapping[str, object], operation: str) -> Genera
         cfg=float(values.get("cfg", 7.0)),  # type: ignore[arg-type]
         seed=None if random_seed else int(values.get("seed", 0)),  # type: ignore[call-overload]
         strength=1.0 if operation == "txt2img" else strength,
+        blend_outward=int(values.get("blend-outward", 0)),  # type: ignore[call-overload]
         upscaler=str(values.get("upscaler", "") or ""),
         scale=float(values.get("scale", 2.0)),  # type: ignore[arg-type]
     )

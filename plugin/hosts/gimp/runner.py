@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,17 +19,21 @@ from latentbrush.plugin.core import history as hs
 from latentbrush.plugin.core.client import Client, ClientError, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller, ControllerError
 from latentbrush.plugin.core.history import JobRecord
+from latentbrush.plugin.core.messages import explain, op_label
 from latentbrush.plugin.core.requests import GenerationSettings, RequestError
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 
+from .history_parasite import save_job
 from .host import GimpHost
 from .jobfiles import JobFiles, RunningJob
 from .procedures import capped_to_server, settings_from_values
 
 CANCEL_POLL_SECONDS = 0.1
-# A plug-in must not hang GIMP's "running" state forever when the server went away for good.
-RECONNECT = ReconnectPolicy(initial_delay=0.5, max_delay=5.0, max_attempts=6)
+log = logging.getLogger("latentbrush.plugin.gimp")
+# A plug-in must not hang GIMP's "running" state when the server went away: a running job waits
+# JOB_GRACE_S for the link to come back (a brief network hiccup), then ends with a plain message.
+RECONNECT = ReconnectPolicy(initial_delay=0.5, max_delay=2.0, max_attempts=4, job_grace=3.0)
 EXPECTED_ERRORS = (ControllerError, RequestError, ClientError, TokenError, MissingDependency, OSError)
 
 
@@ -51,13 +56,20 @@ def run_operation(
     try:
         record = asyncio.run(_run(host, operation, settings, url, files))
     except EXPECTED_ERRORS as exc:
+        why = explain(exc, operation)
+        log.warning("latentbrush %s: %s", operation, why.detail)  # GIMP's log; the dialog says it plainly
         host.remove_preview()
-        host.report_status(f"Error: {exc}", None)
-        return JobOutcome(hs.ERROR, previews=host.previews_shown, message=f"latentbrush {operation}: {exc}")
+        host.report_status(why.message, None)
+        return JobOutcome(hs.ERROR, previews=host.previews_shown,
+                          message=f"latentbrush {op_label(operation)}: {why.message}")
     except BaseException:
         with contextlib.suppress(Exception):  # the original error matters more than a failed clean-up
             host.remove_preview()
         raise
+    if record.state == hs.DONE and record.results:
+        note = save_job(host.image, record, os.environ)  # the image's history parasite; never raises
+        if note:
+            host.report_status(f"{op_label(operation)}: {note}", None)
     return _outcome(host, record)
 
 
@@ -68,7 +80,7 @@ def _outcome(host: GimpHost, record: JobRecord) -> JobOutcome:
     if record.state == hs.CANCELLED:
         return JobOutcome(hs.CANCELLED, previews=host.previews_shown, message="cancelled")
     message = record.error or f"the job ended as {record.state} without a result"
-    return JobOutcome(hs.ERROR, previews=host.previews_shown, message=f"latentbrush {record.op}: {message}")
+    return JobOutcome(hs.ERROR, previews=host.previews_shown, message=f"latentbrush {op_label(record.op)}: {message}")
 
 
 async def _run(host: GimpHost, op: str, settings: GenerationSettings, url: str, files: JobFiles) -> JobRecord:
@@ -77,7 +89,7 @@ async def _run(host: GimpHost, op: str, settings: GenerationSettings, url: str, 
     if client.hello is not None:  # set by connect(); the dialog offered the protocol's ranges
         settings, notes = capped_to_server(settings, client.hello.limits)
         for note in notes:
-            host.report_status(f"{op}: {note}", None)
+            host.report_status(f"{op_label(op)}: {note}", None)
     controller = Controller(host, client)
     try:
         record = await controller.submit(settings, op)
@@ -101,7 +113,7 @@ async def _watch(controller: Controller, host: GimpHost, job_id: str, op: str, f
     while True:
         await asyncio.sleep(CANCEL_POLL_SECONDS)
         if files.cancel_requested():
-            host.report_status(f"{op}: cancelling", None)
+            host.report_status(f"{op_label(op)}: cancelling", None)
             await controller.cancel(job_id)
             return
         if host.previews_shown != shown:

@@ -77,6 +77,7 @@ class ConnectionPanel(QWidget):
         self.pages.addWidget(local)
         self.pages.addWidget(remote)
         self.mode.currentIndexChanged.connect(self.pages.setCurrentIndex)
+        self.mode.currentIndexChanged.connect(lambda _: self.button.setText(self._button_text()))
 
         row = QHBoxLayout()
         row.addWidget(self.mode, 1)
@@ -101,14 +102,25 @@ class ConnectionPanel(QWidget):
         self.mode.setCurrentIndex(max(0, self.mode.findData(mode)))
 
     def set_state(self, state: str, message: str) -> None:
+        """Show ``state``; the first line of ``message`` goes on the panel, all of it in the tooltip
+        (a dead server's last lines). After a failure the button offers Restart (local) or Reconnect."""
         self._state = state
         color = STATE_COLORS.get(state, "#888")
         text = STATE_TEXT.get(state, state)
-        detail = f" — {message}" if message and state != "connected" else ""
+        first = message.split("\n", 1)[0]
+        detail = f" — {first}" if first and state != "connected" else ""
         self.status.setText(f'<span style="color:{color}">●</span> {text}{_escape(detail)}')
-        self.button.setText("Disconnect" if self.connected else "Connect")
+        self.status.setToolTip(message if "\n" in message else "")
+        self.button.setText(self._button_text())
         for widget in (self.mode, self.command, self.url, self.token):
             widget.setEnabled(not self.connected)
+
+    def _button_text(self) -> str:
+        if self.connected:
+            return "Disconnect"
+        if self._state == "failed":
+            return "Restart" if self.current_mode() == LOCAL else "Reconnect"
+        return "Connect"
 
     def set_server_info(self, text: str) -> None:
         self.server_label.setText(text)

@@ -1,7 +1,9 @@
-"""The "latentbrush" docker: connection, prompts and parameters, progress, history.
+"""The "latentbrush" docker: tabs Generate / Upscale / History / Connection over the progress bar.
 
 One docker per Krita window, all showing the one ``KritaSession``. The docker turns clicks and
 actions into session calls and session signals into widget updates; it holds no job state.
+Tabs keep it within a laptop screen: each tab fits a docker about 600 px tall (the e2e measures it
+in real Krita), the progress bar and Cancel stay visible under every tab.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ from typing import Any
 
 from krita import DockWidget
 
-from ...qt import QFrame, QIcon, QScrollArea, QVBoxLayout, QWidget
-from .connection_panel import ConnectionPanel
+from ...qt import QColor, QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from .connection_panel import STATE_COLORS, STATE_TEXT, ConnectionPanel
 from .generation_panel import OPERATIONS, GenerationPanel
-from .history_panel import THUMB_SIDE, HistoryPanel, ProgressPanel
-from .images import thumbnail
+from .history_panel import HistoryPanel, ProgressPanel, icon
 from .session import KritaSession
 from .settings import LOCAL, load, save
 
 DOCKER_ID = "latentbrush"
 DOCKER_TITLE = "latentbrush"
+TABS = ("Generate", "Upscale", "History", "Connection")
 
 
 class LatentbrushDocker(DockWidget):
@@ -37,23 +39,27 @@ class LatentbrushDocker(DockWidget):
         self.progress = ProgressPanel()
         self.history = HistoryPanel()
 
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("latentbrush_tabs")
+        self.tabs.setDocumentMode(True)
+        # a tab scrolls only on a screen smaller than it was made for; the history list scrolls itself
+        for page, title in zip((_scrolling(self.generation), _scrolling(self.generation.upscale_page),
+                                self.history, _scrolling(self.connection)), TABS, strict=True):
+            self.tabs.addTab(page, title)
         body = QWidget()
         layout = QVBoxLayout(body)
-        layout.addWidget(self.connection)
-        layout.addWidget(_line())
-        layout.addWidget(self.generation)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.tabs, 1)
         layout.addWidget(self.progress)
-        layout.addWidget(self.history, 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(body)
-        self.setWidget(scroll)
+        self.setWidget(body)
+        self.tabs.setCurrentIndex(TABS.index("Generate" if session.connected else "Connection"))
 
         self.connection.set_mode(self.settings.server_mode)
         self.connection.command.setText(self.settings.server_command)
         self.connection.url.setText(self.settings.url)
         self.generation.load(self.settings)
+        self.history.set_budget_mb(self.settings.history_budget_mb)
+        session.set_history_budget(self.settings.history_budget_mb)
 
         self.connection.connect_requested.connect(self._connect)
         self.connection.disconnect_requested.connect(session.disconnect)
@@ -61,7 +67,11 @@ class LatentbrushDocker(DockWidget):
         self.progress.cancel_requested.connect(session.cancel)
         self.history.apply_requested.connect(session.apply)
         self.history.discard_requested.connect(session.discard)
+        self.history.delete_requested.connect(session.delete)
+        self.history.budget_changed.connect(self._budget_changed)
+        session.history_note.connect(self.history.set_note)
         session.connection_changed.connect(self.connection.set_state)
+        session.connection_changed.connect(self._connection_tab)
         session.server_info_changed.connect(self._server_info)
         session.status_changed.connect(self._status)
         session.job_changed.connect(self._job_changed)
@@ -69,14 +79,16 @@ class LatentbrushDocker(DockWidget):
         session.busy_changed.connect(self._busy)
 
         self.connection.set_state(session.state, "")
+        self._connection_tab(session.state)
         if session.client is not None and session.client.hello is not None:
             self._server_info(session.client.hello)
-        for record in session.history.records:
-            self._job_changed(record)
+        self._show_history()
         self._busy(session.running_jobs > 0)
 
     def canvasChanged(self, canvas: Any) -> None:
-        """Krita calls this when the window's active view changes; jobs read the active document at start."""
+        """Krita calls this when the window's active view changes; jobs read the active document at start,
+        the history shows the active document's (read from it the first time)."""
+        self._show_history()
 
     # ----------------------------------------------------------------------------- actions
 
@@ -106,6 +118,18 @@ class LatentbrushDocker(DockWidget):
         else:
             self.session.connect(url, token)
 
+    def show_tab(self, title: str) -> None:
+        """Bring the tab called ``title`` (one of ``TABS``) to the front."""
+        self.tabs.setCurrentIndex(TABS.index(title))
+
+    def _connection_tab(self, state: str, _message: str = "") -> None:
+        """The Connection tab's title shows the state; connecting from it moves on to Generate."""
+        index = TABS.index("Connection")
+        self.tabs.tabBar().setTabTextColor(index, QColor(STATE_COLORS.get(state, "#888")))
+        self.tabs.setTabToolTip(index, STATE_TEXT.get(state, state))
+        if state == "connected" and self.tabs.currentIndex() == index:
+            self.show_tab("Generate")
+
     def _server_info(self, hello: Any) -> None:
         self.generation.set_server_info(hello)
         if hello is None:
@@ -123,14 +147,24 @@ class LatentbrushDocker(DockWidget):
         self.progress.set_running(running)
 
     def _job_changed(self, record: Any) -> None:
-        kept = self.session.results.get(record.job_id)
-        icon = None
-        if kept is not None and kept.layers:
-            pixels = kept.layers[0][1]
-            size = pixels.data_extent
-            icon = QIcon(thumbnail(pixels.data, size.width, size.height, pixels.format, THUMB_SIDE))
-        self.history.upsert(record, icon)
+        owner = self.session.document_of(record.job_id)
+        if owner is None or owner == self._app.activeDocument():
+            self.history.upsert(record, icon(self.session.thumbnail(record.job_id)))
         self.progress.show_record(record)
+
+    def _show_history(self, keep_note: bool = False) -> None:
+        document = self._app.activeDocument()
+        message = self.session.show_document(document, self._app.documents())
+        jobs = self.session.documents.jobs(document) if document is not None else ()
+        self.history.show_history(self.session.live_records(document), jobs, self.session.thumbnail)
+        if message or not keep_note:
+            self.history.set_note(message)
+
+    def _budget_changed(self, megabytes: float) -> None:
+        self.settings = replace(self.settings, history_budget_mb=megabytes)
+        save(self.settings, self._app.writeSetting)
+        self.session.set_history_budget(megabytes, self._app.activeDocument())  # may say what it dropped
+        self._show_history(keep_note=True)
 
     def _remember(self) -> None:
         self.settings = replace(
@@ -142,7 +176,9 @@ class LatentbrushDocker(DockWidget):
         save(self.settings, self._app.writeSetting)
 
 
-def _line() -> QFrame:
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine)
-    return line
+def _scrolling(page: QWidget) -> QScrollArea:
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(page)
+    return scroll

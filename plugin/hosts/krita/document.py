@@ -9,7 +9,7 @@ Facts it relies on (measured in Krita 5.1.5, see ``tests/e2e/krita``):
 - ``Document.selection()`` is None without a selection and has size 0 after "deselect";
   its bounds are *not* clipped to the canvas and may even lie wholly outside it.
 - ``Selection.pixelData`` gives one byte of coverage per pixel (feathered edges in between).
-- Undo: see ``preview.py``. One result is one "Add Layer" step. ``addChildNode`` records a
+- Undo: see ``preview.py``. One result is one "Add Layer" step, a job without one none. ``addChildNode`` records a
   step per child even into a group that is not in the image yet, but ``setChildNodes`` on such
   a detached group records nothing; so a batch is built as a complete group and then added:
   one "Add Layer" step for the whole batch. ``scaleImage`` (upscale) is one "Scale Image" step.
@@ -29,6 +29,7 @@ from latentbrush.protocol.geometry import Rect, Size, intersect, relative_to
 from .colorspace import ColorSpace, check_supported, from_document_depth, to_document_depth
 from .images import scale_pixels
 from .preview import PreviewLayer
+from .undo_steps import KritaUndoSteps, UndoSteps
 
 StatusSink = Callable[[str, "float | None"], None]
 
@@ -64,6 +65,7 @@ class KritaHost:
         group_name: str = "",
         status: StatusSink | None = None,
         on_preview: Callable[[], None] | None = None,
+        undo_steps: UndoSteps | None = None,
     ) -> None:
         self._doc = document
         self._status = status
@@ -73,7 +75,9 @@ class KritaHost:
         self.group_name = group_name or "[Generated] batch"
         self._pending: list[tuple[str, Pixels]] = []
         self.group: Any = None  # the batch group once it was added
-        self.preview = PreviewLayer(document, to_document_depth=self._widen)
+        # a job that ends without a result takes the preview's "Add Layer" step back (preview.py)
+        self.preview = PreviewLayer(document, to_document_depth=self._widen,
+                                    undo_steps=undo_steps if undo_steps is not None else KritaUndoSteps())
 
     @property
     def document(self) -> Any:

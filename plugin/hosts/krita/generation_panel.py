@@ -1,4 +1,4 @@
-"""The docker's generation section: model, prompts, the four operations and their parameters."""
+"""The docker's Generate tab (model, prompts, the primary action, operations, settings) and its Upscale tab."""
 
 from __future__ import annotations
 
@@ -42,6 +42,24 @@ def _prompt_box(placeholder: str, lines: int) -> QPlainTextEdit:
     return box
 
 
+def _make_primary(button: QPushButton) -> None:
+    """A tab's main action: twice a normal button's height, bold and a little larger."""
+    normal = button.sizeHint().height()
+    font = button.font()
+    font.setBold(True)
+    if font.pointSizeF() > 0:
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+    button.setFont(font)
+    button.setMinimumHeight(2 * normal)
+    button.setDefault(True)
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(f"<b>{text}</b>")
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
+
+
 class GenerationPanel(QWidget):
     """Emits ``operation_requested(name)`` with a key of ``OPERATIONS``."""
 
@@ -57,9 +75,17 @@ class GenerationPanel(QWidget):
         self.negative = _prompt_box("Negative prompt", 2)
         self.negative.setObjectName("latentbrush_negative")
 
+        # the primary action: what Ctrl+Shift+Enter does (inpaint the selection, else generate the canvas)
+        self.run = QPushButton("Generate")
+        self.run.setObjectName("latentbrush_run")
+        self.run.setToolTip("Inpaint the selection, or paint the whole canvas when nothing is selected "
+                            "(Ctrl+Shift+Enter)")
+        self.run.clicked.connect(lambda _checked=False: self.operation_requested.emit("auto"))
+        _make_primary(self.run)
+
         self.buttons: dict[str, QPushButton] = {}
         for name, text, tip in (
-            ("generate", "Generate", "Paint the selection (or the canvas) from noise"),
+            ("generate", "From noise", "Paint the selection (or the canvas) from noise, ignoring what is there"),
             ("inpaint", "Inpaint", "Repaint the selection, guided by its surroundings"),
             ("refine", "Refine", "Rework the selection (or the canvas) keeping its composition"),
             ("upscale", "Upscale", "Upscale the whole image"),
@@ -89,20 +115,21 @@ class GenerationPanel(QWidget):
         self.seed = QSpinBox()
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         self.batch = QSpinBox()
+        self.blend_outward = QSpinBox()
+        self.blend_outward.setObjectName("latentbrush_blend_outward")
+        self.blend_outward.setSuffix(" px")
+        self.blend_outward.setSpecialValueText("off: stay inside the selection")
+        self.blend_outward.setToolTip("0: no pixel outside the selection changes (a feathered selection's soft "
+                                      "edge is kept as it is). N: the result's soft edge may reach N px past it.")
 
         grid = QGridLayout()
-        grid.addWidget(self.buttons["generate"], 0, 0)
-        grid.addWidget(self.buttons["inpaint"], 0, 1)
+        grid.addWidget(self.buttons["inpaint"], 0, 0)
+        grid.addWidget(self.buttons["generate"], 0, 1)
         grid.addWidget(self.buttons["refine"], 1, 0)
         strength_row = QHBoxLayout()
         strength_row.addWidget(self.strength, 1)
         strength_row.addWidget(self.strength_label)
         grid.addLayout(strength_row, 1, 1)
-        grid.addWidget(self.buttons["upscale"], 2, 0)
-        upscale_row = QHBoxLayout()
-        upscale_row.addWidget(self.upscale_factor)
-        upscale_row.addWidget(self.upscaler, 1)
-        grid.addLayout(upscale_row, 2, 1)
 
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
@@ -113,16 +140,37 @@ class GenerationPanel(QWidget):
         form.addRow("Sampler", self.sampler)
         form.addRow("Seed", seed_row)
         form.addRow("Batch", self.batch)
+        form.addRow("Blend outward", self.blend_outward)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.model)
         layout.addWidget(self.prompt)
         layout.addWidget(self.negative)
+        layout.addWidget(self.run)
         layout.addLayout(grid)
+        layout.addWidget(_heading("Settings"))
         layout.addLayout(form)
+        layout.addStretch(1)
+        self.upscale_page = self._upscale_page()
         self.apply_limits(None)
         self.load(DockerSettings())
+
+    def _upscale_page(self) -> QWidget:
+        """The Upscale tab: factor, upscaler and its own big button (the prompt and settings still apply)."""
+        page = QWidget()
+        page.setObjectName("latentbrush_upscale_page")
+        form = QFormLayout()
+        form.addRow("Factor", self.upscale_factor)
+        form.addRow("Upscaler", self.upscaler)
+        _make_primary(self.buttons["upscale"])
+        layout = QVBoxLayout(page)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons["upscale"])
+        note = QLabel("Upscales the whole image; Refine strength, prompt and steps come from the Generate tab.")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        layout.addStretch(1)
+        return page
 
     def apply_limits(self, limits: Limits | None) -> None:
         """Widget ranges from the protocol's field limits, capped by a connected server's ``limits``."""
@@ -134,6 +182,7 @@ class GenerationPanel(QWidget):
         low, high = field_range(JobRequest, "seed")
         self.seed.setRange(low, min(high, MAX_SPIN_INT))
         self.batch.setRange(*field_range(JobRequest, "batch", limits))
+        self.blend_outward.setRange(*field_range(JobRequest, "mask_outward"))
 
     # ----------------------------------------------------------------------------- values
 
@@ -149,6 +198,7 @@ class GenerationPanel(QWidget):
             cfg=self.cfg.value(),
             seed=None if self.random_seed.isChecked() else self.seed.value(),
             strength=strength,
+            blend_outward=self.blend_outward.value(),
             batch=self.batch.value() if op != "upscale" else 1,
             upscaler=str(self.upscaler.currentData() or ""),
             scale=self.upscale_factor.value(),
@@ -166,6 +216,7 @@ class GenerationPanel(QWidget):
         self.batch.setValue(s.batch)
         self.strength.setValue(round(s.strength * 100))
         self.strength_label.setText(f"{self.strength.value()}%")
+        self.blend_outward.setValue(s.blend_outward)
         self.upscale_factor.setValue(s.upscale_factor)
         self._wanted_model, self._wanted_upscaler = s.model, s.upscaler
 
@@ -183,6 +234,7 @@ class GenerationPanel(QWidget):
             random_seed=self.random_seed.isChecked(),
             batch=self.batch.value(),
             strength=self.strength.value() / 100,
+            blend_outward=self.blend_outward.value(),
             upscale_factor=self.upscale_factor.value(),
             upscaler=str(self.upscaler.currentData() or self._wanted_upscaler),
         )
@@ -212,7 +264,7 @@ class GenerationPanel(QWidget):
             self._select_text(self.sampler, current)
 
     def set_running(self, running: bool) -> None:
-        for button in self.buttons.values():
+        for button in (self.run, *self.buttons.values()):
             button.setEnabled(not running)
 
     @staticmethod

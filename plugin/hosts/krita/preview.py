@@ -8,9 +8,10 @@ asserts), so:
 
 - a job with one result turns the preview layer *into* the result layer (``adopt``): renamed,
   unlocked, cleared and overwritten. The job is one "Add Layer" step; Ctrl+Z removes the result.
-- a cancelled or failed job (and a batch or an upscale) removes the preview: "Add Layer" +
-  "Remove Layer". The layer is emptied and hidden first, so undoing that far back brings back an
-  invisible, empty layer rather than a stale picture.
+- a cancelled or failed job (and a batch or an upscale) takes the preview's own "Add Layer" step
+  back with Undo (``undo_steps.py``): no undo entry is left. Only when the painter made a step of
+  their own after the preview appeared is it removed instead ("Add Layer" + "Remove Layer"). The
+  layer is emptied and hidden first, so undo or redo never brings back a stale picture.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from latentbrush.protocol.geometry import Rect, union
+
+from .undo_steps import UndoSteps, take_back_added_node
 
 PREVIEW_LAYER_NAME = "[Preview]"
 
@@ -35,8 +38,9 @@ def is_attached(document: Any, node: Any) -> bool:
 class PreviewLayer:
     """Owns at most one preview node in one document; every write is at canvas coordinates."""
 
-    def __init__(self, document: Any, *, to_document_depth: Any = None) -> None:
+    def __init__(self, document: Any, *, to_document_depth: Any = None, undo_steps: UndoSteps | None = None) -> None:
         self._doc = document
+        self._undo = undo_steps
         self._node: Any = None
         self._painted = Rect(0, 0, 0, 0)  # union of what the preview has drawn since it was made
         self._widen = to_document_depth or (lambda data: data)
@@ -50,7 +54,10 @@ class PreviewLayer:
         return self._node
 
     def show(self, bounds: Rect, bgra: bytes) -> None:
-        """Draw 8-bit BGRA ``bgra`` covering ``bounds``; creates the layer on the first frame."""
+        """Draw 8-bit BGRA ``bgra`` covering ``bounds``; creates the layer on the first frame.
+
+        setPixelData replaces pixels, alpha included: a masked job's frame (the composite alpha, SPEC 10.1)
+        shows clipped to the selection with the result's soft edge, and the canvas shows where it is 0."""
         node = self.node or self._create()
         stale = self._painted
         if not stale.is_empty() and union(stale, bounds) != bounds:
@@ -67,9 +74,10 @@ class PreviewLayer:
         if node is None:
             return False
         self._clear(node)
-        node.setVisible(False)  # what an undo past this point brings back: nothing to see
+        node.setVisible(False)  # what an undo (or redo) past this point brings back: nothing to see
         self._node = None
-        node.remove()
+        if not take_back_added_node(self._undo, self._doc, lambda: is_attached(self._doc, node)):
+            node.remove()
         self._doc.refreshProjection()
         return True
 

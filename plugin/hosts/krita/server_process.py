@@ -30,7 +30,11 @@ def split_command(text: str) -> list[str]:
 
 
 class LocalServer(QObject):
-    """One backend child process. Signals: ``listening(url)``, ``failed(message)``, ``stopped(code)``."""
+    """One backend child process. Signals: ``listening(url)``, ``failed(message)``, ``stopped(code)``.
+
+    ``stopped`` fires however it ended (asked to, crashed, killed); ``crashed`` and ``exit_code`` then say
+    how, and ``recent_output()`` holds its last lines. ``url`` stays the address it listened on.
+    """
 
     listening = pyqtSignal(str)
     failed = pyqtSignal(str)
@@ -43,6 +47,8 @@ class LocalServer(QObject):
         self._buffer = ""
         self._lines: deque[str] = deque(maxlen=LOG_LINES)
         self.url = ""
+        self.exit_code: int | None = None
+        self.crashed = False  # killed by a signal or crashed (QProcess.CrashExit), not a normal exit
 
     @property
     def running(self) -> bool:
@@ -59,6 +65,7 @@ class LocalServer(QObject):
             )
             return
         self.url, self._buffer = "", ""
+        self.exit_code, self.crashed = None, False
         self._lines.clear()
         process = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
@@ -115,7 +122,8 @@ class LocalServer(QObject):
         if error == QProcess.ProcessError.FailedToStart and self._process is not None:
             self.failed.emit(f"cannot start the server ({self._process.program()}): {self._process.errorString()}")
 
-    def _finished(self, code: int, _status: object = None) -> None:
+    def _finished(self, code: int, status: object = None) -> None:
+        self.exit_code, self.crashed = int(code), status == QProcess.ExitStatus.CrashExit
         if not self.url:
             tail = self.recent_output().strip()
             self.failed.emit(f"the server exited with code {code} before listening" + (f":\n{tail}" if tail else ""))

@@ -34,8 +34,10 @@ class DockerSettings:
     random_seed: bool = True
     batch: int = 1
     strength: float = 0.5  # refine
+    blend_outward: int = 0  # px past the selection the result may blend; 0 = the selection is the limit
     upscale_factor: float = 2.0
     upscaler: str = ""
+    history_budget_mb: float = 50.0  # room for the job history saved in each document (history_store.py)
 
 
 def _parse(kind: type, text: str, default: object) -> object:

@@ -175,7 +175,7 @@ def test_sdxl_folder_model_runs_every_op(folder_engine: Engine, make_job, events
     out = folder_engine.run(job, engine_inputs(image, mask if op == "inpaint" else None), events)
     assert out.images[0].shape == (96, 128, 4) and out.info["base"] == "sdxl"
     assert len(events.previews) == (4 if op == "txt2img" else 3)  # strength 0.75 x 4 steps
-    assert events.previews[0][2].shape == (12, 16, 3)
+    assert events.previews[0][2].shape == (96, 128, 3)  # the region's size; jpeg previews are opaque
 
 
 # ---------------------------------------------------------------------------------------------- Hub and cache

@@ -49,7 +49,7 @@ def test_txt2img_gives_an_opaque_region_with_previews_every_step(tiny_engine: En
     assert [p[0] for p in events.previews] == [1, 2, 3]
     for _step, total, rgb, rect, index in events.previews:
         assert total == 3 and index == 0 and rect == Rect(0, 0, 128, 128)
-        assert rgb.dtype == np.uint8 and rgb.shape == (16, 16, 3)  # latent resolution of 128 px
+        assert rgb.dtype == np.uint8 and rgb.shape == (128, 128, 3)  # the region's size (latent: 16 px)
     assert out.info["model"] == "tiny" and out.info["sampler"] == "Euler" and out.info["resolution"] == [128, 128]
 
 
@@ -92,7 +92,7 @@ def test_preview_none_skips_previews_but_not_progress(tiny_engine: Engine, make_
 
 def test_preview_max_side_caps_previews(tiny_engine: Engine, make_job, events) -> None:
     tiny_engine.run(make_job(preview_max_side=16, resolution=Size(256, 128)), {}, events)
-    assert {p[2].shape for p in events.previews} == {(8, 16, 3)}
+    assert {p[2].shape for p in events.previews} == {(16, 16, 3)}  # the region's aspect, not the processing size's
 
 
 def test_img2img_runs_strength_times_steps(tiny_engine: Engine, make_job, events, picture) -> None:

@@ -75,7 +75,8 @@ def test_previews_are_the_linear_image_of_x0_not_x_t(
     monkeypatch.setattr(EulerDiscreteScheduler, "step", spy)
     tiny_engine.run(make_job(steps=3, sampler="Euler"), {}, events)
     assert len(spied) == len(events.previews) == 3
-    decode = LinearDecoder("sd15")
+    # the linear image of the whole 128 px canvas, brought to the region's size as every preview is
+    decode = RegionPreview(LinearDecoder("sd15"), Rect(0, 0, 128, 128), Rect(0, 0, 128, 128), 512)
     rgbs = [p[2] for p in events.previews]
     for (_, x0), rgb in zip(spied, rgbs, strict=True):
         np.testing.assert_array_equal(rgb, decode(x0))
@@ -106,11 +107,11 @@ def test_linear_decoder_applies_factors_and_bias() -> None:
 
 
 def test_region_preview_cuts_the_region_out_of_the_context() -> None:
-    decoded = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    decoded = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     preview = RegionPreview(lambda _x0: decoded, Rect(100, 100, 256, 256), Rect(164, 132, 128, 64), max_side=512)
     out = preview(torch.zeros(1))
-    assert out.shape == (8, 16, 3)
-    np.testing.assert_array_equal(out, decoded[4:12, 8:24])
+    assert out.shape == (64, 128, 3)  # the region's own size, whatever the decoder's resolution
+    np.testing.assert_array_equal(out, decoded[32:96, 64:192])
     small = RegionPreview(lambda _x0: decoded, Rect(0, 0, 256, 256), Rect(0, 0, 256, 256), max_side=16)(torch.zeros(1))
     assert small.shape == (16, 16, 3)
 

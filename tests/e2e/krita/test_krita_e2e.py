@@ -58,10 +58,15 @@ def test_document_adapter_in_real_krita(krita_home, tmp_path):
     assert r["read_past_edge"]["inside"][3] == 255
     assert r["read_red_block"] == [30, 30, 220, 255]
 
-    # preview: one locked layer on top, at the context box, updated every frame
+    # preview: one locked layer on top, inside the region, its frame's alpha kept (soft edge), every frame
     frames = r["preview_frames"]
     assert [f["count"] for f in frames] == [1] * 5 and all(f["locked"] for f in frames)
-    assert all(f["bounds"] == [136, 92, 224, 192] and f["center_matches"] for f in frames)
+    rx, ry, rw, rh = 180, 130, 140, 120
+    for f in frames:
+        x, y, w, h = f["bounds"]
+        assert rx < x and ry < y and x + w < rx + rw and y + h < ry + rh and f["center_matches"], frames
+    assert r["preview_alpha"]["corner"] == 0 and r["preview_alpha"]["center"] == 255, r["preview_alpha"]
+    assert r["preview_alpha"]["partial"] > 100, r["preview_alpha"]
 
     # result: a layer at the region, one undo step, nothing else changed, undo restores the image
     res = r["result"]
@@ -73,7 +78,7 @@ def test_document_adapter_in_real_krita(krita_home, tmp_path):
     # cancel: the preview goes away and the image is as before
     cancel = r["cancel"]
     assert cancel["during"] == ["Background", "[Preview]"] and cancel["after"] == ["Background"]
-    assert cancel["image_restored"] and cancel["undo_added"] == ["Add Layer", "Remove Layer"]
+    assert cancel["image_restored"] and cancel["undo_added"] == []  # the preview's "Add Layer" was taken back
 
     # batch: one group, one undo step for it
     batch = r["batch"]
@@ -116,10 +121,29 @@ def test_plugin_jobs_with_the_real_backend(krita_home, tmp_path):
     assert inpaint["changed_outside_region"] == 0 and inpaint["changed_inside_region"] > 0
     assert inpaint["after_undo"] == {"layers": ["Background"], "restored": True}
     assert inpaint["progress_format"] == "done" and inpaint["history_rows"] >= 1 and inpaint["history_icon"]
+    # the preview looks like the result: only in the region, transparent where nothing is selected, soft along
+    # the feathered selection's edge, opaque inside it
+    alpha = inpaint["preview_alpha"]
+    assert alpha is not None, "no preview frame was captured mid-job"
+    assert alpha["outside_region"] == 0 and alpha["outside_selection"] == 0, alpha
+    assert alpha["opaque"] > 0 and alpha["partial_on_soft_edge"] > alpha["soft_edge_pixels"] // 4, alpha
+    assert all(region[0] <= b[0] and region[1] <= b[1] and b[0] + b[2] <= region[0] + region[2]
+               and b[1] + b[3] <= region[1] + region[3] for b in inpaint["preview_bounds_seen"]), inpaint
+
+    # the docker in a 1600x1000 window: every tab whole without scrolling, a big primary action, 6+ history rows
+    layout = r["layout"]
+    assert layout["window"][0] <= 1600 and layout["window"][1] <= 1000, layout
+    for title in ("Generate", "Upscale", "History", "Connection"):
+        tab = layout["tabs"][title]
+        assert not tab["scrolls"] and tab["clipped"] == [], (title, layout)
+    primary = layout["primary"]
+    assert primary["visible"] and not primary["clipped"], layout
+    assert primary["rect"][3] >= 1.8 * layout["normal_button_height"], layout
+    assert layout["history"]["rows_shown"] >= 6 and layout["cancel_visible"], layout
 
     cancel = r["cancel"]
     assert cancel["state"] == "cancelled" and cancel["frames_at_cancel"] >= 2 and cancel["step"] < cancel["total"]
-    assert cancel["layers"] == ["Background"] and cancel["restored"]
+    assert cancel["layers"] == ["Background"] and cancel["restored"] and cancel["undo_added"] == []
 
     refine = r["refine"]
     assert refine["state"] == "done" and refine["op"] == "img2img" and refine["strength"] == 0.5
@@ -138,7 +162,9 @@ def test_plugin_jobs_with_the_real_backend(krita_home, tmp_path):
     lat = r["preview_latency_ms"]
     print(f"\npreview frame -> layer updated: {lat['frames']} frames, median {lat['median']:.2f} ms, "
           f"p95 {lat['p95']:.2f} ms, max {lat['max']:.2f} ms (+ up to {lat['pump_busy_interval_ms']} ms pump tick); "
-          f"connect {r['connect']['seconds']:.1f} s, inpaint {inpaint['seconds']:.1f} s; run {run.seconds:.0f} s",
+          f"connect {r['connect']['seconds']:.1f} s, inpaint {inpaint['seconds']:.1f} s; run {run.seconds:.0f} s; "
+          f"docker {layout['docker']}, tabs need {[t['content_min_height'] for t in layout['tabs'].values()]} px, "
+          f"history shows {layout['history']['rows_shown']} rows",
           file=sys.stderr)
     _keep_screenshots(tmp_path)
 

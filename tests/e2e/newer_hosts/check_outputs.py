@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-GIMP_STEPS = ("inpaint", "cancel", "img2img", "upscale")
+GIMP_STEPS = ("inpaint", "cancel", "img2img", "history", "upscale", "server_loss")
 GIMP_CANVAS = (256, 192)
 # GIMP's own criticals about images and layers are failures (GIMP 3.0.4 logged
 # "gimp_image_set_selected_layers: assertion 'GIMP_IS_LAYER (iter->data)' failed" on an undo after a
@@ -46,6 +46,9 @@ def check_gimp(out: Path) -> int:
             extrema = image.convert("L").getextrema()
             if extrema[0] == extrema[1]:
                 return fail("screenshot.png is a flat image (nothing was drawn on the screen)")
+    lost = report["steps"]["server_loss"]
+    if not lost.get("ended_after_kill_s", 99) < 10 or "Errno" in lost.get("message", "Errno"):
+        return fail(f"server_loss: the job did not end in plain words within 10 s: {lost}")
     log = out / "gimp.log"
     criticals = [line for line in log.read_text("utf-8", "replace").splitlines() if GIMP_CRITICAL.search(line)]
     if criticals:

@@ -4,7 +4,8 @@
 # python-fu-eval has already required the gi versions of Gimp and Gegl. Runs in the
 # batch plug-in process; the latentbrush plug-in (installed in this profile) runs in its own.
 # Env: E2E_OUT (report + PNGs), LATENTBRUSH_SERVER / LATENTBRUSH_TOKEN_FILE (read by the plug-in),
-#      E2E_STEPS (denoising steps, default 4), E2E_GUI=1 (GIMP GUI under Xvfb: show the image and check
+#      E2E_STEPS (denoising steps, default 4), E2E_TOOLS (this folder, for attach_backend.py),
+#      E2E_GUI=1 (GIMP GUI under Xvfb: show the image and check
 #      undo with Ctrl+Z sent by xdotool), E2E_SCREENSHOT=1 (GUI: grab the screen with xwd).
 # Every check raises with the step's name, so GIMP exits 64 and the log says which step failed.
 import json
@@ -351,6 +352,58 @@ def feathered_step():
     image.delete()
 
 
+def server_loss_step(selection):
+    """Issue 11 item 2: the server dies mid-job. The job talks to the backend through attach_backend.py (a
+    forwarder, as the Krita 6 docker's "local server"); killing that drops the connection exactly like a dead
+    server. The job process must end within seconds with a message in plain words and leave nothing behind."""
+    step = "server_loss"
+    t = time.time()
+    image, _ = make_image()  # a fresh image: the main one went through the GUI undo walk
+    # E2E_TOOLS: this folder (run.sh); the chroot's python3 runs the stdlib-only forwarder
+    forwarder = subprocess.Popen(["python3", os.path.join(os.environ["E2E_TOOLS"], "attach_backend.py")],
+                                 env={**os.environ, "LB_HOST_BACKEND_URL": os.environ["LATENTBRUSH_SERVER"]},
+                                 stdout=subprocess.PIPE, text=True)
+    line = forwarder.stdout.readline()
+    check(step, line.startswith("latentbrush-server listening on ws://"), f"the forwarder printed {line!r}")
+    url = line.split(" on ", 1)[1].strip()
+    files = JobFiles(os.path.join(Gimp.directory(), "latentbrush", "jobs"), image.get_id())
+    seen = {}
+
+    def killer():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            job = files.running()
+            if job is not None and job.previews >= 1:
+                forwarder.kill()  # SIGKILL: no goodbye on the socket
+                seen["killed_at"] = time.time()
+                seen["previews_at_kill"] = job.previews
+                return
+            time.sleep(0.05)
+
+    before_names = names(image)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection.xywh())
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="the server dies", steps=100,
+                                     seed=6, random_seed=False, server=url)
+    ended = time.time()
+    thread.join(5)
+    forwarder.kill()  # also when the job ended before it could be killed
+    forwarder.wait(10)
+    check(step, "killed_at" in seen, f"the job never showed a preview before the kill; it returned {status} {error}")
+    seconds = ended - seen["killed_at"]
+    check(step, status == Gimp.PDBStatusType.EXECUTION_ERROR, f"inpaint returned {status} {error!r}")
+    check(step, seconds < 10, f"the job ended {seconds:.1f} s after the server died")
+    check(step, "connection to the server was lost" in error and "Inpaint" in error, f"message {error!r}")
+    check(step, not any(w in error for w in ("Errno", "NotConnected", "ConnectError", "ws://")), f"message {error!r}")
+    check(step, names(image) == before_names, f"layers {names(image)} after the lost job, before {before_names}")
+    check(step, files.running() is None, "job files left behind")
+    REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), "ended_after_kill_s": round(seconds, 2),
+                             "message": error, **{k: v for k, v in seen.items() if k != "killed_at"}}
+    log(step, "ok:", REPORT["steps"][step])
+    image.delete()
+
+
 def undo_state(image):
     return names(image), image.get_width(), image.get_height(), tuple(Gimp.Selection.bounds(image))
 
@@ -451,6 +504,7 @@ def main():
             undone += ["select", "inpaint"]
         REPORT["steps"][step] = {"undone": undone}
         display.delete()
+    server_loss_step(sel)
     feathered_step()
     REPORT["seconds"] = round(time.time() - _T0, 2)
     with open(os.path.join(OUT, "report.json"), "w") as f:

@@ -31,7 +31,9 @@ sys.path.insert(0, str(KRITA_E2E))
 
 import krita_runner  # noqa: E402
 import test_krita_e2e  # noqa: E402
+import test_krita_history_e2e  # noqa: E402
 import test_krita_selection_e2e  # noqa: E402
+import test_krita_server_loss_e2e  # noqa: E402
 
 KRITA_TIMEOUT_S = 300
 
@@ -59,6 +61,8 @@ TESTS = (
     ("adapter", test_krita_e2e.test_document_adapter_in_real_krita),
     ("plugin_jobs", test_krita_e2e.test_plugin_jobs_with_the_real_backend),
     ("selection", test_krita_selection_e2e.test_selection_is_the_contract),
+    ("history", test_krita_history_e2e.test_history_survives_save_close_and_reopen),
+    ("server_loss", test_krita_server_loss_e2e.test_killed_local_server_ends_the_job_and_restart_runs_the_next),
 )
 
 

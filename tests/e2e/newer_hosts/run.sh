@@ -80,7 +80,7 @@ mount_for_tests() {  # $1 = chroot name: system mounts, the repo (read-only) and
 
 in_test_chroot() {  # $1 = chroot name, $2 = out subfolder (HOME and E2E_OUT), rest = command
   local name=$1 sub=$2; shift 2
-  lb_in_chroot "$(lb_root "$name")" HOME="$OUT/$sub/home" E2E_OUT="$OUT/$sub" E2E_STEPS="$STEPS" \
+  lb_in_chroot "$(lb_root "$name")" HOME="$OUT/$sub/home" E2E_OUT="$OUT/$sub" E2E_STEPS="$STEPS" E2E_TOOLS="$HERE" \
     LATENTBRUSH_SERVER="$URL" LATENTBRUSH_TOKEN_FILE="$OUT/token" "$@"
 }
 

@@ -57,24 +57,37 @@ def selection_and_reads(doc, results: dict) -> None:
     results["read_red_block"] = list(host.read_pixels(Rect(100, 120, 1, 1)).data)
 
 
+def clipped_frame(bgr: bytes, width: int, height: int) -> bytes:
+    """A BGRA preview frame as the server sends a masked job's: transparent border, a soft ramp, opaque inside."""
+    out = bytearray()
+    for y in range(height):
+        for x in range(width):
+            edge = min(x, y, width - 1 - x, height - 1 - y)
+            out += bgr + bytes((min(255, max(0, (edge - 3) * 85)),))
+    return bytes(out)
+
+
 def inpaint_like_job(doc, results: dict) -> None:
     """What the controller does for a one-result job: previews, then the result, then remove_preview."""
     before = u.flattened(doc)
     history_before = u.undo_history()
     host = KritaHost(doc)
-    context, region = Rect(136, 92, 224, 192), Rect(180, 130, 140, 120)
+    region = Rect(180, 130, 140, 120)
     frame_ms, seen = [], []
     for step in range(5):
-        color = bytes((0, 40 * step, 255 - 40 * step, 255))  # a 56x48 frame stretched over the context
+        color = bytes((0, 40 * step, 255 - 40 * step))  # a 70x60 frame stretched over the region
         start = time.perf_counter()
-        host.show_preview(Pixels(context, "bgra8", color * (56 * 48), Size(56, 48)))
+        host.show_preview(Pixels(region, "bgra8", clipped_frame(color, 70, 60), Size(70, 60)))
         doc.waitForDone()
         frame_ms.append((time.perf_counter() - start) * 1000)
-        center = bytes(doc.pixelData(context.x + 100, context.y + 90, 1, 1))
+        center = bytes(doc.pixelData(region.x + 70, region.y + 60, 1, 1))
         previews = [n for n in doc.rootNode().childNodes() if n.name() == "[Preview]"]
         seen.append({"count": len(previews), "locked": previews[0].locked() if previews else None,
-                     "bounds": list(u.layers(doc)[-1][2]), "center_matches": center == color})
+                     "bounds": list(u.layers(doc)[-1][2]), "center_matches": center == color + b"\xff"})
     results["preview_frames"] = seen
+    shown = bytes(previews[0].pixelData(*region.xywh()))[3::4]  # the layer's alpha over the region
+    results["preview_alpha"] = {"corner": shown[0], "center": shown[60 * region.width + 70],
+                                "partial": sum(1 for a in shown if 0 < a < 255)}
     results["preview_update_ms"] = frame_ms
     # result: opaque in the middle, transparent border of 10 px (as a feathered composite would be)
     rows = []

@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 
+import docker_layout
 import krita_e2e_util as u
 from krita import Krita
 from latentbrush.plugin.hosts.krita.extension import find_docker
@@ -36,10 +37,13 @@ class Observer:
         self.shot: str | None = None
         self.shot_after_frames = 0
         self._frames0 = 0
+        self.capture = False
+        self.preview_pixels: bytes | None = None  # the preview layer over the whole canvas, mid-job
 
-    def start(self, screenshot: str | None = None, after_frames: int = 4) -> None:
+    def start(self, screenshot: str | None = None, after_frames: int = 4, capture: bool = False) -> None:
         self.samples = []
         self.shot, self.shot_after_frames = screenshot, after_frames
+        self.capture, self.preview_pixels = capture, None
         self._frames0 = len(self.session.preview_latencies)
         self.timer.start(10)
 
@@ -56,6 +60,8 @@ class Observer:
             b = previews[0].bounds()
             self.samples.append({"locked": previews[0].locked(), "bounds": [b.x(), b.y(), b.width(), b.height()],
                                  "count": len(previews)})
+        if self.capture and self.preview_pixels is None and self.frames >= 2 and previews:
+            self.preview_pixels = bytes(previews[0].pixelData(0, 0, self.doc.width(), self.doc.height()))
         if self.shot and self.frames >= self.shot_after_frames and previews:
             u.grab_window(self.shot)
             self.shot = None
@@ -89,8 +95,29 @@ def job_summary(record, doc, before: bytes, history_before: list[str], observer:
     }
 
 
-def run_job(session, observer: Observer, start, screenshot: str | None = None) -> float:
-    observer.start(screenshot)
+def preview_alpha(pixels: bytes | None, selection: bytes, region, width: int) -> dict | None:
+    """Where the mid-job preview layer is opaque, against the selection and the job's region."""
+    if pixels is None:
+        return None
+    x0, y0, w, h = region
+    stats = {"outside_selection": 0, "outside_region": 0, "partial": 0, "partial_on_soft_edge": 0, "opaque": 0,
+             "soft_edge_pixels": 0}
+    for i, a in enumerate(pixels[3::4]):
+        s = selection[i]
+        stats["soft_edge_pixels"] += 0 < s < 255
+        if not a:
+            continue
+        x, y = i % width, i // width
+        stats["outside_selection"] += s == 0
+        stats["outside_region"] += not (x0 <= x < x0 + w and y0 <= y < y0 + h)
+        stats["opaque"] += a == 255
+        stats["partial"] += a < 255
+        stats["partial_on_soft_edge"] += a < 255 and 0 < s < 255
+    return stats
+
+
+def run_job(session, observer: Observer, start, screenshot: str | None = None, capture: bool = False) -> float:
+    observer.start(screenshot, capture=capture)
     start()
     waited = u.wait_until(lambda: session.running_jobs == 0, JOB_LIMIT_S, "the job to finish")
     observer.stop()
@@ -135,21 +162,26 @@ def run_e2e() -> bool:
 
         # 1. inpaint through the plugin's own action, with a feathered selection
         u.select(doc, 200, 150, 100, 80, feather=4)
+        selection = bytes(doc.selection().pixelData(0, 0, doc.width(), doc.height()))
         history_before = u.undo_history()
         waited = run_job(session, observer, app.action("latentbrush_inpaint").trigger,
-                         os.path.join(out, "krita-inpaint-preview.png"))
+                         os.path.join(out, "krita-inpaint-preview.png"), capture=True)
         results["inpaint"] = job_summary(last_record(session), doc, original, history_before, observer)
+        results["inpaint"]["preview_alpha"] = preview_alpha(observer.preview_pixels, selection,
+                                                            results["inpaint"]["region"], doc.width())
         results["inpaint"]["waited"] = waited
         results["inpaint"]["status_line"] = docker.progress.status.text()
         results["inpaint"]["progress_format"] = docker.progress.bar.format()
         results["inpaint"]["history_rows"] = docker.history.list.count()
         results["inpaint"]["history_icon"] = not docker.history.list.item(0).icon().isNull()
+        results["layout"] = docker_layout.measure(docker)  # the docker as the screenshots show it
         u.grab_window(os.path.join(out, "krita-docker.png"))
         u.undo()
         results["inpaint"]["after_undo"] = {"layers": u.paint_layers(doc), "restored": u.flattened(doc) == original}
 
         # 2. cancel in the middle: a long job, cancelled by the action after two preview frames
         g.steps.setValue(60)
+        cancel_history_before = u.undo_history()
         observer.start()
         app.action("latentbrush_inpaint").trigger()
         u.wait_until(lambda: observer.frames >= 2, JOB_LIMIT_S, "two preview frames")
@@ -160,7 +192,8 @@ def run_e2e() -> bool:
         record = last_record(session)
         results["cancel"] = {"state": record.state, "frames_at_cancel": frames_at_cancel, "step": record.step,
                              "total": record.total, "layers": u.paint_layers(doc),
-                             "restored": u.flattened(doc) == original}
+                             "restored": u.flattened(doc) == original,
+                             "undo_added": u.undo_history()[len(cancel_history_before):]}
 
         # 3. refine (img2img) of the selection at 50 % through the docker's button
         g.steps.setValue(6)

@@ -166,17 +166,17 @@ def test_plugin_jobs_with_the_real_backend(krita_home, tmp_path):
           f"docker {layout['docker']}, tabs need {[t['content_min_height'] for t in layout['tabs'].values()]} px, "
           f"history shows {layout['history']['rows_shown']} rows",
           file=sys.stderr)
-    _keep_screenshots(tmp_path)
+    keep_screenshots(tmp_path, ("krita-docker.png", "krita-inpaint-preview.png"))
 
 
-def _keep_screenshots(folder: Path) -> None:
-    """With LATENTBRUSH_UPDATE_SCREENSHOTS=1, copy the screenshots into docs/images/."""
+def keep_screenshots(folder: Path, names: tuple[str, ...]) -> None:
+    """With LATENTBRUSH_UPDATE_SCREENSHOTS=1, copy the screenshots ``names`` into docs/images/."""
     import os
     import shutil
 
     if os.environ.get("LATENTBRUSH_UPDATE_SCREENSHOTS") != "1":
         return
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    for name in ("krita-docker.png", "krita-inpaint-preview.png"):
+    for name in names:
         if (folder / name).is_file():
             shutil.copy2(folder / name, DOCS_IMAGES / name)

@@ -11,6 +11,7 @@ import zipfile
 
 import pytest
 from krita_runner import missing_tools, prepare_profile, run_script
+from test_krita_e2e import keep_screenshots
 
 pytestmark = [pytest.mark.krita, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
@@ -72,4 +73,6 @@ def test_history_survives_save_close_and_reopen(krita_home, tmp_path):
     assert budget["texts"][-1].endswith("thumbnail only") and not budget["texts"][0].endswith("thumbnail only")
     assert "Cannot apply" in budget["apply_dropped_status"] and budget["apply_dropped_layers_unchanged"]
     assert float(budget["setting"]) == pytest.approx(r["budget_sizes"]["budget_mb"])
+    assert r["screenshot"]
     print(f"\nKrita {r['krita']}: history sizes {r['budget_sizes']}; run {run.seconds:.0f} s", file=sys.stderr)
+    keep_screenshots(tmp_path, ("krita-history.png",))

@@ -54,6 +54,7 @@ def run_e2e() -> bool:
     docker = find_docker(app.activeWindow())
     try:
         doc = u.new_document()
+        u.layout_for_screenshots(docker)
         u.paint_scene(doc)
         docker.connection.set_mode("local")
         docker.connection.command.setText(os.environ["LB_E2E_SERVER_CMD"])
@@ -111,6 +112,9 @@ def run_e2e() -> bool:
             "modified": bool(doc.modified()),
             "layers": u.paint_layers(doc),
         }
+        docker.show_tab("History")  # the README's screenshot of the restored history
+        results["screenshot"] = u.grab_window(os.path.join(out, "krita-history.png"))
+        docker.show_tab("Generate")
 
         # Apply the first job again: a new layer from the saved pixels, one undo step
         first = jobs[0]

@@ -94,6 +94,12 @@ def host_launcher(script_env: dict[str, str], timeout_s: int) -> tuple[list[str]
     return ["xvfb-run", "-a", "-s", XVFB_SCREEN, "timeout", "-k", "10", str(timeout_s), "krita", "--nosplash"], env
 
 
+def backend_env() -> dict[str, str]:
+    """The environment of a script whose docker starts the real backend (local-server mode, tiny model)."""
+    command = f"{sys.executable} -m latentbrush.backend --device cpu --log-level WARNING"
+    return {"LB_E2E_SERVER_CMD": command, "HF_HUB_OFFLINE": "1"}
+
+
 def run_script(home: Path, module: str, out: Path, timeout_s: int, extra_env: dict[str, str] | None = None,
                launcher: Launcher = host_launcher) -> KritaRun:
     """Start Krita with ``module`` as the harness's script; returns its exit status, logs and JSON results.

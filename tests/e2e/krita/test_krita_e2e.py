@@ -11,19 +11,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from krita_runner import missing_tools, prepare_profile, run_script
+from krita_runner import backend_env, missing_tools, run_script
 
 pytestmark = [pytest.mark.krita, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS_IMAGES = ROOT / "docs" / "images"
 
-
-@pytest.fixture(scope="module")
-def krita_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("krita-home")
-    prepare_profile(home)
-    return home
 
 
 def kra_layer_names(path: str) -> list[str]:
@@ -100,9 +94,8 @@ def test_document_adapter_in_real_krita(krita_home, tmp_path):
 
 
 def test_plugin_jobs_with_the_real_backend(krita_home, tmp_path):
-    server_cmd = f"{sys.executable} -m latentbrush.backend --device cpu --log-level WARNING"
     run = run_script(krita_home, "plugin_e2e", tmp_path, timeout_s=420,
-                     extra_env={"LB_E2E_SERVER_CMD": server_cmd, "HF_HUB_OFFLINE": "1"})
+                     extra_env=backend_env())
     r = run.results
     assert run.rc == 0 and run.e2e_rc == "0", run.describe()
     assert r.get("connect", {}).get("state") == "connected", (r.get("connect"), run.describe())

@@ -10,23 +10,16 @@ import sys
 import zipfile
 
 import pytest
-from krita_runner import missing_tools, prepare_profile, run_script
+from krita_runner import backend_env, missing_tools, run_script
 from test_krita_e2e import keep_screenshots
 
 pytestmark = [pytest.mark.krita, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
 
-@pytest.fixture(scope="module")
-def krita_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("krita-home")
-    prepare_profile(home)
-    return home
-
 
 def test_history_survives_save_close_and_reopen(krita_home, tmp_path):
-    server_cmd = f"{sys.executable} -m latentbrush.backend --device cpu --log-level WARNING"
     run = run_script(krita_home, "history_e2e", tmp_path, timeout_s=420,
-                     extra_env={"LB_E2E_SERVER_CMD": server_cmd, "HF_HUB_OFFLINE": "1"})
+                     extra_env=backend_env())
     r = run.results
     assert run.rc == 0 and run.e2e_rc == "0", run.describe()
     assert r.get("connect", {}).get("state") == "connected", (r.get("connect"), run.describe())

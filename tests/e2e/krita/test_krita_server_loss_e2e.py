@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from krita_runner import missing_tools, prepare_profile, run_script
+from krita_runner import backend_env, missing_tools, run_script
 
 pytestmark = [pytest.mark.krita, pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))]
 
@@ -18,17 +18,10 @@ END_LIMIT_S = 10  # a job whose server died ends within this (issue 11)
 INTERNAL_WORDS = ("Errno", "NotConnected", "txt2img", "img2img", "too_large", "job.")
 
 
-@pytest.fixture(scope="module")
-def krita_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("krita-home")
-    prepare_profile(home)
-    return home
-
 
 def test_killed_local_server_ends_the_job_and_restart_runs_the_next(krita_home, tmp_path):
-    server_cmd = f"{sys.executable} -m latentbrush.backend --device cpu --log-level WARNING"
     run = run_script(krita_home, "server_loss_e2e", tmp_path, timeout_s=420,
-                     extra_env={"LB_E2E_SERVER_CMD": server_cmd, "HF_HUB_OFFLINE": "1"})
+                     extra_env=backend_env())
     r = run.results
     assert run.rc == 0 and run.e2e_rc == "0", run.describe()
     assert r.get("connect", {}).get("state") == "connected", (r.get("connect"), run.describe())

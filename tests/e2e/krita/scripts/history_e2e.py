@@ -56,10 +56,7 @@ def run_e2e() -> bool:
         doc = u.new_document()
         u.layout_for_screenshots(docker)
         u.paint_scene(doc)
-        docker.connection.set_mode("local")
-        docker.connection.command.setText(os.environ["LB_E2E_SERVER_CMD"])
-        docker.connection.button.click()
-        u.wait_until(lambda: session.connected or session.state == "failed", CONNECT_LIMIT_S, "the connection")
+        u.start_local_server(docker, session, CONNECT_LIMIT_S)
         results["connect"] = {"state": session.state, "server_output": session.server.recent_output()}
         if not session.connected:
             return True

@@ -84,6 +84,17 @@ def paint_scene(doc) -> None:
     doc.waitForDone()
 
 
+def start_local_server(docker, session, limit_s: float = 120) -> float:
+    """Connect as a painter does in local mode: the docker starts LB_E2E_SERVER_CMD and connects with the
+    token file it wrote. Returns the seconds it took; ``session.connected`` says whether it worked."""
+    docker.connection.set_mode("local")
+    docker.connection.command.setText(os.environ["LB_E2E_SERVER_CMD"])
+    started = time.perf_counter()
+    docker.connection.button.click()
+    wait_until(lambda: session.connected or session.state == "failed", limit_s, "the connection")
+    return time.perf_counter() - started
+
+
 def select(doc, x: int, y: int, w: int, h: int, feather: int = 0) -> None:
     sel = Selection()
     sel.select(x, y, w, h, 255)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 
 import docker_layout
 import krita_e2e_util as u
@@ -138,12 +137,8 @@ def run_e2e() -> bool:
         original = u.flattened(doc)
 
         # connect: the docker starts the local server and connects with the token file it wrote
-        docker.connection.set_mode("local")
-        docker.connection.command.setText(os.environ["LB_E2E_SERVER_CMD"])
-        t0 = time.perf_counter()
-        docker.connection.button.click()
-        u.wait_until(lambda: session.connected or session.state == "failed", CONNECT_LIMIT_S, "the connection")
-        results["connect"] = {"state": session.state, "seconds": time.perf_counter() - t0,
+        seconds = u.start_local_server(docker, session, CONNECT_LIMIT_S)
+        results["connect"] = {"state": session.state, "seconds": seconds,
                               "server_url": session.server.url, "server_output": session.server.recent_output(),
                               "models": [docker.generation.model.itemData(i)
                                          for i in range(docker.generation.model.count())],

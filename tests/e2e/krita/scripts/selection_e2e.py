@@ -13,7 +13,6 @@ coverage. Writes the numbers to LB_E2E_RESULT; the asserts are in test_krita_sel
 
 from __future__ import annotations
 
-import os
 import time
 
 import krita_e2e_util as u
@@ -118,10 +117,7 @@ def run_e2e() -> bool:
     try:
         doc = u.new_document(W, H)
         u.paint_scene(doc)
-        docker.connection.set_mode("local")
-        docker.connection.command.setText(os.environ["LB_E2E_SERVER_CMD"])
-        docker.connection.button.click()
-        u.wait_until(lambda: session.connected or session.state == "failed", CONNECT_LIMIT_S, "the connection")
+        u.start_local_server(docker, session, CONNECT_LIMIT_S)
         results["connected"] = session.connected
         if not session.connected:
             results["server_output"] = session.server.recent_output()

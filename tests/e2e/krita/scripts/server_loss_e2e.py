@@ -45,10 +45,7 @@ def run_e2e() -> bool:
     try:
         doc = u.new_document()
         u.paint_scene(doc)
-        docker.connection.set_mode("local")
-        docker.connection.command.setText(os.environ["LB_E2E_SERVER_CMD"])
-        docker.connection.button.click()
-        u.wait_until(lambda: session.connected or session.state == "failed", CONNECT_LIMIT_S, "the connection")
+        u.start_local_server(docker, session, CONNECT_LIMIT_S)
         results["connect"] = {"state": session.state, "server_output": session.server.recent_output()}
         if not session.connected:
             return True

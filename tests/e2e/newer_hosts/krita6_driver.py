@@ -38,6 +38,18 @@ import test_krita_server_loss_e2e  # noqa: E402
 KRITA_TIMEOUT_S = 300
 
 
+def free_display(chroot: Path, first: int) -> int:
+    """An X display number no X server uses right now, from ``first`` on (run.sh's lb_free_display, per
+    launch): the previous test's Xvfb may still be exiting on the number the run started with."""
+    sockets = Path("/proc/net/unix").read_text(encoding="utf-8", errors="replace")
+    for n in range(first, 1000):
+        taken = f"/tmp/.X11-unix/X{n}\n" in sockets + "\n" or any(
+            (root / f"tmp/.X{n}-lock").exists() for root in (Path("/"), chroot))
+        if not taken:
+            return n
+    raise RuntimeError("no free X display number")
+
+
 def chroot_run_script(chroot: Path, url: str, token_file: Path):
     """A ``krita_runner.run_script`` that runs Krita 6 in ``chroot`` against the host backend."""
 
@@ -49,8 +61,8 @@ def chroot_run_script(chroot: Path, url: str, token_file: Path):
             "LB_HOST_BACKEND_URL": url, "LATENTBRUSH_TOKEN_FILE": str(token_file),
         }
         command = ["chroot", str(chroot), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()),
-                   # a display number no host Xvfb holds (run.sh: lb_free_display)
-                   "xvfb-run", "-n", os.environ.get("LB_XVFB_DISPLAY", "200"), "-s", krita_runner.XVFB_SCREEN,
+                   "xvfb-run", "-n", str(free_display(chroot, int(os.environ.get("LB_XVFB_DISPLAY", "200")))),
+                   "-s", krita_runner.XVFB_SCREEN,
                    "timeout", "-k", "10", str(timeout_s), "krita", "--nosplash"]
         return command, None
 

@@ -173,11 +173,15 @@ class RegionPreview:
         box = self._region_box(width, height)
         return np.asarray(Image.fromarray(array).resize((self.size.width, self.size.height), resample, box=box))
 
-    def _backdrop_for(self, original_rgb: np.ndarray, full_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The original pixels and the composite alpha at preview size, computed once."""
+    def _backdrop_for(self, full_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The original pixels (black for txt2img into a selection: nothing to show outside it) and the
+        composite alpha at preview size, computed once: they are the same every step."""
         if self._backdrop is None:
-            rgb = self._to_preview(original_rgb, Image.Resampling.BILINEAR)
             alpha = self._to_preview(full_alpha, Image.Resampling.BILINEAR)
+            if self.original_rgb is None:
+                rgb = np.zeros((*alpha.shape, 3), np.uint8)
+            else:
+                rgb = self._to_preview(self.original_rgb, Image.Resampling.BILINEAR)
             self._backdrop = (rgb, alpha)
         return self._backdrop
 
@@ -185,11 +189,7 @@ class RegionPreview:
         preview = self._to_preview(self.decoder(x0), Image.Resampling.BICUBIC)
         if self.alpha is None:
             return np.ascontiguousarray(preview)
-        if self.original_rgb is None:  # txt2img into a selection: nothing to show outside it
-            original = np.zeros_like(preview)
-            alpha = self._to_preview(self.alpha, Image.Resampling.BILINEAR)
-        else:
-            original, alpha = self._backdrop_for(self.original_rgb, self.alpha)
+        original, alpha = self._backdrop_for(self.alpha)
         if self.clip:
             rgb = np.where((alpha > 0)[..., None], preview, original)
             return np.dstack([rgb, alpha])

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from latentbrush.protocol import ControlInfo, ErrorCode, JobRequest, ModelInfo, ProtocolError, input_refs
+from latentbrush.protocol import (
+    ControlInfo,
+    ErrorCode,
+    JobRequest,
+    ModelInfo,
+    ProtocolError,
+    ReferenceInfo,
+    input_refs,
+)
 
 from .control.models import Controls, control_family
 from .events import EngineError, JobEvents, JobOutput, is_out_of_memory
@@ -28,6 +36,7 @@ from .models.registry import ModelRegistry
 from .ops.operation import Operation
 from .ops.registry import OPERATIONS
 from .ops.samplers import available_samplers
+from .reference.models import MODES, References
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,8 @@ class EngineInfo:
     default_model: str
     controls: tuple[ControlInfo, ...] = ()
     preprocessors: tuple[str, ...] = ()
+    references: tuple[ReferenceInfo, ...] = ()
+    reference_modes: tuple[str, ...] = ()
 
 
 def _device_label(device: torch.device) -> str:
@@ -85,6 +96,7 @@ class Engine:
         self.upscalers = self._make_upscalers()
         self.controls = Controls(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device),
                                  settings.configs_dir)
+        self.references = References(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device))
         self._run_lock = threading.Lock()  # one job at a time owns the device
 
     def _make_upscalers(self) -> Any:
@@ -105,8 +117,10 @@ class Engine:
             upscalers=self.upscalers.names() if self.upscalers is not None else (LANCZOS,),
             samplers=available_samplers(),
             default_model=self.registry.default,
-            controls=tuple(ControlInfo(e.name, e.mode, e.family) for e in self.controls.entries()),
+            controls=tuple(ControlInfo(e.name, e.mode, e.family, e.kind) for e in self.controls.entries()),
             preprocessors=tuple(self.controls.preprocessors),
+            references=tuple(ReferenceInfo(e.name, e.family) for e in self.references.entries()),
+            reference_modes=MODES,
         )
 
     def check_upscaler(self, name: str) -> ProtocolError | None:
@@ -123,13 +137,32 @@ class Engine:
     def check_model(self, job: JobRequest) -> ProtocolError | None:
         return self.registry.problem(job.model)
 
+    def control_family(self, model: str) -> str:
+        """The family of ControlNets, T2I- and IP-Adapters the (known) model ``model`` takes: sd15, sdxl or tiny."""
+        entry = self.registry.get(model)
+        return control_family(entry.base, entry.family)
+
     def check_controls(self, job: JobRequest) -> ProtocolError | None:
         """Every ``control`` input has a preprocessor and a ControlNet here that fit the job's model."""
         items = [(ref.input, f"job.{ref.where}") for ref in input_refs(job) if ref.input.role == "control"]
         if not items or self.registry.problem(job.model) is not None:
             return None
-        entry = self.registry.get(job.model)
-        return self.controls.check(items, control_family(entry.base, entry.family))
+        roles = {ref.input.role for ref in input_refs(job)}
+        family = self.control_family(job.model)
+        op = self.operations.get(job.op)
+        no_adapters = None
+        if op is None or not any(task.adapter_pipelines for task in op.tasks):
+            no_adapters = "it steers Generate only (use a ControlNet for Refine and Inpaint)"
+        elif "reference" in roles and family != "sdxl":
+            no_adapters = "diffusers' SD 1.5 adapter pipeline takes no reference images"
+        return self.controls.check(items, family, "mask" in roles, no_adapters)
+
+    def check_references(self, job: JobRequest) -> ProtocolError | None:
+        """Every ``reference`` input has an IP-Adapter and image encoder here that fit the job's model."""
+        items = [(ref.input, f"job.{ref.where}") for ref in input_refs(job) if ref.input.role == "reference"]
+        if not items or self.registry.problem(job.model) is not None:
+            return None
+        return self.references.check(items, self.control_family(job.model))
 
     def check(self, job: JobRequest) -> ProtocolError | None:
         """Problems this engine can see before running ``job`` (the protocol already checked the fields)."""

@@ -177,6 +177,8 @@ class LatentbrushServer:
             default_model=info.default_model or "",
             controls=tuple(info.controls),
             preprocessors=tuple(info.preprocessors),
+            references=tuple(info.references),
+            reference_modes=tuple(info.reference_modes),
         )
 
     async def _await_hello(self, ws: ServerConnection, conn: Connection) -> ClientHello | None:

@@ -1,8 +1,10 @@
-"""ControlNet cost: txt2img through ``Engine.run`` with 0, 1 and 2 controls, side by side in one run (issue 12).
+"""ControlNet and IP-Adapter cost: txt2img through ``Engine.run`` with 0, 1 and 2 controls and with 1 reference,
+side by side in one run (issue 12).
 
 On CUDA it builds the full-size SD 1.5 (512²) or SDXL (1024²) architecture from the shipped config skeleton and
 full-size ControlNets (``ControlNetModel.from_unet``), all with random weights (timing does not depend on them).
-On CPU it runs the built-in tiny model and tiny ControlNets at 256 px, so it can be smoke-tested anywhere:
+On CPU it runs the built-in tiny model, tiny ControlNets and the tiny IP-Adapter at 256 px, so it can be
+smoke-tested anywhere (the reference row is CPU-only for now: no full-size IP-Adapter is built on CUDA):
 
     python bench/bench_controls.py                      # auto device; CPU -> tiny
     python bench/bench_controls.py --families sd15 sdxl --steps 20 --repeat 3
@@ -43,13 +45,18 @@ def scribble(side: int, seed: int) -> np.ndarray:
     return rgba
 
 
-def txt2img(engine: Engine, name: str, side: int, steps: int, controls: list[str]) -> Any:
+def txt2img(engine: Engine, name: str, side: int, steps: int, controls: list[str], references: tuple[str, ...] = ()
+            ) -> Any:
     items = tuple(InputPixels(JobInput("control", FAKE_HASH, model=c, preprocessor="scribble"), scribble(side, i),
                               f"job.inputs[{i}].blob") for i, c in enumerate(controls))
+    photo = np.random.default_rng(7).integers(0, 256, (300, 400, 4), dtype=np.uint8)  # a reference of its own size
+    photo[..., 3] = 255
+    refs = tuple(InputPixels(JobInput("reference", FAKE_HASH, model=r), photo, f"job.inputs[{len(items) + i}].blob")
+                 for i, r in enumerate(references))
     job = JobRequest(id="bench", op="txt2img", canvas=Size(side, side), region=Rect(0, 0, side, side), model=name,
                      sampler="Euler", steps=steps, cfg=7.0, seed=1, resolution=Size(side, side),
-                     inputs=tuple(i.input for i in items) or None, preview_format="none")
-    inputs = {"control": items} if items else {}
+                     inputs=tuple(i.input for i in (*items, *refs)) or None, preview_format="none")
+    inputs = {k: v for k, v in (("control", items), ("reference", refs)) if v}
 
     def run() -> None:
         engine.run(job, inputs, BenchEvents())
@@ -71,7 +78,7 @@ def main() -> None:
     steps = args.steps or (20 if full else 4)
     label = torch.cuda.get_device_name(device) if full else f"CPU ({torch.get_num_threads()} threads), tiny models"
     print(f"# ControlNet benchmark\n\n{label}; torch {torch.__version__}, {steps} steps, median of {args.repeat}\n")
-    print("| model | controls | seconds | per step ms | x 0 controls |")
+    print("| model | conditioning | seconds | per step ms | x none |")
     print("|---|---|---|---|---|")
     for family in args.families:
         side = {"sd15": 512, "sdxl": 1024}[family] if full else 256
@@ -95,11 +102,13 @@ def main() -> None:
                 continue
             name, controls = "tiny", ["tiny-scribble", "tiny-canny"]  # the built-ins: nothing to build
         started = time.perf_counter()
-        timed = side_by_side({n: txt2img(engine, name, side, steps, controls[:n]) for n in (0, 1, 2)}, device,
-                             args.repeat)
-        for n, seconds in timed.items():
-            print(f"| {family} {side}² | {n} | {seconds:.3f} | {1000 * seconds / steps:.1f} | "
-                  f"{seconds / timed[0]:.2f} |")
+        cases = {f"{n} control{'s' * (n != 1)}": txt2img(engine, name, side, steps, controls[:n]) for n in (0, 1, 2)}
+        if not full:  # the built-in tiny IP-Adapter and image encoder
+            cases["1 reference"] = txt2img(engine, name, side, steps, [], ("tiny-ip-adapter",))
+        timed = side_by_side(cases, device, args.repeat)
+        for case, seconds in timed.items():
+            print(f"| {family} {side}² | {case} | {seconds:.3f} | {1000 * seconds / steps:.1f} | "
+                  f"{seconds / timed['0 controls']:.2f} |")
         print(f"{family}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 

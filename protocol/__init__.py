@@ -16,7 +16,7 @@ from .codec import (
 )
 from .errors import FATAL_CODES, ErrorCode, ProtocolError
 from .geometry import round_half_up, upscale_rect, upscale_size
-from .inputs import ROLES, InputRef, as_v1_0, blob_keys, input_refs, job_inputs
+from .inputs import FREE_SIZE_ROLES, REFERENCE_MODES, ROLES, InputRef, as_v1_0, blob_keys, input_refs, job_inputs
 from .lifecycle import JobStatus, check_hello, check_server_hello, negotiated_minor
 from .limits import field_range
 from .messages import *  # noqa: F403 - the message types are the package's API
@@ -25,7 +25,9 @@ from .validate import from_dict, to_dict
 
 __all__ = [
     "FATAL_CODES",
+    "FREE_SIZE_ROLES",
     "OPERATIONS",
+    "REFERENCE_MODES",
     "ROLES",
     "ErrorCode",
     "InputRef",

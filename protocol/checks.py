@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from .errors import ErrorCode, ProtocolError
 from .geometry import Size, upscale_rect, upscale_size
-from .inputs import check_inputs
+from .inputs import FREE_SIZE_ROLES, check_inputs, input_refs
 from .messages import PREVIEW_FORMATS, PREVIEW_NONE, RESULT_FORMATS, JobRequest, Limits, Rect
 from .operations import check_operation
 
@@ -39,6 +39,8 @@ def _check_upscale(job: JobRequest) -> ProtocolError | None:
     if job.upscale is not None:
         if job.upscale.seam_fix != "none" and not job.upscale.refine:
             return _error(ErrorCode.BAD_FIELD, "seam fix needs refine", "job.upscale.seam_fix", job)
+        if job.upscale.unblur is not None and not job.upscale.refine:
+            return _error(ErrorCode.BAD_FIELD, "unblur needs refine", "job.upscale.unblur", job)
         if 2 * job.upscale.overlap >= job.upscale.tile:
             return _error(ErrorCode.BAD_FIELD, "overlap must be less than half the tile", "job.upscale.overlap", job)
         if 2 * job.upscale.refine_padding >= job.upscale.refine_tile:
@@ -103,7 +105,9 @@ def check_job(
 
 def check_blob(job: JobRequest, name: str, width: int, height: int) -> ProtocolError | None:
     """A stored blob used by the job (``name``: its path below ``job``, as ``InputRef.blob_field`` gives it)
-    must be exactly the context's size."""
+    must be exactly the context's size, except a reference's (``FREE_SIZE_ROLES``: upload limits only)."""
+    if any(ref.blob_field == name and ref.input.role in FREE_SIZE_ROLES for ref in input_refs(job)):
+        return None
     context = job.context or job.region
     if (width, height) != (context.width, context.height):
         return _error(

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .messages import JobRequest
 
 __all__ = [
+    "FREE_SIZE_ROLES",
     "MAX_INPUTS",
+    "REFERENCE_MODES",
     "ROLES",
     "ROLE_PATTERN",
     "InputRef",
@@ -81,18 +83,20 @@ def _role(name: str, kind: Literal["image", "mask"], single: bool = True, since:
 
 
 # Order matters: operation checks walk the roles in this order, which decides the error a job with
-# several faults gets (SPEC.md 9.5). control, reference and region are specified for the next issues.
+# several faults gets (SPEC.md 9.5). region is specified for the next issues.
 ROLES: dict[str, Role] = {
     r.name: r
     for r in (
         _role("image", "image", since=0),
         _role("mask", "mask", since=0),
         _role("control", "image", single=False, model="", mode="", preprocessor="", weight=1.0, start=0.0, end=1.0),
-        _role("reference", "image", single=False, weight=1.0, start=0.0, end=1.0),
+        _role("reference", "image", single=False, model="", mode="reference", weight=1.0, start=0.0, end=1.0),
         _role("region", "mask", single=False, prompt="", negative_prompt="", weight=1.0),
     )
 }
 V1_0_FIELDS = ("image", "mask")  # the roles 1.0 carries as JobRequest fields of the same name
+REFERENCE_MODES = ("reference", "style", "composition")  # what a reference steers: all of it, style, layout
+FREE_SIZE_ROLES = frozenset({"reference"})  # a picture of its own: any size within the blob limits (SPEC.md 9.9)
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,8 @@ def check_inputs(job: JobRequest) -> ProtocolError | None:
         for name in PARAMETERS:
             if getattr(item, name) is not None and name not in role.params:
                 return _error(ErrorCode.BAD_FIELD, f"a {item.role} input takes no {name}", f"{where}.{name}", job)
+        if item.role == "reference" and item.param("mode") not in REFERENCE_MODES:
+            return _error(ErrorCode.BAD_FIELD, f"must be one of {', '.join(REFERENCE_MODES)}", f"{where}.mode", job)
         if "start" in role.params and item.param("end") <= item.param("start"):
             return _error(ErrorCode.BAD_FIELD, "end must be greater than start", f"{where}.end", job)
     return None
@@ -182,6 +188,8 @@ def as_v1_0(job: JobRequest) -> JobRequest | ProtocolError:
         # 1.0 has no cap on the composite's reach: zero edges make the result's alpha the sent mask
         # itself, which keeps the cap (no pixel changes past the selection) at the cost of the soft blend
         job = replace(job, mask_outward=None, mask_grow=0, mask_feather=0, mask_blend=0)
+    if job.upscale is not None and job.upscale.unblur is not None:
+        return _error(ErrorCode.NOT_SUPPORTED, "a 1.0 server cannot unblur (no tile ControlNet)", "upscale.unblur", job)
     if job.inputs is None:
         return job
     moved: dict[str, Any] = {"inputs": None}

@@ -65,6 +65,7 @@ __all__ = [  # grouped: constants, type aliases, classes
     "QueueAnswer",
     "Queued",
     "Rect",
+    "ReferenceInfo",
     "ResultHeader",
     "SeamFix",
     "ServerFrameHeader",
@@ -81,7 +82,7 @@ PROTOCOL_MINOR = 1  # 1.1: named job inputs, request ids on queries (SPEC.md 14)
 
 
 
-Operation = Literal["txt2img", "img2img", "inpaint", "upscale"]
+Operation = Literal["txt2img", "img2img", "inpaint", "upscale", "preprocess"]
 Prefill = Literal["auto", "none", "blur", "color", "noise", "telea"]
 SeamFix = Literal["none", "band", "half_tile"]
 ImageFormat = Literal["rgba8", "bgra8", "gray8", "png", "jpeg", "webp"]
@@ -112,6 +113,7 @@ class UpscaleParams:
     refine_padding: int = field(default=32, metadata=_c(min=0, max=512))
     refine_mask_blur: int = field(default=8, metadata=_c(min=0, max=256))
     seam_fix: SeamFix = "none"
+    unblur: float | None = field(default=None, metadata=_c(min=0.0, max=2.0))  # 1.1: tile ControlNet weight
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,15 @@ class ControlInfo:
 
     name: str
     mode: str  # scribble, lineart, softedge, canny, depth, normal, pose, tile, inpaint; "" = not stated
+    family: str  # the models it steers: "sd15", "sdxl", "tiny"
+    kind: str = "controlnet"  # or "t2i_adapter": steers Generate only, from the first step
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    """1.1: a reference model (IP-Adapter, with its image encoder) the server offers for ``reference`` inputs."""
+
+    name: str
     family: str  # the models it steers: "sd15", "sdxl", "tiny"
 
 
@@ -267,6 +278,8 @@ class ServerHello:
     result_formats: tuple[str, ...] = RESULT_FORMATS
     controls: tuple[ControlInfo, ...] = ()  # 1.1
     preprocessors: tuple[str, ...] = ()  # 1.1: what a control input's ``preprocessor`` may name
+    references: tuple[ReferenceInfo, ...] = ()  # 1.1
+    reference_modes: tuple[str, ...] = ()  # 1.1: the ``mode`` values this server does for reference inputs
 
 
 @dataclass(frozen=True)
@@ -290,7 +303,7 @@ class Progress:
     job_id: str
     step: int  # 1-based
     total: int
-    stage: str = "denoise"  # "denoise", "upscale", "refine", "decode"
+    stage: str = "denoise"  # "denoise", "upscale", "refine", "decode", "preprocess"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ class OpSpec:
     takes: frozenset[str] = frozenset()  # roles it may have; others are bad_field (``needs`` is added)
     fixed: tuple[FieldRule, ...] = ()  # checked in this order, after the roles
     refusals: dict[str, str] = field(default_factory=dict)  # role -> a better message when it is given
+    single: frozenset[str] = frozenset()  # roles it takes at most once although ROLES allows several
+    given: tuple[tuple[str, str], ...] = ()  # (role, parameter) that MUST be given, non-empty, on each such input
 
     def allows(self, role: str) -> bool:
         return role in self.needs or role in self.takes
@@ -54,6 +56,14 @@ OPERATIONS: dict[str, OpSpec] = {
         ),
         OpSpec("img2img", needs=frozenset({"image"}), takes=frozenset({"mask"}) | CONDITIONING, fixed=(NOT_UPSCALE,)),
         OpSpec("inpaint", needs=frozenset({"image", "mask"}), takes=CONDITIONING, fixed=(NOT_UPSCALE,)),
+        OpSpec(
+            "preprocess",
+            needs=frozenset({"control"}),
+            single=frozenset({"control"}),
+            given=(("control", "preprocessor"),),
+            fixed=(FieldRule("batch", 1, "preprocess makes one image"),
+                   FieldRule("resolution", None, "preprocess works at the context's own size"), NOT_UPSCALE),
+        ),
         OpSpec(
             "upscale",
             needs=frozenset({"image"}),
@@ -75,8 +85,9 @@ def check_operation(job: JobRequest) -> ProtocolError | None:
     spec = OPERATIONS.get(job.op)
     if spec is None:
         return _error(ErrorCode.BAD_FIELD, f"must be one of {', '.join(OPERATIONS)}", "op", job)
+    refs = input_refs(job)
     given: dict[str, str] = {}
-    for ref in input_refs(job):
+    for ref in refs:
         given.setdefault(ref.input.role, ref.role_field)
     for role in ROLES:
         if role in spec.needs and role not in given:
@@ -85,6 +96,14 @@ def check_operation(job: JobRequest) -> ProtocolError | None:
         if role in given and not spec.allows(role):
             message = spec.refusals.get(role, f"{job.op} takes no {role}")
             return _error(ErrorCode.BAD_FIELD, message, given[role], job)
+        of_role = [ref for ref in refs if ref.input.role == role]
+        if role in spec.single and len(of_role) > 1:
+            return _error(ErrorCode.BAD_FIELD, f"{job.op} takes one {role} input", of_role[1].role_field, job)
+        for ref in of_role:
+            for needed in (param for r, param in spec.given if r == role):
+                if not ref.input.param(needed):
+                    message = f"{job.op} needs the {role} input's {needed}"
+                    return _error(ErrorCode.BAD_FIELD, message, f"{ref.where}.{needed}", job)
     for rule in spec.fixed:
         if getattr(job, rule.field) != rule.value:
             return _error(ErrorCode.BAD_FIELD, rule.message, rule.field, job)

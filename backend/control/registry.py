@@ -20,7 +20,8 @@ from safetensors import safe_open
 
 log = logging.getLogger(__name__)
 
-FOLDERS = ("controlnet", "ControlNet", "controlnets")
+FOLDERS = ("controlnet", "ControlNet", "controlnets")  # ComfyUI and A1111 keep T2I-Adapters there too
+CONTROLNET, T2I_ADAPTER = "controlnet", "t2i_adapter"
 MODES = ("scribble", "lineart", "softedge", "canny", "depth", "normal", "pose", "tile", "inpaint")
 # name words -> mode; the published names use these (control_v11p_sd15_lineart, diffusers_xl_canny_mid, ...)
 MODE_WORDS = {
@@ -36,6 +37,9 @@ CROSS = "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"
 LDM_HINT = "input_hint_block.0.weight"
 LDM_SDXL_ADD = "label_emb.0.0.weight"
 LDM_PREFIXES = ("control_model.", "")
+# T2I-Adapters: diffusers' T2IAdapter keys, and the original TencentARC ones (no diffusers config to load them by)
+ADAPTER_KEY = "adapter.conv_in.weight"
+ADAPTER_ORIGINAL_KEY = "body.0.block1.weight"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ControlEntry:
     layout: str  # "diffusers" (folder or file) or "ldm" (the original single-file keys)
     location: str
     source: str  # "file" or "folder"
+    kind: str = CONTROLNET  # or T2I_ADAPTER: a small network that adds features to the UNet's down blocks
 
 
 def mode_from_name(name: str) -> str:
@@ -66,11 +71,13 @@ def detect_keys(keys: set[str]) -> tuple[str, str] | None:
     return None
 
 
-def folder_family(config: dict) -> str | None:
-    """The family of a diffusers ControlNet folder from its config.json (None: not a ControlNet)."""
-    if config.get("_class_name") != "ControlNetModel":
-        return None
-    return "sdxl" if config.get("addition_embed_type") == "text_time" else "sd15"
+def folder_family(config: dict) -> tuple[str, str] | None:
+    """(kind, family) of a diffusers folder from its config.json (None: neither a ControlNet nor a T2I-Adapter)."""
+    if config.get("_class_name") == "ControlNetModel":
+        return CONTROLNET, "sdxl" if config.get("addition_embed_type") == "text_time" else "sd15"
+    if config.get("_class_name") == "T2IAdapter":  # only SDXL's adapter type has SDXL's three-level layout
+        return T2I_ADAPTER, "sdxl" if config.get("adapter_type") == "full_adapter_xl" else "sd15"
+    return None
 
 
 class ControlRegistry:
@@ -103,21 +110,28 @@ class ControlRegistry:
         except (OSError, ValueError):
             log.debug("%s has no readable config.json; not a ControlNet folder", folder)
             return
-        family = folder_family(config)
-        if family is None:
+        found = folder_family(config)
+        if found is None:
             log.debug("%s is a %s, not a ControlNet", folder, config.get("_class_name"))
             return
-        self._add(ControlEntry(folder.name, mode_from_name(folder.name), family, "diffusers", str(folder), "folder"))
+        kind, family = found
+        self._add(ControlEntry(folder.name, mode_from_name(folder.name), family, "diffusers", str(folder), "folder",
+                               kind))
 
     def _add_file(self, path: Path) -> None:
         try:
             with safe_open(str(path), framework="pt") as f:
-                found = detect_keys(set(f.keys()))
+                keys = set(f.keys())
         except Exception as exc:  # a truncated or foreign file must not stop the scan
             self._refuse(path.stem, f"unreadable safetensors file ({str(exc)[:120]})")
             return
+        found = detect_keys(keys)
+        if ADAPTER_KEY in keys or ADAPTER_ORIGINAL_KEY in keys:
+            self._refuse(path.stem, "a T2I-Adapter as a single file: use its diffusers folder (config.json + weights, "
+                                    "e.g. TencentARC/t2i-adapter-sketch-sdxl-1.0)")
+            return
         if found is None:
-            self._refuse(path.stem, "not a ControlNet (T2I-Adapters and control LoRAs are not supported yet)")
+            self._refuse(path.stem, "not a ControlNet or T2I-Adapter (control LoRAs are not supported yet)")
             return
         family, layout = found
         if family == "sdxl" and layout == "ldm":  # diffusers' converter drops their label embedding

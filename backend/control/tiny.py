@@ -10,14 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import ControlNetModel, UNet2DConditionModel
+from diffusers import ControlNetModel, T2IAdapter, UNet2DConditionModel
 from safetensors.torch import save_file
 
 from ..models.tiny import _seeded, unet_config
 
-TINY_MODES = ("scribble", "canny")  # the built-in ones: one per weightless preprocessor
+TINY_MODES = ("scribble", "canny", "tile")  # the built-in ones: the weightless preprocessors, and unblur's
 EMBEDDING_CHANNELS = (8, 16, 16, 32)  # 3 stride-2 steps: the control image enters at 1/8, like the latent
 ZERO_CONV_STD = 0.3  # large enough that a control visibly changes the tiny model's output
+ADAPTER_GAIN = 2.0
 
 
 def build_tiny_controlnet(*, xl: bool = False, seed: int = 0) -> ControlNetModel:
@@ -44,3 +45,35 @@ def save_tiny_controlnet(target: Path, *, layout: str = "folder", xl: bool = Fal
         save_file({k: v.contiguous() for k, v in controlnet.state_dict().items()}, str(target))
         return target
     raise ValueError(f"layout must be 'folder' or 'file', not {layout!r}")
+
+
+def build_tiny_adapter(*, xl: bool = False, seed: int = 0) -> T2IAdapter:
+    """A tiny T2I-Adapter, seeded random weights, one feature map per down block of the UNet it fits.
+
+    SDXL's adapter type (``xl``) fits the tiny SDXL UNet as it is. SD 1.5's adds its first feature map at 1/8,
+    inside a down block with attention (SD 1.5's first three have it): it fits a tiny UNet whose down blocks
+    all have attention (``attention_unet_config``), not the built-in tiny one, whose first block has none.
+    """
+    channels = list(unet_config(4)["block_out_channels"])
+    with _seeded(2000 + seed):
+        if xl:
+            adapter = T2IAdapter(in_channels=3, channels=channels, num_res_blocks=1, downscale_factor=16,
+                                 adapter_type="full_adapter_xl")
+        else:
+            adapter = T2IAdapter(in_channels=3, channels=channels, num_res_blocks=1, downscale_factor=8,
+                                 adapter_type="full_adapter")
+        for param in adapter.parameters():  # default init is timid at this size: make its features felt
+            param.data.mul_(ADAPTER_GAIN)
+    return adapter.eval()
+
+
+def attention_unet_config() -> dict:
+    """The tiny SD 1.5 UNet with attention in every down and up block: what the SD 1.5 tiny adapter fits."""
+    return unet_config(4) | {"down_block_types": ("CrossAttnDownBlock2D",) * 2,
+                             "up_block_types": ("CrossAttnUpBlock2D",) * 2}
+
+
+def save_tiny_adapter(target: Path, *, xl: bool = False, seed: int = 0) -> Path:
+    """Write a tiny T2I-Adapter as the diffusers folder published adapters come as."""
+    build_tiny_adapter(xl=xl, seed=seed).save_pretrained(target)
+    return target

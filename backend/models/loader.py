@@ -23,12 +23,14 @@ import transformers
 from diffusers import (
     AutoencoderTiny,
     DiffusionPipeline,
+    MultiAdapter,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
     StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
+    T2IAdapter,
 )
 from diffusers.models.controlnets import MultiControlNetModel
 from latentbrush.protocol import ErrorCode
@@ -285,6 +287,8 @@ class LoadedModel:
 
 
     def _control_pipeline(self, task: Any, controlnets: list[Any]) -> DiffusionPipeline:
+        if all(isinstance(c, T2IAdapter) for c in controlnets):
+            return self._adapter_pipeline(task, controlnets)
         cls_name = task.control_pipelines.get(self.entry.family)
         if cls_name is None:
             raise EngineError(ErrorCode.NOT_SUPPORTED, f"{task.name} takes no controls", "job.inputs")
@@ -296,6 +300,20 @@ class LoadedModel:
         controlnets = [c.to(source.unet.device, source.unet.dtype) for c in controlnets]  # an SDXL model may be bf16
         controlnet = controlnets[0] if len(controlnets) == 1 else MultiControlNetModel(controlnets)
         pipe = getattr(diffusers, cls_name).from_pipe(source, controlnet=controlnet, **dtype_kwarg(source.unet.dtype))
+        return self._per_call(pipe)
+
+    def _adapter_pipeline(self, task: Any, adapters: list[Any]) -> DiffusionPipeline:
+        """The task's T2I-Adapter pipeline (Generate only: admission refused adapters elsewhere)."""
+        cls_name = task.adapter_pipelines.get(self.entry.family)
+        if cls_name is None:
+            raise EngineError(ErrorCode.NOT_SUPPORTED, f"{task.name} takes no T2I-Adapters", "job.inputs")
+        source = next(iter(self._pipes.values()))
+        adapters = [a.to(source.unet.device, source.unet.dtype) for a in adapters]
+        adapter = adapters[0] if len(adapters) == 1 else MultiAdapter(adapters)
+        pipe = getattr(diffusers, cls_name).from_pipe(source, adapter=adapter, **dtype_kwarg(source.unet.dtype))
+        return self._per_call(pipe)
+
+    def _per_call(self, pipe: DiffusionPipeline) -> DiffusionPipeline:
         pipe.set_progress_bar_config(disable=True)
         if self.placement.cpu_offload and self.placement.device.type == "cuda":
             pipe.enable_model_cpu_offload(device=self.placement.device)

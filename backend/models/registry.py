@@ -16,6 +16,8 @@ from latentbrush.protocol import ErrorCode, ModelInfo, ProtocolError
 
 from ..control.registry import FOLDERS as CONTROL_FOLDERS
 from ..events import EngineError
+from ..reference.registry import ENCODER_FOLDERS
+from ..reference.registry import FOLDERS as REFERENCE_FOLDERS
 from .detect import NATIVE_RESOLUTION, detect_file
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,8 @@ log = logging.getLogger(__name__)
 TINY, TINY_INPAINT = "tiny", "tiny-inpaint"
 MAX_SCAN_DEPTH = 2  # models/<file> and models/<group>/<file>, as A1111-style trees have
 PICKLE_SUFFIXES = (".ckpt",)
-# other registries' folders (upscalers, ComfyUI's TAESD files, ControlNets): no checkpoints there
-SKIP_FOLDERS = ("upscale", "upscale_models", "vae_approx", *CONTROL_FOLDERS)
+# other registries' folders (upscalers, ComfyUI's TAESD files, ControlNets, IP-Adapters, image encoders)
+SKIP_FOLDERS = ("upscale", "upscale_models", "vae_approx", *CONTROL_FOLDERS, *REFERENCE_FOLDERS, *ENCODER_FOLDERS)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ What differs per pipeline kind (the class per model family, the image/mask/stren
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..control.registry import T2I_ADAPTER
 from .cancel import cancel_hooks, cancel_points, raise_if_cancelled
 from .operation import PipelineTask
 from .previews import X0Capture
@@ -44,11 +47,19 @@ class DenoiseCall:
     width: int
     height: int
     controls: tuple[Any, ...] = ()  # control.models.ControlImage, their images already width x height
+    references: tuple[Any, ...] = ()  # reference.models.ReferenceImage, their pictures at their own size
 
 
 def control_args(call: DenoiseCall, task: PipelineTask) -> dict[str, Any]:
     """The ControlNet pipeline's arguments for ``call.controls``: one control as itself, several as lists."""
-    images = [Image.fromarray(c.image) for c in call.controls]
+    images = [_control_picture(c.image) for c in call.controls]
+    if all(c.kind == T2I_ADAPTER for c in call.controls):  # admission made them share their end, start at 0
+        scales = [float(c.weight) for c in call.controls]
+        args = {"image": images[0] if len(images) == 1 else images,
+                "adapter_conditioning_scale": scales[0] if len(scales) == 1 else scales}
+        if call.controls[0].end < 1:  # SDXL's adapter pipeline only; admission refused it for SD 1.5
+            args["adapter_conditioning_factor"] = float(call.controls[0].end)
+        return args
     weights = [float(c.weight) for c in call.controls]
     starts = [float(c.start) for c in call.controls]
     ends = [float(c.end) for c in call.controls]
@@ -57,6 +68,14 @@ def control_args(call: DenoiseCall, task: PipelineTask) -> dict[str, Any]:
                 "control_guidance_start": starts[0], "control_guidance_end": ends[0]}
     return {task.control_image_arg: images, "controlnet_conditioning_scale": weights,
             "control_guidance_start": starts, "control_guidance_end": ends}
+
+
+def _control_picture(image: np.ndarray) -> Any:
+    """uint8 RGB as PIL; a float condition (an inpaint one, -1 in the hole) as the NCHW tensor diffusers passes
+    through unnormalised, as its own inpaint ControlNet example does."""
+    if image.dtype == np.uint8:
+        return Image.fromarray(image)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32))
 
 
 def denoise_steps(steps: int, strength: float, task: PipelineTask) -> int:
@@ -84,8 +103,10 @@ def run_denoise(
     mask: np.ndarray | None,
     cancel: threading.Event,
     on_step: StepHook | None = None,
+    adapters: Any = None,
 ) -> np.ndarray:
-    """Run the pipeline at ``call.width`` x ``call.height`` (inputs already that size); H x W x 3 uint8 out."""
+    """Run the pipeline at ``call.width`` x ``call.height`` (inputs already that size); H x W x 3 uint8 out.
+    ``adapters`` (a ``reference.models.References``) puts ``call.references`` on the pipeline for this call."""
     raise_if_cancelled(cancel)
     task = call.task.for_model(model.inpaint_unet)
     controlnets = [c.model for c in call.controls]
@@ -103,16 +124,29 @@ def run_denoise(
     args |= task.args(call, image, mask)
     if call.controls:
         args |= control_args(call, task)
+    attach = nullcontext(None)
+    if call.references:
+        if adapters is None:
+            raise ValueError("a call with references needs the References that load them")
+        args["ip_adapter_image"] = [Image.fromarray(r.image) for r in call.references]  # one adapter each
+        attach = adapters.attached(pipe, call.references, denoise_steps(call.steps, call.strength, task))
 
-    with X0Capture(pipe.scheduler) as capture:
+    with X0Capture(pipe.scheduler) as capture, attach as schedule:
 
         def step_end(p, i: int, _t, _kwargs: dict) -> dict:
             raise_if_cancelled(cancel)
+            if schedule is not None:  # the references' scales for the next step (their start / end)
+                schedule.apply(p, i + 1)
             if on_step is not None:
-                on_step(i, p.num_timesteps, capture)
+                # the older pipelines (T2I-Adapter) do not count their steps: the scheduler's schedule does
+                on_step(i, getattr(p, "_num_timesteps", None) or len(p.scheduler.timesteps), capture)
             return {}
 
-        args["callback_on_step_end"] = step_end
+        if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+            args["callback_on_step_end"] = step_end
+        else:  # diffusers' T2I-Adapter pipelines take only the legacy per-step callback
+            args["callback"] = lambda i, t, _latents: step_end(pipe, i, t, {})
+            args["callback_steps"] = 1
         with cancel_hooks(cancel_points(pipe), cancel), torch.inference_mode():
             result = pipe(**args).images[0]
     return np.clip(np.rint(result * 255.0), 0, 255).astype(np.uint8)

@@ -16,13 +16,15 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from latentbrush.protocol import ErrorCode, JobRequest, Rect
+from latentbrush.protocol import FREE_SIZE_ROLES, ErrorCode, JobRequest, Rect
 from latentbrush.protocol.messages import MAX_SEED, Size
 
-from ..control.models import ControlImage, Controls, control_family
+from ..control.models import ControlImage, Controls, control_family, inpaint_condition
+from ..control.registry import T2I_ADAPTER
 from ..events import EngineError, JobEvents, JobOutput, RefineFn
 from ..images import PREVIEW_ALPHA_FORMATS
 from ..inputs import JobInputs, pixels
+from ..reference.models import ReferenceImage, References
 from . import masks
 from .cancel import raise_if_cancelled
 from .denoise import DenoiseCall, denoise_steps, denoise_strength, run_denoise
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 # Conditioning roles run_diffusion implements for every diffusion op (SPEC.md 9.9: control, reference and
 # region are specified). A new one: add it here and use it in run_diffusion's call.
-DIFFUSION_ROLES: frozenset[str] = frozenset({"control"})
+DIFFUSION_ROLES: frozenset[str] = frozenset({"control", "reference"})
 
 # An operation's choice for a job: (job, inputs) -> (pipeline task, strength); op_*.py files define one each.
 PlanFn = Callable[[JobRequest, JobInputs], "tuple[PipelineTask, float]"]
@@ -111,28 +113,69 @@ def pick_seed(job: JobRequest) -> int:
     return job.seed if job.seed is not None else secrets.randbelow(MAX_SEED + 1)
 
 
+def _items(inputs: JobInputs, role: str, owner: object | None) -> list[tuple[Any, str, np.ndarray]]:
+    """(input, where, pixels) of the job's ``role`` inputs; not_supported when nothing here (``owner``) does them."""
+    items = [(item.input, item.field.rsplit(".", 1)[0], item.pixels) for item in inputs.get(role, ())]
+    if items and owner is None:
+        raise EngineError(ErrorCode.NOT_SUPPORTED, f"this server takes no {role} inputs", items[0][1] + ".role")
+    return items
+
+
 def control_images(controls: Controls | None, model: LoadedModel, inputs: JobInputs, width: int,
                    height: int) -> tuple[ControlImage, ...]:
     """The job's ``control`` inputs as ControlNets and control images at the processing size."""
-    items = [(item.input, item.field.rsplit(".", 1)[0], item.pixels) for item in inputs.get("control", ())]
-    if not items:
+    items = _items(inputs, "control", controls)
+    if not items or controls is None:
         return ()
-    if controls is None:
-        raise EngineError(ErrorCode.NOT_SUPPORTED, "this server takes no control inputs", items[0][1] + ".role")
     prepared = controls.prepare(items, control_family(model.entry.base, model.entry.family))
     return tuple(replace(c, image=masks.resize_rgb(c.image, width, height)) for c in prepared)
 
 
+def adapter_size(steering: tuple[ControlImage, ...], width: int, height: int) -> tuple[int, int]:
+    """The processing size rounded to what the job's T2I-Adapters can divide (unchanged without adapters)."""
+    factors = [int(c.model.total_downscale_factor) for c in steering if c.kind == T2I_ADAPTER]
+    if not factors:
+        return width, height
+    factor = max(factors)
+    return max(factor, (width + factor // 2) // factor * factor), max(factor, (height + factor // 2) // factor * factor)
+
+
+def inpaint_steering(controls: Controls | None, model: LoadedModel, steering: tuple[ControlImage, ...],
+                     image: np.ndarray | None, mask: np.ndarray) -> tuple[ControlImage, ...]:
+    """An inpaint call's controls: inpaint-mode ones get their picture with the hole marked; a model that is
+    not an inpainting model gets the models folder's inpaint ControlNet when the job named none itself."""
+    out = tuple(replace(c, image=inpaint_condition(c.image, mask)) if c.mode == "inpaint" else c
+                for c in steering)
+    if controls is None or model.inpaint_unet or image is None or any(c.mode == "inpaint" for c in out):
+        return out
+    entry = controls.auto_inpaint(control_family(model.entry.base, model.entry.family))
+    if entry is None:
+        return out
+    return (*out, ControlImage(controls.load(entry), inpaint_condition(image, mask), 1.0, 0.0, 1.0, "inpaint"))
+
+
+def reference_images(references: References | None, model: LoadedModel,
+                     inputs: JobInputs) -> tuple[ReferenceImage, ...]:
+    """The job's ``reference`` inputs as IP-Adapters with their pictures (any size: the encoder resizes)."""
+    items = _items(inputs, "reference", references)
+    if not items or references is None:
+        return ()
+    return references.prepare(items, control_family(model.entry.base, model.entry.family))
+
+
 def run_diffusion(
     model: LoadedModel, job: JobRequest, inputs: JobInputs, events: JobEvents, choose: PlanFn,
-    controls: Controls | None = None,
+    controls: Controls | None = None, references: References | None = None,
 ) -> JobOutput:
     """Run a diffusion job as ``choose`` (the operation's plan) says; the image input (RGBA) and the mask input
     cover ``job.context``. The protocol checked which inputs the operation needs, so absent ones are absent;
-    ``controls`` turns ``control`` inputs into ControlNets and control images."""
+    ``controls`` turns ``control`` inputs into ControlNets and control images, ``references`` ``reference``
+    inputs into IP-Adapters."""
     started = time.perf_counter()
     context = job.context or job.region
-    for items in inputs.values():
+    for role, items in inputs.items():
+        if role in FREE_SIZE_ROLES:  # a picture of its own (SPEC.md 9.9)
+            continue
         for item in items:
             if item.pixels.shape[:2] != (context.height, context.width):
                 shape = f"{item.pixels.shape[1]}x{item.pixels.shape[0]}"
@@ -143,6 +186,11 @@ def run_diffusion(
     plan = plan_job(job, task, strength, model)
     original = np.ascontiguousarray(image[..., :3]) if image is not None else None
     steering = control_images(controls, model, inputs, plan.width, plan.height)
+    size = adapter_size(steering, plan.width, plan.height)
+    if size != (plan.width, plan.height):  # T2I-Adapters downscale by 64 (SD 1.5): their size must divide
+        plan = replace(plan, width=size[0], height=size[1])
+        steering = control_images(controls, model, inputs, *size)
+    refs = reference_images(references, model, inputs)
 
     grown = soft = alpha = None
     if mask is not None:
@@ -160,6 +208,7 @@ def run_diffusion(
         pipe_image = masks.resize_rgb(filled, plan.width, plan.height)
     if plan.task.name == "inpaint" and soft is not None:
         pipe_mask = masks.resize_mask(soft, plan.width, plan.height)
+        steering = inpaint_steering(controls, model, steering, pipe_image, pipe_mask)
 
     preview = None
     if job.preview_format != "none":
@@ -176,9 +225,9 @@ def run_diffusion(
     images = []
     for index, image_seed in enumerate(seeds):
         call = DenoiseCall(plan.task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg,
-                           plan.strength, image_seed, plan.width, plan.height, steering)
+                           plan.strength, image_seed, plan.width, plan.height, steering, references=refs)
         on_step = _on_step(reporter, plan, index, preview)
-        generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, on_step)
+        generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, on_step, references)
         generated = _crop(masks.resize_rgb(generated, context.width, context.height), context, job.region)
         images.append(compose_result(np.ascontiguousarray(generated), region_original, region_alpha))
         events.result(index, images[-1], image_seed)  # sent now: a cancel of a later item keeps this one
@@ -187,7 +236,9 @@ def run_diffusion(
         "model": model.entry.name, "base": model.entry.base, "op": job.op, "task": plan.task.name,
         "sampler": job.sampler, "steps": job.steps, "cfg": job.cfg, "strength": plan.strength,
         "resolution": [plan.width, plan.height], "prefill": plan.prefill,
-        "controls": [{"weight": c.weight, "start": c.start, "end": c.end} for c in steering],
+        "controls": [{"mode": c.mode, "weight": c.weight, "start": c.start, "end": c.end} for c in steering],
+        "references": [{"model": r.adapter.name, "encoder": r.encoder.name, "mode": r.mode, "weight": r.weight,
+                        "start": r.start, "end": r.end} for r in refs],
         "preview": "none" if preview is None else ("taesd" if model.taesd is not None else "linear"),
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -196,10 +247,11 @@ def run_diffusion(
 
 def make_refine(
     model: LoadedModel, job: JobRequest, seed: int, cancel: threading.Event, img2img: PipelineTask,
-    inpaint: PipelineTask,
+    inpaint: PipelineTask, unblur: ControlImage | None = None,
 ) -> RefineFn:
     """The upscaler's tile refine: ``img2img`` (``inpaint`` where a mask is given) at
-    ``job.upscale.refine_strength``, at least one step unless that is 0."""
+    ``job.upscale.refine_strength``, at least one step unless that is 0. With ``unblur`` (a tile ControlNet,
+    its weight and span; no image) each tile also steers itself: its upscaled pixels are its control image."""
     requested = job.upscale.refine_strength if job.upscale is not None else 0.3
     strength = denoise_strength(job.steps, requested)
 
@@ -209,10 +261,12 @@ def make_refine(
         if requested <= 0:
             return tile.copy()  # strength 0: nothing to refine
         w, h = snap_to_latent(width, height)
+        start = masks.resize_rgb(tile[..., :3], w, h)
+        controls = (replace(unblur, image=start),) if unblur is not None else ()
         call = DenoiseCall(task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg, strength,
-                           (seed + index) % (MAX_SEED + 1), w, h)
+                           (seed + index) % (MAX_SEED + 1), w, h, controls)
         tile_mask = masks.resize_mask(mask, w, h) if mask is not None else None
-        out = run_denoise(model, call, masks.resize_rgb(tile[..., :3], w, h), tile_mask, cancel)
+        out = run_denoise(model, call, start, tile_mask, cancel)
         out = masks.resize_rgb(out, width, height)
         if mask is None:
             return out

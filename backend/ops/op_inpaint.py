@@ -41,7 +41,7 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references)
 
 
 OPERATION = Operation(

@@ -25,8 +25,10 @@ def pipeline_args(call: DenoiseCall, _image: np.ndarray | None, _mask: np.ndarra
 
 
 CONTROL_PIPELINES = {"sd15": "StableDiffusionControlNetPipeline", "sdxl": "StableDiffusionXLControlNetPipeline"}
+ADAPTER_PIPELINES = {"sd15": "StableDiffusionAdapterPipeline", "sdxl": "StableDiffusionXLAdapterPipeline"}
 TASK = PipelineTask("txt2img", PIPELINES, pipeline_args, full_steps=True, inpaint_model=op_inpaint.TASK,
-                    control_pipelines=CONTROL_PIPELINES, control_image_arg="image")
+                    control_pipelines=CONTROL_PIPELINES, control_image_arg="image",
+                    adapter_pipelines=ADAPTER_PIPELINES)
 
 
 def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
@@ -34,7 +36,7 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references)
 
 
 OPERATION = Operation(

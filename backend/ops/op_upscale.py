@@ -5,8 +5,10 @@ canvas. A seed is drawn (and reported) only when the refine pass uses one.
 
 from __future__ import annotations
 
+import numpy as np
 from latentbrush.protocol import ErrorCode, JobRequest, ProtocolError
 
+from ..control.models import ControlImage
 from ..events import EngineError, JobEvents, JobOutput
 from ..inputs import JobInputs, pixels
 from . import op_img2img, op_inpaint
@@ -23,6 +25,30 @@ def check_refine_model(services: Services, job: JobRequest) -> ProtocolError | N
     return check_model(services, job) if job.upscale is not None and job.upscale.refine else None
 
 
+UNBLUR_FIELD = "job.upscale.unblur"
+
+
+def check_unblur(services: Services, job: JobRequest) -> ProtocolError | None:
+    """``upscale.unblur`` needs a tile ControlNet for the refine model's family (the protocol checked refine)."""
+    if job.upscale is None or job.upscale.unblur is None or services.check_model(job) is not None:
+        return None
+    family = services.control_family(job.model)
+    if services.controls.for_mode("tile", family) is None:
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"no tile ControlNet for {family} models on this server "
+                             "(put one in the models folder's controlnet/ folder)", UNBLUR_FIELD)
+    return None
+
+
+def unblur_control(services: Services, job: JobRequest) -> ControlImage | None:
+    """The tile ControlNet at ``upscale.unblur`` over every step, or None without unblur."""
+    if job.upscale is None or job.upscale.unblur is None:
+        return None
+    entry = services.controls.for_mode("tile", services.control_family(job.model))
+    if entry is None:  # check_unblur refused the job before it was queued
+        raise EngineError(ErrorCode.NOT_SUPPORTED, "no tile ControlNet for this model", UNBLUR_FIELD)
+    return ControlImage(services.controls.load(entry), np.zeros((0, 0, 3), np.uint8), job.upscale.unblur, 0.0, 1.0)
+
+
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
     image = pixels(inputs, "image")
     if image is None:
@@ -35,7 +61,8 @@ def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvent
     if job.upscale is not None and job.upscale.refine:
         seed = pick_seed(job)
         model = services.load(job.model)
-        refine = make_refine(model, job, seed, events.cancel, op_img2img.TASK, op_inpaint.TASK)
+        refine = make_refine(model, job, seed, events.cancel, op_img2img.TASK, op_inpaint.TASK,
+                             unblur_control(services, job))
     return run_upscale(job, image, events, upscalers=services.upscalers, refine=refine, seed=seed)
 
 
@@ -43,7 +70,7 @@ OPERATION = Operation(
     name="upscale",
     needs=frozenset({"image"}),
     roles=frozenset({"image"}),  # of the roles the protocol allows it, what this server implements
-    checks=(check_upscaler, check_refine_model),
+    checks=(check_upscaler, check_refine_model, check_unblur),
     run=run,
     tasks=(op_img2img.TASK, op_inpaint.TASK),
 )

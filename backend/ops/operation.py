@@ -39,6 +39,7 @@ class PipelineTask:
     inpaint_model: PipelineTask | None = None  # the task a 9-channel inpainting model runs this as
     control_pipelines: Mapping[str, str] = field(default_factory=dict)  # family -> the ControlNet pipeline class
     control_image_arg: str = "control_image"  # the ControlNet pipeline's argument for the control image(s)
+    adapter_pipelines: Mapping[str, str] = field(default_factory=dict)  # family -> T2I-Adapter pipeline class
 
     def for_model(self, inpaint_unet: bool) -> PipelineTask:
         return self.inpaint_model if inpaint_unet and self.inpaint_model is not None else self
@@ -57,7 +58,13 @@ class Services(Protocol):
 
     def check_controls(self, job: JobRequest) -> ProtocolError | None: ...
 
+    def control_family(self, model: str) -> str: ...  # the ControlNet family model ``model`` takes
+
     controls: Any  # control.models.Controls
+
+    def check_references(self, job: JobRequest) -> ProtocolError | None: ...
+
+    references: Any  # reference.models.References
 
 
 Check = Callable[[Services, JobRequest], "ProtocolError | None"]
@@ -98,4 +105,8 @@ def check_controls(services: Services, job: JobRequest) -> ProtocolError | None:
     return services.check_controls(job)
 
 
-DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill, check_controls)
+def check_references(services: Services, job: JobRequest) -> ProtocolError | None:
+    return services.check_references(job)
+
+
+DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill, check_controls, check_references)

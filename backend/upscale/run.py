@@ -153,5 +153,5 @@ def run_upscale(
             oom_retries=tiler.oom_retries,
         )
     if steps:
-        info.update(refine_tiles=len(steps), seam_fix=params.seam_fix)
+        info.update(refine_tiles=len(steps), seam_fix=params.seam_fix, unblur=params.unblur)
     return JobOutput(images=(result,), seeds=() if seed is None else (seed,), info=info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from dataclasses import replace
@@ -12,7 +13,13 @@ from pathlib import Path
 from latentbrush.plugin.core import history as hs
 from latentbrush.plugin.core.client import ClientError, ConnectError
 from latentbrush.plugin.core.controller import ControllerError
-from latentbrush.plugin.core.requests import ControlSpec, GenerationSettings, RequestError, default_preprocessor
+from latentbrush.plugin.core.requests import (
+    ControlSpec,
+    GenerationSettings,
+    ReferenceSpec,
+    RequestError,
+    default_preprocessor,
+)
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 from latentbrush.plugin.hosts.headless import HeadlessHost
@@ -20,10 +27,11 @@ from latentbrush.protocol.geometry import Rect
 from PIL import Image, UnidentifiedImageError
 
 from .local_server import ServerStartError
-from .main import EXIT_CONNECT, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, ControlArg
+from .main import EXIT_CONNECT, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, ControlArg, ReferenceArg
 from .session import ConnectOptions, PreviewWriter, connected, run_job, write_results
 
-OPERATIONS = {"inpaint": "inpaint", "img2img": "img2img", "generate": "txt2img", "upscale": "upscale"}
+OPERATIONS = {"inpaint": "inpaint", "img2img": "img2img", "generate": "txt2img", "upscale": "upscale",
+              "preprocess": "preprocess"}
 DEFAULT_CANVAS = (512, 512)
 
 
@@ -103,13 +111,37 @@ def control_specs(images: list[tuple[ControlArg, Image.Image]], offered: tuple[s
                              start=c.start, end=c.end) for c, image in images)
 
 
+def reference_layer(picture: Image.Image, canvas: tuple[int, int]) -> Image.Image:
+    """A reference file as the layer a painter would paste it as: scaled to fit the canvas, centred, transparent
+    around it (the host reads references over the whole canvas; the server crops to the opaque part)."""
+    scale = min(canvas[0] / picture.width, canvas[1] / picture.height)
+    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    layer = Image.new("RGBA", canvas, (0, 0, 0, 0))
+    offset = ((canvas[0] - size[0]) // 2, (canvas[1] - size[1]) // 2)
+    layer.paste(picture.resize(size, Image.Resampling.LANCZOS), offset)
+    return layer
+
+
+def reference_specs(args: argparse.Namespace, canvas: Image.Image) -> tuple[ReferenceSpec, ...]:
+    """Each ``--reference`` picture (any size), read now (a bad file is a usage error before any connection)."""
+    out = []
+    for ref in getattr(args, "reference", []):
+        picture: ReferenceArg = ref
+        image = load_image(picture.path, f"reference image ({picture.mode})", "RGBA")
+        out.append(ReferenceSpec(reference_layer(image, canvas.size), mode=picture.mode, weight=picture.weight))
+    return tuple(out)
+
+
 def settings_from(args: argparse.Namespace) -> GenerationSettings:
+    if args.command == "preprocess":  # the picture itself (the visible canvas, source None) is the one control
+        return GenerationSettings(controls=(ControlSpec(None, preprocessor=args.preprocessor),))
     return GenerationSettings(
         prompt=args.prompt, negative_prompt=args.negative, model=args.model, sampler=args.sampler,
         steps=args.steps, cfg=args.cfg, seed=args.seed, strength=getattr(args, "strength", 1.0), batch=args.batch,
         blend_outward=getattr(args, "blend_outward", 0),
         upscaler=getattr(args, "upscaler", ""), scale=getattr(args, "scale", 2.0),
         refine=getattr(args, "refine", False), refine_strength=getattr(args, "refine_strength", 0.3),
+        unblur=getattr(args, "unblur", 0.0),
     )
 
 
@@ -125,6 +157,7 @@ async def run_image_job(args: argparse.Namespace) -> int:
     host = make_host(args)
     settings = settings_from(args)
     controls = control_images(args, host.canvas)
+    settings = replace(settings, references=reference_specs(args, host.canvas))
     writer = PreviewWriter(Path(args.previews) if args.previews else None, args.command, host)
     host.preview_sink = writer
     started = time.monotonic()
@@ -138,6 +171,9 @@ async def run_image_job(args: argparse.Namespace) -> int:
         print(f"latentbrush {args.command}: job {record.state}: {record.error or ''}", file=sys.stderr)
         return EXIT_JOB_FAILED
     written = write_results(host, default_output(args), Path(args.layer_out) if args.layer_out else None)
+    if getattr(args, "annotation", None):
+        Path(args.annotation).write_text(json.dumps(record.info.get("annotation", {}), indent=1) + "\n")
+        written.append(Path(args.annotation))
     if not args.quiet:
         seeds = ", ".join(str(s) for s in record.seeds) or "-"
         print(f"{args.command}: {len(host.layers)} image(s), seed {seeds}, {host.preview_count} previews, "
@@ -162,6 +198,12 @@ async def list_models(args: argparse.Namespace) -> int:
     if hello.controls:  # a 1.1 server; a 1.0 hello has none
         print("controls:")
         for c in hello.controls:
-            print(f"  {c.name:32s} {c.family:6s} {c.mode or '(mode not stated)'}")
+            kind = "  (T2I-Adapter)" if c.kind == "t2i_adapter" else ""
+            print(f"  {c.name:32s} {c.family:6s} {c.mode or '(mode not stated)'}{kind}")
         print("preprocessors: " + ", ".join(p or repr(p) for p in hello.preprocessors))
+    if hello.references:
+        print("references:")
+        for r in hello.references:
+            print(f"  {r.name:32s} {r.family:6s}")
+        print("reference modes: " + ", ".join(hello.reference_modes))
     return EXIT_OK

@@ -11,7 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from latentbrush.protocol import MAX_SIDE, JobInput, JobRequest, UpscaleParams, field_range  # stdlib only: fast
+from latentbrush.protocol import (  # stdlib only: fast
+    MAX_SIDE,
+    REFERENCE_MODES,
+    JobInput,
+    JobRequest,
+    UpscaleParams,
+    field_range,
+)
 from latentbrush.protocol.transport import DEFAULT_URL
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
@@ -101,6 +108,33 @@ def _control(text: str) -> ControlArg:
     return arg
 
 
+@dataclass(frozen=True)
+class ReferenceArg:
+    """``--reference MODE=IMAGE[:STRENGTH]`` as parsed; the image (any size) is read with the input."""
+
+    mode: str
+    path: str
+    weight: float = 1.0
+
+
+def _reference(text: str) -> ReferenceArg:
+    mode, sep, rest = text.partition("=")
+    if not sep or mode not in REFERENCE_MODES or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODE=IMAGE[:STRENGTH], MODE one of "
+                                         f"{', '.join(REFERENCE_MODES)}")
+    path, colon, number = rest.rpartition(":")
+    try:
+        float(number)
+    except ValueError:  # no strength: a colon, if any, belongs to the path (C:\pictures\ref.png)
+        return ReferenceArg(mode, rest)
+    if not colon or not path:
+        return ReferenceArg(mode, rest)
+    try:
+        return ReferenceArg(mode, path, _ranged(JobInput, "weight")(number))
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: strength {exc}") from None
+
+
 def _add_generation(p: argparse.ArgumentParser, *, strength: float | None, controls: bool = True) -> None:
     g = p.add_argument_group("generation")
     g.add_argument("-p", "--prompt", default="", help="what to paint")
@@ -119,6 +153,9 @@ def _add_generation(p: argparse.ArgumentParser, *, strength: float | None, contr
                        help="steer with a ControlNet: MODE (scribble, canny, lineart, depth, ...) from IMAGE, "
                             "the input's size; weight W (default 1), active from START to END of the steps "
                             "(0..1); repeatable")
+        g.add_argument("--reference", action="append", type=_reference, default=[], metavar="MODE=IMAGE[:S]",
+                       help="steer with a reference picture (IP-Adapter), any size: MODE reference (content and "
+                            "style), style or composition (layout); strength S 0..2 (default 1); repeatable")
     g.add_argument("--blend-outward", type=_ranged(JobRequest, "mask_outward"), default=0, metavar="PX",
                    help="let the result's soft edge reach PX pixels past the mask (default 0: no pixel outside "
                         "the mask changes)")
@@ -167,7 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=_ranged(UpscaleParams, "scale"), default=2.0)
     g.add_argument("--refine", action="store_true", help="refine the upscaled image with img2img in tiles")
     g.add_argument("--refine-strength", type=_ranged(UpscaleParams, "refine_strength"), default=0.3)
+    g.add_argument("--unblur", type=_ranged(UpscaleParams, "unblur"), default=0.0, metavar="W",
+                   help="with --refine: steer each refine tile with the server's tile ControlNet at weight W "
+                        "(keeps the picture at higher refine strengths; default 0 = off)")
     _add_generation(p, strength=None, controls=False)
+    _add_connection(p)
+
+    p = sub.add_parser("preprocess", help="make a control image (canny edges, scribble, depth, pose ...) of an image")
+    _add_io(p, selection=False)
+    g = p.add_argument_group("preprocess")
+    g.add_argument("--preprocessor", required=True, help="one of the server's preprocessors (`latentbrush models`)")
+    g.add_argument("--rect", type=_rect, help="only this box x,y,width,height of the image")
+    g.add_argument("--annotation", metavar="FILE", help="write what the preprocessor found (pose keypoints) as JSON")
     _add_connection(p)
 
     p = sub.add_parser("models", help="list the server's models, upscalers and samplers")

@@ -26,7 +26,7 @@ from .client import Blob, Client
 from .history import History, JobRecord, ResultImage
 from .host import Host, Pixels, Selection
 from .messages import HOST, MISSING_RESULTS, explain, gave_up_text, op_label, painter_message, reconnecting_text
-from .planning import PlanSettings, RegionPlan, plan_from_mask, plan_generate, plan_whole_canvas
+from .planning import PlanSettings, RegionPlan, plan_box, plan_from_mask, plan_generate, plan_whole_canvas
 from .requests import (
     GenerationSettings,
     RequestError,
@@ -63,6 +63,9 @@ class _Job:
 def layer_name(op: str, settings: GenerationSettings, seed: int | None) -> str:
     if op == "upscale":
         return f"[Upscaled] {settings.upscaler or 'auto'} x{settings.scale:g}"
+    if op == "preprocess":
+        control = settings.controls[0] if settings.controls else None
+        return f"[Control] {control.mode or control.preprocessor}" if control is not None else "[Control]"
     prompt = " ".join(settings.prompt.split())
     if len(prompt) > PROMPT_IN_NAME:
         prompt = prompt[: PROMPT_IN_NAME - 1] + "…"
@@ -123,6 +126,8 @@ class Controller:
         if op == "upscale":
             return op, plan_whole_canvas(canvas), None
         selection = self.host.selection()
+        if op == "preprocess":  # the selection's box as it is (or the canvas): a control image has no mask
+            return op, plan_box(canvas, selection.bounds if selection is not None else Rect.of(canvas)), None
         strength = 1.0 if op == "txt2img" else settings.strength
         if selection is None:
             plan = plan_whole_canvas(canvas)
@@ -171,18 +176,21 @@ class Controller:
         try:
             image, mask = self._capture(op, plan, selection)
             controls = self._capture_controls(op, plan, settings)
+            references = self._capture_references(op, settings)
             request = build_request(
                 op, plan, settings, job_id=job_id,
                 image=image.hash if image else None,
                 mask=mask.hash if mask else None,
                 formats=self._formats(),
                 controls=tuple(c.hash for c in controls),
+                references=tuple(r.hash for r in references),
             )
             validated(request, self.client.hello)  # this server's limits and formats, before any upload
             job.request = request
             self.history.update(job_id, request=request, state=hs.SUBMITTED)
             self.host.report_status(f"{op_label(op)}: sending the image to the server", None)
-            position = await self.client.submit(request, [b for b in (image, mask, *controls) if b is not None])
+            blobs = [b for b in (image, mask, *controls, *references) if b is not None]
+            position = await self.client.submit(request, blobs)
         except asyncio.CancelledError:  # the session went away mid-upload: no record stays "submitted"
             self._finish(job_id, hs.CANCELLED)
             raise
@@ -202,27 +210,47 @@ class Controller:
         """The context's pixels (not for txt2img) and the selection over it (not for upscale)."""
         w, h = plan.context.width, plan.context.height
         image = None
-        if op != "txt2img":
+        if op not in ("txt2img", "preprocess"):
             pixels = self.host.read_pixels(plan.context)
             if pixels.format not in COLOR_FORMATS or pixels.bounds != plan.context or len(pixels.data) != w * h * 4:
                 raise ControllerError(f"host returned {pixels.format} pixels of {pixels.bounds}, "
                                       f"expected {self.host.pixel_format} of {plan.context}")
             image = Blob(pixels.data, pixels.format, w, h)
-        coverage = self._mask_for(plan, selection) if op != "upscale" else None
+        coverage = self._mask_for(plan, selection) if op not in ("upscale", "preprocess") else None
         mask = Blob(coverage, "gray8", w, h) if coverage is not None else None
         return image, mask
 
     def _capture_controls(self, op: str, plan: RegionPlan, settings: GenerationSettings) -> tuple[Blob, ...]:
-        """Each control layer's pixels over the context (an upscale takes none)."""
+        """Each control layer's pixels over the context (an upscale takes none); a control without a source
+        layer (None) reads the visible canvas."""
         if op == "upscale" or not settings.controls:
             return ()
         w, h = plan.context.width, plan.context.height
         blobs = []
         for control in settings.controls:
-            pixels = self.host.read_control(control.source, plan.context)
+            if control.source is None:
+                pixels = self.host.read_pixels(plan.context)
+            else:
+                pixels = self.host.read_control(control.source, plan.context)
             if pixels.format not in COLOR_FORMATS or len(pixels.data) != w * h * 4:
                 raise ControllerError(f"host returned {pixels.format} control pixels of {pixels.bounds}, "
                                       f"expected {self.host.pixel_format} of {plan.context}")
+            blobs.append(Blob(pixels.data, pixels.format, w, h))
+        return tuple(blobs)
+
+    def _capture_references(self, op: str, settings: GenerationSettings) -> tuple[Blob, ...]:
+        """Each reference layer's pixels over the whole canvas (a reference is a picture of its own, wherever it
+        sits; the server crops it to its opaque part). Diffusion operations only."""
+        if op not in ("txt2img", "img2img", "inpaint") or not settings.references:
+            return ()
+        canvas = self.host.canvas_size()
+        w, h = canvas.width, canvas.height
+        blobs = []
+        for reference in settings.references:
+            pixels = self.host.read_control(reference.source, Rect(0, 0, w, h))
+            if pixels.format not in COLOR_FORMATS or len(pixels.data) != w * h * 4:
+                raise ControllerError(f"host returned {pixels.format} reference pixels of {pixels.bounds}, "
+                                      f"expected {self.host.pixel_format} of the {w}x{h} canvas")
             blobs.append(Blob(pixels.data, pixels.format, w, h))
         return tuple(blobs)
 

@@ -16,7 +16,8 @@ from .connection import ConnectError, ConnectionLost, NotConnected, RequestRefus
 from .events import CONNECTION_LOST, LOST_JOB, SERVER_STOPPED
 
 # The UI's name of each protocol operation (the docker's buttons, GIMP's menu entries).
-OPERATION_LABELS = {"txt2img": "Generate", "img2img": "Refine", "inpaint": "Inpaint", "upscale": "Upscale"}
+OPERATION_LABELS = {"txt2img": "Generate", "img2img": "Refine", "inpaint": "Inpaint", "upscale": "Upscale",
+                    "preprocess": "Control image"}
 
 # Which setting a protocol field path is about, as the docker labels it.
 FIELD_LABELS = {

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from latentbrush.protocol.geometry import Rect, Size, clamp, multiple_of, pad, relative_to, round_half_up
+from latentbrush.protocol.geometry import Rect, Size, clamp, intersect, multiple_of, pad, relative_to, round_half_up
 
 from .buffers import crop, mask_bounds
 
@@ -219,6 +219,14 @@ def plan_whole_canvas(canvas: Size) -> RegionPlan:
         raise ValueError(f"canvas {canvas.width}x{canvas.height} is empty")
     whole = Rect.of(canvas)
     return RegionPlan(canvas, whole, whole, whole, MaskEdges(), has_mask=False)
+
+
+def plan_box(canvas: Size, box: Rect) -> RegionPlan:
+    """A job that reads and writes ``box`` (clipped to the canvas) as it is, with no mask (a control image)."""
+    clipped = intersect(box, Rect.of(canvas))
+    if clipped.is_empty():
+        raise ValueError(f"{box} does not overlap the {canvas.width}x{canvas.height} canvas")
+    return RegionPlan(canvas, clipped, clipped, clipped, MaskEdges(), has_mask=False)
 
 
 def plan_generate(plan: RegionPlan, settings: PlanSettings = PlanSettings()) -> RegionPlan:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentbrush.protocol import (
+    OPERATIONS,
     ErrorCode,
     JobInput,
     JobRequest,
@@ -25,8 +26,6 @@ from latentbrush.protocol import (
 )
 
 from .planning import RegionPlan
-
-OPERATIONS = ("txt2img", "img2img", "inpaint", "upscale")
 
 
 class RequestError(ValueError):
@@ -52,6 +51,21 @@ class ControlSpec:
     weight: float = 1.0
     start: float = 0.0
     end: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """One reference image (IP-Adapter) as the painter set it up: a layer whose picture the result should
+    resemble (``reference``), take the style of (``style``) or the layout of (``composition``).
+
+    The host reads ``source`` over the whole canvas (``Host.read_control``), not just the job's context: a
+    reference is a picture of its own, wherever it sits. Names follow the protocol's ``JobInput``.
+    """
+
+    source: Any
+    mode: str = "reference"  # reference, style, composition
+    model: str = ""  # "" = the server's IP-Adapter for the job's model family
+    weight: float = 1.0
 
 
 def default_preprocessor(mode: str, offered: tuple[str, ...]) -> str:
@@ -80,7 +94,9 @@ class GenerationSettings:
     tile: int = 512
     refine: bool = False  # tiled img2img pass after upscaling
     refine_strength: float = 0.3
+    unblur: float = 0.0  # weight of the server's tile ControlNet in the refine pass; 0 = off
     controls: tuple[ControlSpec, ...] = ()  # ControlNet control layers (protocol 1.1 ``control`` inputs)
+    references: tuple[ReferenceSpec, ...] = ()  # IP-Adapter reference images (``reference`` inputs)
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,7 @@ def build_txt2img(
     mask: str | None = None,
     formats: TransferFormats = TransferFormats(),
     controls: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
 ) -> JobRequest:
     """Generate from noise into the plan's region; a mask (of the context) shapes the result's alpha."""
     return validated(
@@ -153,7 +170,8 @@ def build_txt2img(
             **_boxes(plan),
             strength=1.0,
             **_mask_fields(plan, mask),
-            **_inputs(None, mask if plan.has_mask else None, _controls(settings, controls)),
+            **_inputs(None, mask if plan.has_mask else None, _controls(settings, controls),
+                    _references(settings, references)),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -168,6 +186,7 @@ def build_img2img(
     mask: str | None = None,
     formats: TransferFormats = TransferFormats(),
     controls: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
 ) -> JobRequest:
     """Refine the context at ``settings.strength``; with a mask only the masked part changes."""
     return validated(
@@ -176,7 +195,8 @@ def build_img2img(
             **_boxes(plan),
             strength=settings.strength,
             **_mask_fields(plan, mask),
-            **_inputs(image, mask if plan.has_mask else None, _controls(settings, controls)),
+            **_inputs(image, mask if plan.has_mask else None, _controls(settings, controls),
+                    _references(settings, references)),
             **_common(plan, settings, formats, job_id),
         )
     )
@@ -191,6 +211,7 @@ def build_inpaint(
     mask: str,
     formats: TransferFormats = TransferFormats(),
     controls: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
 ) -> JobRequest:
     """Repaint the masked part of the region; the context around it guides the model."""
     if not plan.has_mask:
@@ -201,7 +222,8 @@ def build_inpaint(
             **_boxes(plan),
             strength=settings.strength,
             **_mask_fields(plan, mask),
-            **_inputs(image, mask, _controls(settings, controls)),
+            **_inputs(image, mask, _controls(settings, controls),
+                    _references(settings, references)),
             prefill=settings.prefill,  # type: ignore[arg-type]  # a bad value is named by validated()
             **_common(plan, settings, formats, job_id),
         )
@@ -221,12 +243,14 @@ def _mask_fields(plan: RegionPlan, mask: str | None) -> dict[str, Any]:
 
 
 def _inputs(
-    image: str | None, mask: str | None, controls: tuple[tuple[ControlSpec, str], ...] = ()
+    image: str | None, mask: str | None, controls: tuple[tuple[ControlSpec, str], ...] = (),
+    references: tuple[tuple[ReferenceSpec, str], ...] = (),
 ) -> dict[str, Any]:
     """The blobs as named inputs (SPEC.md 9.9); no ``inputs`` at all when there are none."""
     items = [JobInput(role, blob) for role, blob in (("image", image), ("mask", mask)) if blob is not None]
     items += [JobInput("control", blob, model=c.model, mode=c.mode, preprocessor=c.preprocessor, weight=c.weight,
                        start=c.start, end=c.end) for c, blob in controls]
+    items += [JobInput("reference", blob, model=r.model, mode=r.mode, weight=r.weight) for r, blob in references]
     return {"inputs": tuple(items)} if items else {}
 
 
@@ -235,6 +259,13 @@ def _controls(settings: GenerationSettings, blobs: tuple[str, ...]) -> tuple[tup
         message = f"{len(settings.controls)} controls but {len(blobs)} control images"
         raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, message, "inputs"))
     return tuple(zip(settings.controls, blobs, strict=True))
+
+
+def _references(settings: GenerationSettings, blobs: tuple[str, ...]) -> tuple[tuple[ReferenceSpec, str], ...]:
+    if len(blobs) != len(settings.references):
+        message = f"{len(settings.references)} references but {len(blobs)} reference images"
+        raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, message, "inputs"))
+    return tuple(zip(settings.references, blobs, strict=True))
 
 
 def _missing_mask() -> ProtocolError:
@@ -256,6 +287,7 @@ def build_upscale(
         tile=settings.tile,
         refine=settings.refine,
         refine_strength=settings.refine_strength,
+        unblur=settings.unblur if settings.refine and settings.unblur > 0 else None,  # absent for a 1.0 server
     )
     return validated(
         JobRequest(
@@ -270,6 +302,26 @@ def build_upscale(
     )
 
 
+def build_preprocess(
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    formats: TransferFormats = TransferFormats(),
+    controls: tuple[str, ...] = (),
+) -> JobRequest:
+    """The control image of ``settings.controls[0]``'s picture over the plan's region (its preprocessor's
+    output), to become a layer the painter paints over; it needs exactly one control with a preprocessor."""
+    return validated(
+        JobRequest(
+            op="preprocess",
+            **_boxes(plan),
+            **_inputs(None, None, _controls(settings, controls)),
+            **{**_common(plan, settings, formats, job_id), "batch": 1, "preview_format": "none"},
+        )
+    )
+
+
 def build_request(
     op: str,
     plan: RegionPlan,
@@ -280,20 +332,25 @@ def build_request(
     mask: str | None = None,
     formats: TransferFormats = TransferFormats(),
     controls: tuple[str, ...] = (),
+    references: tuple[str, ...] = (),
 ) -> JobRequest:
     """Dispatch to the builder for ``op``; missing blobs are reported with the field name. ``controls``: the
-    blob of each of ``settings.controls``, in order."""
+    blob of each of ``settings.controls``, in order; ``references`` likewise of ``settings.references``."""
     if op not in OPERATIONS:
         raise RequestError(ProtocolError(ErrorCode.BAD_FIELD, f"must be one of {', '.join(OPERATIONS)}", "op"))
     if op == "txt2img":
-        return build_txt2img(plan, settings, job_id=job_id, mask=mask, formats=formats, controls=controls)
+        return build_txt2img(plan, settings, job_id=job_id, mask=mask, formats=formats, controls=controls,
+                             references=references)
+    if op == "preprocess":
+        return build_preprocess(plan, settings, job_id=job_id, formats=formats, controls=controls)
     if image is None:
         raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, f"{op} needs an image", "image"))
     if op == "img2img":
         return build_img2img(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats,
-                             controls=controls)
+                             controls=controls, references=references)
     if op == "upscale":
         return build_upscale(plan, settings, job_id=job_id, image=image, formats=formats)
     if mask is None:
         raise RequestError(_missing_mask())
-    return build_inpaint(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats, controls=controls)
+    return build_inpaint(plan, settings, job_id=job_id, image=image, mask=mask, formats=formats, controls=controls,
+                         references=references)

@@ -170,6 +170,8 @@ def client_text() -> list[dict[str, Any]]:
             ),
         ),
         _submit("submit_upscale_target", job("upscale", upscale={"target": size(1000, 1000)})),
+        _submit("submit_upscale_refine_unblur", job("upscale", upscale={"refine": True, "refine_strength": 0.5,
+                                                                         "unblur": 0.8})),
         case("cancel", C2S, "text", '{"type":"cancel","job_id":"j1"}', _message({"type": "cancel", "job_id": "j1"})),
         case(
             "query_blobs",
@@ -215,7 +217,15 @@ def server_text() -> list[dict[str, Any]]:
     hello_newer = {**SERVER_HELLO, "minor": 2, "gpu_memory": 24, "limits": {**LIMITS, "max_loras": 4}}
     hello_newer_decoded = {**hello_decoded, "minor": 2}
     hello_controls = {**SERVER_HELLO, "minor": 1, "preprocessors": ["", "scribble", "canny"],
-                      "controls": [{"name": "control_v11p_sd15_scribble", "mode": "scribble", "family": "sd15"}]}
+                      "controls": [{"name": "control_v11p_sd15_scribble", "mode": "scribble", "family": "sd15"},
+                                   {"name": "t2i-adapter-sketch-sdxl-1.0", "mode": "scribble", "family": "sdxl",
+                                    "kind": "t2i_adapter"}]}
+    controls_decoded = {**hello_decoded, **hello_controls,
+                        "controls": [{**hello_controls["controls"][0], "kind": "controlnet"},
+                                     hello_controls["controls"][1]]}
+    hello_references = {**SERVER_HELLO, "minor": 1, "reference_modes": ["reference", "style", "composition"],
+                        "references": [{"name": "ip-adapter_sd15", "family": "sd15"},
+                                       {"name": "ip-adapter-plus_sdxl_vit-h", "family": "sdxl"}]}
     done = {"type": "done", "job_id": "j1", "results": 2, "seeds": [7, 8],
             "info": {"model": "tiny", "seconds": 1.25, "nested": {"list": [1, "two", None, True]}}}
     queue = {"type": "queue", "jobs": [{"job_id": "j2", "state": "started", "op": "inpaint"},
@@ -225,7 +235,9 @@ def server_text() -> list[dict[str, Any]]:
     return [
         case("server_hello", S2C, "text", text(SERVER_HELLO), _message(SERVER_HELLO, hello_decoded)),
         case("server_hello_with_controls", S2C, "text", text(hello_controls), _message(hello_controls,
-             {**hello_decoded, **hello_controls}), note="1.1: control models and preprocessors"),
+             controls_decoded), note="1.1: control models (ControlNets, T2I-Adapters) and preprocessors"),
+        case("server_hello_with_references", S2C, "text", text(hello_references), _message(hello_references,
+             {**hello_decoded, **hello_references}), note="1.1: reference models (IP-Adapters) and their modes"),
         case(
             "server_hello_newer_minor_unknown_members_ignored",
             S2C,
@@ -308,6 +320,9 @@ def job_inputs() -> list[dict[str, Any]]:
         submit("submit_inpaint_inputs", job("inpaint", image=None, mask=None, inputs=[image, mask]),
                note="the same job as image and mask in their 1.0 fields"),
         submit("submit_img2img_inputs_control", job("img2img", image=None, inputs=[image, control])),
+        submit("submit_preprocess_canny", job("preprocess", inputs=[{"role": "control", "blob": HASH_A,
+                                                                      "preprocessor": "canny"}]),
+               note="1.1: the control image of a picture, to paint over"),
         submit("submit_txt2img_two_controls_by_mode", job("txt2img", inputs=[
             {"role": "control", "blob": HASH_A, "mode": "scribble", "preprocessor": "scribble"},
             {"role": "control", "blob": HASH_B, "model": "control_v11p_sd15_canny", "weight": 0.5, "end": 0.8},
@@ -318,6 +333,11 @@ def job_inputs() -> list[dict[str, Any]]:
         ]), note="roles without the one-per-job rule may repeat"),
         submit("submit_reference_input_defaults", job("txt2img", inputs=[{"role": "reference", "blob": HASH_A}]),
                note="absent parameters stay absent when decoded; they take the role's defaults"),
+        submit("submit_inpaint_references_with_modes", job("inpaint", image=None, mask=None, inputs=[
+            image, mask, {"role": "reference", "blob": HASH_A, "mode": "style", "weight": 0.8},
+            {"role": "reference", "blob": HASH_B, "model": "ip-adapter_sd15", "mode": "composition", "weight": 0.5,
+             "start": 0.2, "end": 0.9},
+        ]), note="1.1: several references, each with its mode, strength and step span"),
         submit("submit_inputs_empty_with_image", job("img2img", inputs=[]), note="inputs: [] is no inputs"),
     ]
 

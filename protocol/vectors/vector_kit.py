@@ -60,6 +60,8 @@ HELLO_FORMAT_DEFAULTS: dict[str, Any] = {
     "result_formats": ["png", "rgba8", "bgra8", "webp"],
     "controls": [],  # 1.1
     "preprocessors": [],  # 1.1
+    "references": [],  # 1.1
+    "reference_modes": [],  # 1.1
 }
 
 # A real 2x2 JPEG and a real 2x2 lossless WebP (made once with Pillow; kept as bytes so this

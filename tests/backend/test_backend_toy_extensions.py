@@ -133,7 +133,7 @@ def test_the_toy_role_is_checked_like_any_role(toy: Engine) -> None:
 def test_a_reserved_role_is_not_supported_by_this_server() -> None:
     engine = Engine(EngineSettings(device="cpu"))
     job = JobRequest(id="c1", op="img2img", canvas=Size(8, 8), region=Rect(0, 0, 8, 8),
-                     inputs=(JobInput("image", IMAGE), JobInput("reference", IMAGE, weight=0.5)))
+                     inputs=(JobInput("image", IMAGE), JobInput("region", IMAGE, weight=0.5)))
     assert check_job(job, limits=LIMITS) is None  # valid protocol 1.1
     error = admission.admit(job, LIMITS, blobs(), engine.check)
     assert isinstance(error, ProtocolError)

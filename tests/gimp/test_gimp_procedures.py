@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import pytest
-from latentbrush.plugin.core.requests import OPERATIONS, GenerationSettings
+from latentbrush.plugin.core.planning import plan_whole_canvas
+from latentbrush.plugin.core.requests import (
+    OPERATIONS,
+    ControlSpec,
+    GenerationSettings,
+    ReferenceSpec,
+    build_request,
+    new_job_id,
+)
 from latentbrush.plugin.hosts.gimp.procedures import (
+    CONTROL_MODES,
     DEFAULT_SERVER,
     PROCEDURES,
+    REFERENCE_MODES,
     capped_to_server,
     procedure_named,
     server_url,
     settings_from_values,
 )
-from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
+from latentbrush.protocol import JobInput, JobRequest, Limits, UpscaleParams, blob_hash, field_range, job_inputs
+from latentbrush.protocol.geometry import Size
 
 
 def test_every_operation_has_one_procedure_and_there_is_a_cancel():
     ops = [p.operation for p in PROCEDURES]
-    assert sorted(op for op in ops if op) == sorted(OPERATIONS)
+    # preprocess ("make control image") is a control row's button in Krita; GIMP picks a ready layer instead
+    assert sorted(op for op in ops if op) == sorted(op for op in OPERATIONS if op != "preprocess")
     assert ops.count("") == 1
     assert all(p.name.startswith("plug-in-latentbrush-") for p in PROCEDURES)
     assert len({p.name for p in PROCEDURES}) == len(PROCEDURES)
@@ -41,7 +53,19 @@ def test_values_map_onto_generation_settings():
         "orb", "blur", "tiny", 7, 42, 5.5, 0.4)
     assert settings_from_values(values, "txt2img").strength == 1.0  # generate always starts from noise
     up = settings_from_values({"scale": 3.0, "upscaler": "lanczos"}, "upscale")
-    assert (up.scale, up.upscaler) == (3.0, "lanczos")
+    assert (up.scale, up.upscaler, up.refine, up.unblur) == (3.0, "lanczos", False, 0.0)
+
+
+def test_upscale_refines_with_unblur_when_asked():
+    upscale = procedure_named("plug-in-latentbrush-upscale")
+    args = {arg.name: arg for arg in upscale.args}
+    assert (args["unblur"].minimum, args["unblur"].maximum) == field_range(UpscaleParams, "unblur")
+    values = {arg.name: arg.default for arg in upscale.args} | {"refine": True, "refine-strength": 0.5,
+                                                                 "unblur": 0.7, "prompt": "sharp"}
+    settings = settings_from_values(values, "upscale")
+    job = build_request("upscale", plan_whole_canvas(Size(64, 64)), settings, job_id="j", image=blob_hash(b"i"))
+    assert (job.upscale.refine, job.upscale.refine_strength, job.upscale.unblur, job.prompt) == (
+        True, 0.5, 0.7, "sharp")
 
 
 def test_seed_covers_the_protocol_range_and_random_ignores_it():
@@ -79,3 +103,71 @@ def test_a_connected_servers_limits_cap_steps_and_batch():
     assert notes == ("steps 200 -> 150 (the server's limit)", "batch 3 -> 2 (the server's limit)")
     same = GenerationSettings(steps=150)
     assert capped_to_server(same, limits) == (same, ())
+
+
+GUIDE_NAMES = ("control-layer", "control-mode", "control-strength", "control-start", "control-end",
+               "reference-layer", "reference-mode", "reference-strength")
+
+
+@pytest.mark.parametrize("proc", PROCEDURES, ids=lambda p: p.name)
+def test_generate_inpaint_and_refine_take_one_control_and_one_reference(proc):
+    names = [arg.name for arg in proc.args]
+    if proc.operation in ("txt2img", "img2img", "inpaint"):
+        assert [n for n in names if n in GUIDE_NAMES] == list(GUIDE_NAMES)
+        assert names[-1] == "server"  # the guides sit between the generation fields and the server
+    else:
+        assert not set(names) & set(GUIDE_NAMES)
+
+
+def test_guide_arguments_are_layers_choices_and_the_protocols_ranges():
+    args = {arg.name: arg for arg in procedure_named("plug-in-latentbrush-generate").args}
+    for name in ("control-layer", "reference-layer"):
+        assert (args[name].kind, args[name].default) == ("layer", None)  # none: no control, no reference
+    assert args["control-mode"].kind == "choice" and args["control-mode"].choices == CONTROL_MODES
+    assert [value for value, _ in CONTROL_MODES] == [
+        "scribble", "lineart", "softedge", "canny", "depth", "normal", "pose", "tile"]
+    assert args["reference-mode"].choices == REFERENCE_MODES
+    assert [value for value, _ in REFERENCE_MODES] == ["reference", "style", "composition"]
+    for name, field in (("control-strength", "weight"), ("control-start", "start"), ("control-end", "end"),
+                        ("reference-strength", "weight")):
+        assert (args[name].kind, args[name].minimum, args[name].maximum) == ("double", *field_range(JobInput, field))
+    assert (args["control-strength"].maximum, args["control-end"].default) == (2.0, 1.0)
+
+
+def test_no_layer_means_no_control_and_no_reference():
+    values = {"control-layer": None, "control-mode": "canny", "reference-layer": None, "reference-mode": "style"}
+    settings = settings_from_values(values, "txt2img", ("", "scribble", "canny"))
+    assert (settings.controls, settings.references) == ((), ())
+
+
+def test_a_control_layer_becomes_a_control_spec_with_the_servers_preprocessor():
+    layer = object()  # a Gimp.Layer in the plug-in: the settings only carry it to the host
+    values = {"control-layer": layer, "control-mode": "scribble", "control-strength": 0.8, "control-start": 0.1,
+              "control-end": 0.9}
+    settings = settings_from_values(values, "inpaint", ("", "scribble", "canny"))
+    assert settings.controls == (ControlSpec(layer, mode="scribble", preprocessor="scribble", weight=0.8, start=0.1,
+                                             end=0.9),)
+    # a mode the server has no preprocessor for (or no hello): the picture is the control image as it is
+    assert settings_from_values(values, "inpaint").controls[0].preprocessor == ""
+    depth = settings_from_values({**values, "control-mode": "depth"}, "inpaint", ("", "scribble", "canny"))
+    assert (depth.controls[0].mode, depth.controls[0].preprocessor) == ("depth", "")
+
+
+def test_a_reference_layer_becomes_a_reference_spec():
+    layer = object()
+    settings = settings_from_values({"reference-layer": layer, "reference-mode": "style",
+                                     "reference-strength": 0.6}, "img2img")
+    assert settings.references == (ReferenceSpec(layer, mode="style", weight=0.6),)
+    assert settings.controls == ()
+
+
+@pytest.mark.parametrize("mode", [value for value, _ in CONTROL_MODES])
+def test_a_dialogs_control_makes_a_valid_request(mode):
+    proc = procedure_named("plug-in-latentbrush-generate")
+    values = {**{arg.name: arg.default for arg in proc.args}, "control-layer": object(), "control-mode": mode,
+              "control-strength": 2.0, "control-start": 0.25, "control-end": 0.75}
+    settings = settings_from_values(values, proc.operation, ("", "scribble", "canny"))
+    blob = blob_hash(b"control pixels")
+    job = build_request("txt2img", plan_whole_canvas(Size(64, 64)), settings, job_id=new_job_id(), controls=(blob,))
+    (control,) = job_inputs(job)["control"]
+    assert (control.blob, control.mode, control.weight, control.start, control.end) == (blob, mode, 2.0, 0.25, 0.75)

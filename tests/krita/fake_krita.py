@@ -212,6 +212,7 @@ class Document:
         background = Node(self, "Background", "paintlayer")
         background.pixels[...] = np.iinfo(self.dtype).max  # opaque white
         self._root._attach(background, 0)
+        self._active_node: Node | None = background  # the Layers docker's current layer
         self._projection = np.zeros((height, width, 4), self.dtype)
         self.refreshes = 0
         self.refreshProjection()
@@ -243,6 +244,12 @@ class Document:
 
     def createGroupLayer(self, name: str) -> Node:
         return Node(self, name, "grouplayer")
+
+    def activeNode(self) -> Node | None:
+        return self._active_node
+
+    def setActiveNode(self, node: Node | None) -> None:
+        self._active_node = node
 
     def nodeByName(self, name: str) -> Node | None:
         return next((n for n in self._root.childNodes() if n.name() == name), None)

@@ -10,7 +10,7 @@ import pytest
 from fake_krita import Selection
 from latentbrush.plugin.hosts.krita.extension import find_docker, register
 from latentbrush.plugin.hosts.krita.preview import PREVIEW_LAYER_NAME
-from latentbrush.plugin.hosts.krita.settings import REMOTE, SETTINGS_GROUP
+from latentbrush.plugin.hosts.krita.settings import REMOTE, SETTINGS_GROUP, DockerSettings
 from latentbrush.plugin.qt import QWidget
 from plugin_fake_server import FakeServer
 from qt_wait import spin_until
@@ -223,6 +223,25 @@ def test_refine_uses_the_strength_slider_and_upscale_resizes(plugin, server, app
     assert upscale.state == "done", upscale.error
     assert (doc.width(), doc.height()) == (96, 64)
     assert doc.rootNode().childNodes()[-1].bounds().getRect() == (0, 0, 96, 64)
+    assert upscale.request.upscale.refine is False and upscale.request.upscale.unblur is None
+
+
+def test_the_upscale_tab_sends_its_refine_pass_and_unblur(plugin, server, app):
+    _, docker, session = plugin
+    connect(docker, session, server)
+    document(app, 48, 32)
+    gen = docker.generation
+    assert not gen.unblur.isEnabled()  # unblur steers the refine pass: off without one
+    gen.upscale_refine.setChecked(True)
+    gen.refine_strength.setValue(55)
+    gen.unblur.setValue(0.8)
+    assert (gen.unblur.minimum(), gen.unblur.maximum()) == (0.0, 2.0)  # UpscaleParams.unblur
+    gen.buttons["upscale"].click()
+    spin_until(lambda: session.running_jobs == 0 and session.history.records, "the upscale")
+    params = session.history.records[-1].request.upscale
+    assert (params.refine, params.refine_strength, params.unblur) == (True, 0.55, 0.8)
+    stored = gen.store(DockerSettings())
+    assert (stored.upscale_refine, stored.upscale_refine_strength, stored.upscale_unblur) == (True, 0.55, 0.8)
 
 
 def test_disconnect_ends_running_jobs_and_the_preview(plugin, server, app):

@@ -8,6 +8,12 @@ from fake_krita import Document, Selection
 from latentbrush.plugin.core.host import Pixels
 from latentbrush.plugin.hosts.krita.colorspace import UnsupportedDocument
 from latentbrush.plugin.hosts.krita.document import KritaHost
+from latentbrush.plugin.hosts.krita.layers import (
+    CURRENT_LAYER,
+    ControlLayerMissing,
+    LayerSource,
+    node_id,
+)
 from latentbrush.plugin.hosts.krita.preview import PREVIEW_LAYER_NAME
 from latentbrush.protocol.geometry import Rect, Size
 
@@ -296,3 +302,64 @@ def test_a_painter_step_after_the_preview_is_kept_and_the_preview_removed_the_us
     host.remove_preview()
     assert names(doc) == ["Background", "user", "painted during the job"]
     assert doc.history == [*history, "Add Layer", "Add Layer", "Remove Layer"] and not steps.redo_stack
+
+
+# ----------------------------------------------------------------------------- control layers
+
+
+def control_doc(depth: str = "U8") -> tuple[Document, object]:
+    """``painted_doc`` with a hidden "lines" layer under "user": one dark pixel at (12, 6), the rest transparent."""
+    doc = painted_doc(depth=depth)
+    lines = doc.createNode("lines", "paintlayer")
+    doc.rootNode().addChildNode(lines, doc.rootNode().childNodes()[0])  # above the background, under "user"
+    data = bgra((20, 30, 40, 255), 1, 1)
+    if depth == "U16":
+        data = bytes(b for v in data for b in (v, v))
+    lines.setPixelData(data, 12, 6, 1, 1)
+    lines.setVisible(False)
+    doc.refreshProjection()
+    return doc, lines
+
+
+def test_read_control_gives_the_layers_own_pixels_even_hidden(qapp):
+    doc, lines = control_doc()
+    px = KritaHost(doc).read_control(LayerSource(node_id(lines), "lines"), Rect(11, 6, 3, 1))
+    assert px.format == "bgra8" and px.bounds == Rect(11, 6, 3, 1)
+    # the layer alone: transparent around its pixel, not the red block of "user" over it nor the white background
+    assert px.data == bytes(4) + bgra((20, 30, 40, 255), 1, 1) + bytes(4)
+    assert not lines.visible()  # read as it is, left as it was
+
+
+def test_read_control_past_the_canvas_edge_is_transparent(qapp):
+    doc, lines = control_doc()
+    lines.setPixelData(bgra((1, 2, 3, 255), 64, 48), 0, 0, 64, 48)
+    px = KritaHost(doc).read_control(LayerSource(node_id(lines), "lines"), Rect(62, 46, 4, 3))
+    rows = [px.data[i * 16 : (i + 1) * 16] for i in range(3)]
+    assert rows[0] == bgra((1, 2, 3, 255), 2, 1) + bytes(8)
+    assert rows[1] == bgra((1, 2, 3, 255), 2, 1) + bytes(8)
+    assert rows[2] == bytes(16)
+
+
+def test_read_control_of_a_16_bit_layer_is_8_bit(qapp):
+    doc, lines = control_doc(depth="U16")
+    px = KritaHost(doc).read_control(LayerSource(node_id(lines), "lines"), Rect(12, 6, 1, 1))
+    assert px.data == bgra((20, 30, 40, 255), 1, 1)
+
+
+def test_read_control_resolves_the_current_layer(qapp):
+    doc, lines = control_doc()
+    host = KritaHost(doc)
+    doc.setActiveNode(lines)
+    assert host.read_control(CURRENT_LAYER, Rect(12, 6, 1, 1)).data == bgra((20, 30, 40, 255), 1, 1)
+    doc.setActiveNode(None)
+    with pytest.raises(ControlLayerMissing, match="No layer is selected"):
+        host.read_control(CURRENT_LAYER, Rect(0, 0, 1, 1))
+
+
+def test_read_control_of_a_deleted_layer_names_it(qapp):
+    doc, lines = control_doc()
+    source = LayerSource(node_id(lines), "lines")
+    lines.remove()
+    with pytest.raises(ControlLayerMissing, match="The control layer 'lines' no longer exists"):
+        KritaHost(doc).read_control(source, Rect(0, 0, 4, 4))
+    assert names(doc) == ["Background", "user"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +66,32 @@ def test_control_arguments_are_checked(capsys):
         parse(["upscale", "in.png", "--control", "tile=a.png"])  # an upscale takes no controls
 
 
+def test_reference_arguments_are_checked(capsys):
+    parse = build_parser().parse_args
+    args = parse(["inpaint", "in.png", "--reference", "style=ref.png", "--reference", "composition=C:/x/l.png:0.4"])
+    assert [(r.mode, r.path, r.weight) for r in args.reference] == [
+        ("style", "ref.png", 1.0), ("composition", "C:/x/l.png", 0.4)]
+    for bad in ("ref.png", "pose=ref.png", "style=ref.png:2.5", "style="):
+        with pytest.raises(SystemExit):
+            parse(["generate", "--reference", bad])
+        assert "--reference" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["upscale", "in.png", "--reference", "style=a.png"])  # an upscale takes no references
+
+
+@pytest.mark.slow
+def test_generate_with_references_of_any_size_on_the_tiny_model(tmp_path):
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 90, 3), np.uint8)).save(tmp_path / "ref.png")
+    done = latentbrush("generate", "--size", "128x96", "--reference", "style=ref.png", "--reference",
+                       "reference=ref.png:0.5", "-p", "x", "--steps", "2", "--seed", "3", "--local", "-q",
+                       "-o", "out.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(tmp_path / "out.png").size == (128, 96)
+    listed = latentbrush("models", "--local", cwd=tmp_path)
+    assert listed.returncode == 0 and "tiny-ip-adapter" in listed.stdout
+    assert "reference modes: reference, style, composition" in listed.stdout
+
+
 @pytest.mark.slow
 def test_generate_with_a_scribble_control_on_the_tiny_models(tmp_path):
     sketch = Image.new("RGB", (128, 96), "white")
@@ -80,6 +107,21 @@ def test_generate_with_a_scribble_control_on_the_tiny_models(tmp_path):
     assert wrong.returncode == 2 and "must match" in wrong.stderr  # checked before connecting
     listed = latentbrush("models", "--local", cwd=tmp_path)
     assert listed.returncode == 0 and "tiny-scribble" in listed.stdout and "preprocessors:" in listed.stdout
+
+
+@pytest.mark.slow
+def test_preprocess_makes_the_control_image_a_job_would_use(tmp_path):
+    sketch = Image.new("RGB", (128, 96), "white")
+    ImageDraw.Draw(sketch).ellipse((30, 20, 98, 76), outline="black", width=2)
+    sketch.save(tmp_path / "sketch.png")
+    done = latentbrush("preprocess", "sketch.png", "--preprocessor", "scribble", "--rect", "0,0,64,96",
+                       "--annotation", "found.json", "--local", "-q", "-o", "control.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    layer = np.asarray(Image.open(tmp_path / "control.layer.png").convert("RGBA"))
+    assert layer.shape == (96, 128, 4) and (layer[:, :64, 3] == 255).all() and not layer[:, 64:, 3].any()
+    strokes = layer[:, :64, 0] == 255
+    assert strokes[48, 30:34].any() and not strokes[48, 40:60].any()  # the ellipse's left edge, white on black
+    assert json.loads((tmp_path / "found.json").read_text()) == {}  # scribble finds no keypoints
 
 
 def test_missing_input_is_a_usage_error(tmp_path):

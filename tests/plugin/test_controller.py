@@ -10,7 +10,7 @@ from latentbrush.plugin.core import events as ev
 from latentbrush.plugin.core.client import Client, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller, ControllerError
 from latentbrush.plugin.core.messages import painter_message
-from latentbrush.plugin.core.requests import GenerationSettings
+from latentbrush.plugin.core.requests import ControlSpec, GenerationSettings, ReferenceSpec, RequestError
 from latentbrush.plugin.hosts.headless import HeadlessHost, composite_over
 from latentbrush.protocol.geometry import Rect, Size
 from PIL import Image
@@ -268,3 +268,56 @@ def test_a_1_0_server_gets_zero_edges_so_the_selection_still_caps_the_result():
     sent = run(test, minor=0)
     assert (sent.mask_grow, sent.mask_feather, sent.mask_blend, sent.mask_outward) == (0, 0, 0, None)
     assert sent.image and sent.mask and sent.inputs is None
+
+
+def test_a_control_image_of_the_selected_box_lands_in_a_new_layer():
+    """"Make control image from canvas": the visible pixels of the selection's box go up as the one control
+    input (no image, no mask), and the preprocessor's picture comes back as a new opaque layer on that box."""
+    host = HeadlessHost(canvas_image(), rect=Rect(10, 8, 40, 30))
+
+    async def test(server, client):
+        controller = Controller(host, client)
+        control = ControlSpec(None, mode="canny", preprocessor="canny")
+        settings = GenerationSettings(prompt="ignored", controls=(control,))
+        record = await controller.run(settings, "preprocess")
+        return record, server.submitted[-1]
+
+    record, sent = run(test)
+    assert record.state == "done", record.error
+    assert sent.op == "preprocess" and sent.region == sent.context == Rect(10, 8, 40, 30)
+    assert sent.image is None and sent.mask is None and sent.batch == 1 and sent.preview_format == "none"
+    [control] = sent.inputs
+    assert (control.role, control.preprocessor, control.mode) == ("control", "canny", "canny")
+    [layer] = host.layers
+    assert layer.name == "[Control] canny" and layer.bounds == Rect(10, 8, 40, 30)
+    assert host.canvas_size() == Size(96, 64)  # nothing else on the canvas moved
+
+
+def test_a_control_image_needs_a_preprocessor():
+    host = HeadlessHost(canvas_image())
+
+    async def test(server, client):
+        controller = Controller(host, client)
+        with pytest.raises(RequestError, match="preprocessor"):
+            await controller.submit(GenerationSettings(controls=(ControlSpec(None),)), "preprocess")
+        return server.submitted
+
+    assert run(test) == []
+
+
+def test_a_reference_is_read_over_the_whole_canvas_and_uploaded_with_the_job():
+    """A reference layer is a picture of its own: the host reads it over the canvas, not the job's context."""
+    host = HeadlessHost(canvas_image(640, 576), rect=Rect(40, 20, 16, 12))  # a context of 512 x 512 in it
+    reference = Image.new("RGBA", (640, 576), (0, 0, 0, 0))
+    reference.paste(Image.new("RGBA", (30, 20), (200, 40, 40, 255)), (600, 540))
+
+    async def test(server, client):
+        settings = GenerationSettings(seed=2, references=(ReferenceSpec(reference, mode="style", weight=0.7),))
+        record = await Controller(host, client).run(settings, "inpaint")
+        return record, server.submitted[-1], dict(server.blobs)
+
+    record, sent, blobs = run(test)
+    assert record.state == "done", record.error
+    [ref] = [i for i in sent.inputs if i.role == "reference"]
+    assert (ref.mode, ref.weight, ref.model) == ("style", 0.7, "")
+    assert blobs[ref.blob] == (640, 576) and sent.context.width == 512  # canvas-sized, not the context's

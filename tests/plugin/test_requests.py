@@ -7,6 +7,7 @@ from latentbrush.plugin.core.planning import plan_generate, plan_region, plan_wh
 from latentbrush.plugin.core.requests import (
     ControlSpec,
     GenerationSettings,
+    ReferenceSpec,
     RequestError,
     TransferFormats,
     build_request,
@@ -122,7 +123,44 @@ def test_controls_become_control_inputs_in_order():
     assert isinstance(refused, ProtocolError) and refused.field == "job.inputs[2].role"
 
 
+def test_references_become_reference_inputs_after_the_controls():
+    plan = plan_region(Size(512, 512), Rect(100, 100, 64, 64))
+    scribble, photo, palette = blob_hash(b"scribble"), blob_hash(b"photo"), blob_hash(b"palette")
+    settings = GenerationSettings(controls=(ControlSpec(object(), mode="scribble"),), references=(
+        ReferenceSpec(object()), ReferenceSpec(object(), mode="style", model="ip-adapter_sd15", weight=0.4)))
+    job = round_trip(build_request("txt2img", plan, settings, job_id="j", controls=(scribble,),
+                                   references=(photo, palette)))
+    assert check_job(job) is None
+    assert [i.role for i in job.inputs] == ["control", "reference", "reference"]
+    assert [(r.blob, r.mode, r.model, r.weight, r.start, r.end) for r in job_inputs(job)["reference"]] == [
+        (photo, "reference", "", 1.0, None, None), (palette, "style", "ip-adapter_sd15", 0.4, None, None)]
+    with pytest.raises(RequestError, match="2 references but 1 reference images"):
+        build_request("img2img", plan, settings, job_id="j", image=IMAGE, controls=(scribble,), references=(photo,))
+
+
 @pytest.mark.parametrize(("mode", "offered", "expected"), [
     ("scribble", ("", "scribble", "canny"), "scribble"), ("depth", ("", "scribble"), ""), ("", ("",), "")])
 def test_a_mode_uses_its_own_preprocessor_when_the_server_has_it(mode, offered, expected):
     assert default_preprocessor(mode, offered) == expected
+
+
+def test_unblur_is_sent_only_with_the_refine_pass():
+    plan = plan_whole_canvas(Size(256, 256))
+    refined = GenerationSettings(refine=True, refine_strength=0.6, unblur=0.8)
+    job = round_trip(build_request("upscale", plan, refined, job_id="j", image=IMAGE))
+    assert job.upscale.unblur == 0.8 and check_job(job) is None
+    for settings in (GenerationSettings(refine=False, unblur=0.8), GenerationSettings(refine=True)):
+        job = build_request("upscale", plan, settings, job_id="j", image=IMAGE)
+        assert job.upscale.unblur is None  # absent: a 1.0 server takes the job as before
+        assert not isinstance(as_v1_0(job), ProtocolError)
+    assert isinstance(as_v1_0(build_request("upscale", plan, refined, job_id="j", image=IMAGE)), ProtocolError)
+
+
+def test_a_control_image_job_has_one_control_and_the_box_as_it_is():
+    plan = plan_whole_canvas(Size(300, 200))
+    settings = GenerationSettings(prompt="x", batch=3, controls=(ControlSpec(None, mode="pose", preprocessor="pose"),))
+    job = round_trip(build_request("preprocess", plan, settings, job_id="j", controls=(IMAGE,)))
+    assert (job.op, job.batch, job.preview_format, job.region, job.context) == (
+        "preprocess", 1, "none", Rect(0, 0, 300, 200), Rect(0, 0, 300, 200))
+    assert [(i.role, i.preprocessor) for i in job.inputs] == [("control", "pose")]
+    assert isinstance(as_v1_0(job), ProtocolError)  # a 1.0 server has no preprocess

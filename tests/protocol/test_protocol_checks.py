@@ -8,6 +8,7 @@ import pytest
 from latentbrush.protocol import (
     FATAL_CODES,
     ErrorCode,
+    JobInput,
     ProtocolError,
     blob_hash,
     check_blob,
@@ -191,6 +192,14 @@ def test_check_blob_needs_the_context_size() -> None:
     error = check_blob(job, "mask", 48, 64)
     assert error is not None and (error.code, error.field, error.job_id) == (ErrorCode.SIZE_MISMATCH, "job.mask", "j1")
     assert check_blob(make_job(), "image", 20, 20) is None, "without a context the region is the context"
+
+
+def test_a_reference_blob_may_have_any_size() -> None:
+    blob = "sha256:" + "a" * 64
+    job = make_job(context=Rect(0, 0, 64, 48), inputs=(JobInput("control", blob), JobInput("reference", blob)))
+    assert check_blob(job, "inputs[1].blob", 1000, 30) is None  # a picture of its own (SPEC.md 9.9)
+    error = check_blob(job, "inputs[0].blob", 1000, 30)
+    assert error is not None and (error.code, error.field) == (ErrorCode.SIZE_MISMATCH, "job.inputs[0].blob")
 
 
 def test_error_message_from_protocol_error() -> None:

@@ -12,8 +12,10 @@ history; its pixels are written straight into its buffer, which GIMP does not re
 from __future__ import annotations
 
 from gi.repository import Gegl, Gimp
+from latentbrush.plugin.core.buffers import paste
+from latentbrush.plugin.core.controller import ControllerError
 from latentbrush.plugin.core.host import Pixels, Selection
-from latentbrush.protocol.geometry import Rect, Size
+from latentbrush.protocol.geometry import Rect, Size, intersect, relative_to, translate
 
 PREVIEW_LAYER_NAME = "[Preview]"
 # Marks our preview layer, so a preview left behind by a killed plug-in (GIMP's own progress
@@ -43,6 +45,16 @@ def _check_pixels(pixels: Pixels) -> None:
 
 def is_preview_layer(layer: Gimp.Layer) -> bool:
     return layer.get_parasite(PREVIEW_PARASITE) is not None
+
+
+def _layer_ids(layers: list[Gimp.Layer]) -> set[int]:
+    """The ids of ``layers`` and of every layer inside their groups."""
+    ids: set[int] = set()
+    for layer in layers:
+        ids.add(layer.get_id())
+        if layer.is_group():
+            ids |= _layer_ids(list(layer.get_children()))
+    return ids
 
 
 class GimpHost:
@@ -86,6 +98,29 @@ class GimpHost:
             return Pixels(bounds, "rgba8", bytes(data))
         finally:
             dup.delete()
+
+    def read_control(self, source: object, bounds: Rect) -> Pixels:
+        """The own pixels of ``source`` (a layer of this image, shown or hidden) over ``bounds``, at full opacity
+        and without its mask; transparent past its edges and the canvas'. babl converts any layer type (RGB
+        without alpha, grey, high precision) to rgba8, as in ``read_pixels``."""
+        layer = self._own_layer(source)
+        _, ox, oy = layer.get_offsets()
+        on_layer = Rect(ox, oy, layer.get_width(), layer.get_height())
+        part = intersect(intersect(bounds, on_layer), Rect.of(self.canvas_size()))
+        out = bytearray(bounds.width * bounds.height * 4)
+        if not part.is_empty():
+            data = layer.get_buffer().get(_rect(translate(part, -ox, -oy)), 1.0, RGBA_FORMAT, Gegl.AbyssPolicy.NONE)
+            paste(out, bounds.size, 4, bytes(data), relative_to(part, bounds))
+        return Pixels(bounds, "rgba8", bytes(out))
+
+    def _own_layer(self, source: object) -> Gimp.Layer:
+        """``source`` if it is a layer of this image; the painter is told which one is not."""
+        if not isinstance(source, Gimp.Layer) or not source.is_valid():
+            raise ControllerError("A layer picked as control or reference no longer exists: pick another one")
+        if source.get_id() not in _layer_ids(list(self._image.get_layers())):
+            raise ControllerError(f"The layer {source.get_name()!r} picked as control or reference is not in this "
+                                  "image (any more): pick a layer of this image")
+        return source
 
     def selection(self) -> Selection | None:
         _, non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(self._image)

@@ -42,6 +42,13 @@ def _add_argument(proc: Gimp.Procedure, arg: Arg) -> None:
         proc.add_double_argument(arg.name, arg.label, arg.blurb, arg.minimum, arg.maximum, arg.default, FLAGS)
     elif arg.kind == "boolean":
         proc.add_boolean_argument(arg.name, arg.label, arg.blurb, arg.default, FLAGS)
+    elif arg.kind == "layer":  # none_ok: "no control" is the default (same call in GIMP 3.0 and 3.2)
+        proc.add_layer_argument(arg.name, arg.label, arg.blurb, True, FLAGS)
+    elif arg.kind == "choice":  # the dialog shows a drop-down; the config holds the value string
+        choice = Gimp.Choice.new()
+        for number, (value, label) in enumerate(arg.choices):
+            choice.add(value, number, label, "")
+        proc.add_choice_argument(arg.name, arg.label, arg.blurb, choice, arg.default, FLAGS)
     else:
         raise ValueError(f"arg.kind: unsupported argument kind {arg.kind!r} of {arg.name}")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from latentbrush.plugin.core.requests import GenerationSettings
-from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
+from latentbrush.plugin.core.requests import ControlSpec, GenerationSettings, ReferenceSpec, default_preprocessor
+from latentbrush.protocol import JobInput, JobRequest, Limits, UpscaleParams, field_range
 from latentbrush.protocol.messages import MAX_SEED  # 2**32 - 1: fits a GParamSpecUInt, not an int
 from latentbrush.protocol.transport import DEFAULT_URL
 
@@ -23,7 +23,8 @@ SERVER_ENV = "LATENTBRUSH_SERVER"
 
 @dataclass(frozen=True)
 class Arg:
-    """One procedure argument. ``kind`` is "string", "int", "uint", "double" or "boolean"."""
+    """One procedure argument. ``kind`` is "string", "int", "uint", "double", "boolean", "layer" (a layer of the
+    image, or none) or "choice" (one of ``choices``: (value, label) pairs)."""
 
     name: str
     kind: str
@@ -32,6 +33,7 @@ class Arg:
     default: object
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,19 +69,48 @@ BLEND_OUTWARD = Arg("blend-outward", "int", "Blend outward (px)",
 
 GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, RANDOM_SEED, SEED, CFG, BLEND_OUTWARD)
 
+# One control (ControlNet) and one reference (IP-Adapter) per run: GIMP's dialog is one fixed form.
+CONTROL_MODES = (
+    ("scribble", "Scribble (dark strokes on white or on a transparent layer)"), ("lineart", "Line art"),
+    ("softedge", "Soft edges"), ("canny", "Canny edges"), ("depth", "Depth map"), ("normal", "Normal map"),
+    ("pose", "Pose skeleton"), ("tile", "Tile (a low-detail picture)"),
+)
+REFERENCE_MODES = (("reference", "Resemble it"), ("style", "Take its style"), ("composition", "Take its layout"))
+CONTROL_ARGS = (
+    Arg("control-layer", "layer", "Control layer", "A layer whose picture steers the result (none: no control)",
+        None),
+    Arg("control-mode", "choice", "Control mode", "What the control layer shows", "scribble",
+        choices=CONTROL_MODES),
+    Arg("control-strength", "double", "Control strength", "How strongly it steers (0: not at all)", 1.0,
+        *field_range(JobInput, "weight")),
+    Arg("control-start", "double", "Control start", "Fraction of the steps where the control starts", 0.0,
+        *field_range(JobInput, "start")),
+    Arg("control-end", "double", "Control end", "Fraction of the steps where the control ends", 1.0,
+        *field_range(JobInput, "end")),
+)
+REFERENCE_ARGS = (
+    Arg("reference-layer", "layer", "Reference layer",
+        "A layer whose picture the result should follow (IP-Adapter; none: no reference)", None),
+    Arg("reference-mode", "choice", "Reference mode", "What to take from the reference", "reference",
+        choices=REFERENCE_MODES),
+    Arg("reference-strength", "double", "Reference strength", "How strongly it counts (0: not at all)", 1.0,
+        *field_range(JobInput, "weight")),
+)
+GUIDE_ARGS = (*CONTROL_ARGS, *REFERENCE_ARGS)
+
 PROCEDURES: tuple[Procedure, ...] = (
     Procedure(
         "plug-in-latentbrush-inpaint", "_Inpaint Selection...", "Repaint the selection from the prompt",
-        "inpaint", (*GENERATION_ARGS, _strength(1.0), SERVER), needs_selection=True,
+        "inpaint", (*GENERATION_ARGS, _strength(1.0), *GUIDE_ARGS, SERVER), needs_selection=True,
     ),
     Procedure(
         "plug-in-latentbrush-refine", "_Refine (img2img)...",
         "Rework the selection (or the whole image) at a strength below 1",
-        "img2img", (*GENERATION_ARGS, _strength(0.5), SERVER),
+        "img2img", (*GENERATION_ARGS, _strength(0.5), *GUIDE_ARGS, SERVER),
     ),
     Procedure(
         "plug-in-latentbrush-generate", "_Generate...", "Paint the selection (or the canvas) from noise",
-        "txt2img", (*GENERATION_ARGS, SERVER),
+        "txt2img", (*GENERATION_ARGS, *GUIDE_ARGS, SERVER),
     ),
     Procedure(
         "plug-in-latentbrush-upscale", "_Upscale...", "Upscale the whole image (layers scaled, result on top)",
@@ -87,6 +118,13 @@ PROCEDURES: tuple[Procedure, ...] = (
         (
             Arg("scale", "double", "Scale", "Upscale factor", 2.0, *field_range(UpscaleParams, "scale")),
             Arg("upscaler", "string", "Upscaler", "Upscaler name (empty: best installed, 'lanczos': no model)", ""),
+            Arg("refine", "boolean", "Refine after upscaling", "Repaint the upscaled image in tiles, adding detail",
+                False),
+            Arg("refine-strength", "double", "Refine strength", "How much the refine pass changes", 0.3,
+                *field_range(UpscaleParams, "refine_strength")),
+            Arg("unblur", "double", "Unblur", "Keep each refined tile to the upscaled picture (the server's tile "
+                "ControlNet at this strength; 0: off)", 0.0, *field_range(UpscaleParams, "unblur")),
+            PROMPT, MODEL, STEPS,
             SERVER,
         ),
     ),
@@ -109,8 +147,14 @@ def procedure_named(name: str) -> Procedure:
     raise KeyError(f"procedure: no latentbrush procedure named {name!r}")
 
 
-def settings_from_values(values: Mapping[str, object], operation: str) -> GenerationSettings:
-    """The core's settings from a procedure's argument values (names as in ``PROCEDURES``)."""
+def settings_from_values(
+    values: Mapping[str, object], operation: str, preprocessors: tuple[str, ...] = ()
+) -> GenerationSettings:
+    """The core's settings from a procedure's argument values (names as in ``PROCEDURES``).
+
+    ``preprocessors``: what the connected server's hello offers; a control whose mode has its own
+    (scribble, canny) is sent through it, any other picture is used as the control image as it is.
+    """
     random_seed = bool(values.get("random-seed", True))
     strength = float(values.get("strength", 1.0))  # type: ignore[arg-type]
     return GenerationSettings(
@@ -124,7 +168,33 @@ def settings_from_values(values: Mapping[str, object], operation: str) -> Genera
         blend_outward=int(values.get("blend-outward", 0)),  # type: ignore[call-overload]
         upscaler=str(values.get("upscaler", "") or ""),
         scale=float(values.get("scale", 2.0)),  # type: ignore[arg-type]
+        refine=bool(values.get("refine", False)),
+        refine_strength=float(values.get("refine-strength", 0.3)),  # type: ignore[arg-type]
+        unblur=float(values.get("unblur", 0.0)),  # type: ignore[arg-type]
+        controls=_controls(values, preprocessors),
+        references=_references(values),
     )
+
+
+def _controls(values: Mapping[str, object], preprocessors: tuple[str, ...]) -> tuple[ControlSpec, ...]:
+    layer = values.get("control-layer")
+    if layer is None:
+        return ()
+    mode = str(values.get("control-mode", "") or CONTROL_ARGS[1].default)
+    return (ControlSpec(
+        layer, mode=mode, preprocessor=default_preprocessor(mode, preprocessors),
+        weight=float(values.get("control-strength", 1.0)),  # type: ignore[arg-type]
+        start=float(values.get("control-start", 0.0)),  # type: ignore[arg-type]
+        end=float(values.get("control-end", 1.0)),  # type: ignore[arg-type]
+    ),)
+
+
+def _references(values: Mapping[str, object]) -> tuple[ReferenceSpec, ...]:
+    layer = values.get("reference-layer")
+    if layer is None:
+        return ()
+    mode = str(values.get("reference-mode", "") or REFERENCE_ARGS[1].default)
+    return (ReferenceSpec(layer, mode=mode, weight=float(values.get("reference-strength", 1.0))),)  # type: ignore[arg-type]
 
 
 def capped_to_server(settings: GenerationSettings, limits: Limits) -> tuple[GenerationSettings, tuple[str, ...]]:

@@ -20,7 +20,7 @@ from latentbrush.plugin.core.client import Client, ClientError, ReconnectPolicy
 from latentbrush.plugin.core.controller import Controller, ControllerError
 from latentbrush.plugin.core.history import JobRecord
 from latentbrush.plugin.core.messages import explain, op_label
-from latentbrush.plugin.core.requests import GenerationSettings, RequestError
+from latentbrush.plugin.core.requests import RequestError
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 
@@ -51,10 +51,9 @@ def run_operation(
     host: GimpHost, operation: str, values: Mapping[str, object], *, url: str, files: JobFiles
 ) -> JobOutcome:
     """Run ``operation`` with the procedure's argument ``values``; never raises for expected failures."""
-    settings = settings_from_values(values, operation)
     host.remove_stale_previews()  # left behind by a run GIMP killed (its progress "cancel" button)
     try:
-        record = asyncio.run(_run(host, operation, settings, url, files))
+        record = asyncio.run(_run(host, operation, values, url, files))
     except EXPECTED_ERRORS as exc:
         why = explain(exc, operation)
         log.warning("latentbrush %s: %s", operation, why.detail)  # GIMP's log; the dialog says it plainly
@@ -83,9 +82,11 @@ def _outcome(host: GimpHost, record: JobRecord) -> JobOutcome:
     return JobOutcome(hs.ERROR, previews=host.previews_shown, message=f"latentbrush {op_label(record.op)}: {message}")
 
 
-async def _run(host: GimpHost, op: str, settings: GenerationSettings, url: str, files: JobFiles) -> JobRecord:
+async def _run(host: GimpHost, op: str, values: Mapping[str, object], url: str, files: JobFiles) -> JobRecord:
     client = Client(url, client_name="latentbrush-gimp", reconnect=RECONNECT)
     await client.connect()
+    # built once the hello is here: a control's preprocessor depends on what this server offers
+    settings = settings_from_values(values, op, client.hello.preprocessors if client.hello is not None else ())
     if client.hello is not None:  # set by connect(); the dialog offered the protocol's ranges
         settings, notes = capped_to_server(settings, client.hello.limits)
         for note in notes:

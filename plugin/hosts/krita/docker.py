@@ -17,12 +17,14 @@ from ...qt import QColor, QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 from .connection_panel import STATE_COLORS, STATE_TEXT, ConnectionPanel
 from .generation_panel import OPERATIONS, GenerationPanel
 from .history_panel import HistoryPanel, ProgressPanel, icon
+from .layers import LayerSource, node_id
 from .session import KritaSession
 from .settings import LOCAL, load, save
 
 DOCKER_ID = "latentbrush"
 DOCKER_TITLE = "latentbrush"
 TABS = ("Generate", "Upscale", "History", "Connection")
+PREPROCESS = "preprocess"  # the controller's operation behind "make control image from canvas"
 
 
 class LatentbrushDocker(DockWidget):
@@ -64,6 +66,8 @@ class LatentbrushDocker(DockWidget):
         self.connection.connect_requested.connect(self._connect)
         self.connection.disconnect_requested.connect(session.disconnect)
         self.generation.operation_requested.connect(self.run_operation)
+        self.generation.controls.set_document_source(app.activeDocument)
+        self.generation.controls.make_image_requested.connect(self.make_control_image)
         self.progress.cancel_requested.connect(session.cancel)
         self.history.apply_requested.connect(session.apply)
         self.history.discard_requested.connect(session.discard)
@@ -89,6 +93,7 @@ class LatentbrushDocker(DockWidget):
         """Krita calls this when the window's active view changes; jobs read the active document at start,
         the history shows the active document's (read from it the first time)."""
         self._show_history()
+        self.generation.controls.refresh_layers()
 
     # ----------------------------------------------------------------------------- actions
 
@@ -101,6 +106,27 @@ class LatentbrushDocker(DockWidget):
         op = None if name == "auto" else OPERATIONS[name]
         self._remember()
         return self.session.start_job(self._app.activeDocument(), op, self.generation.generation_settings(op))
+
+    def make_control_image(self, row: Any) -> bool:
+        """A control row's "make control image from canvas": its mode's preprocessor over its layer (or the
+        visible canvas) becomes a new layer (one undo step), which the row then reads. False when it cannot start."""
+        if self.session.running_jobs:
+            self._status("A job is already running: cancel it or wait", None)
+            return False
+        spec = row.make_image_spec()
+        if spec is None:
+            self._status(f"The server has no preprocessor for {row.current_mode() or 'this mode'}", None)
+            return False
+        settings = replace(self.generation.generation_settings(PREPROCESS), controls=(spec,), references=(), batch=1)
+
+        def done(record: Any) -> None:
+            node = record.results[0].layer if record.results else None
+            if node is not None and row in self.generation.controls.rows:
+                self.generation.controls.refresh_layers()
+                row.use_control_image(LayerSource(node_id(node), str(node.name())))
+
+        self._remember()
+        return self.session.start_job(self._app.activeDocument(), PREPROCESS, settings, on_done=done)
 
     def trigger(self, operation: str) -> None:
         """What the Krita actions call (see ``actions.ACTIONS``)."""

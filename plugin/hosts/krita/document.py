@@ -28,6 +28,7 @@ from latentbrush.protocol.geometry import Rect, Size, intersect, relative_to
 
 from .colorspace import ColorSpace, check_supported, from_document_depth, to_document_depth
 from .images import scale_pixels
+from .layers import resolve
 from .preview import PreviewLayer
 from .undo_steps import KritaUndoSteps, UndoSteps
 
@@ -103,6 +104,23 @@ class KritaHost:
         if not inside.is_empty():
             raw = self._read_projection(inside)
             data = from_document_depth(raw, self.color_space())
+            if inside == bounds:
+                return Pixels(bounds, "bgra8", data)
+            paste(out, bounds.size, 4, data, relative_to(inside, bounds))
+        return Pixels(bounds, "bgra8", bytes(out))
+
+    def read_control(self, source: object, bounds: Rect) -> Pixels:
+        """A control or reference layer's own pixels over ``bounds`` (not the composite), transparent past the
+        canvas; hidden layers too (painters hide their control layers). ``source``: a ``LayerSource`` or
+        ``CURRENT_LAYER``; ``ControlLayerMissing`` when there is no such layer."""
+        node = resolve(self._doc, source)
+        space = ColorSpace(str(node.colorModel()), str(node.colorDepth()))
+        check_supported(space)  # a layer may have its own colour space
+        out = bytearray(bounds.width * bounds.height * 4)
+        inside = intersect(bounds, Rect.of(self.canvas_size()))
+        if not inside.is_empty():
+            self._doc.waitForDone()  # strokes still being applied
+            data = from_document_depth(bytes(node.pixelData(*inside.xywh())), space)
             if inside == bounds:
                 return Pixels(bounds, "bgra8", data)
             paste(out, bounds.size, 4, data, relative_to(inside, bounds))

@@ -25,6 +25,7 @@ from ...qt import (
     QWidget,
     pyqtSignal,
 )
+from .control_panel import ControlList
 from .settings import DockerSettings
 
 DEFAULT_SAMPLERS = ("Euler a", "Euler", "DPM++ 2M Karras", "DDIM", "UniPC")
@@ -105,6 +106,19 @@ class GenerationPanel(QWidget):
         self.upscale_factor.setSuffix("×")
         self.upscaler = QComboBox()
         self.upscaler.setToolTip("Upscaler model; Lanczos needs none")
+        self.upscale_refine = QCheckBox("Refine after upscaling")
+        self.upscale_refine.setObjectName("latentbrush_upscale_refine")
+        self.upscale_refine.setToolTip("Repaint the upscaled image in tiles with the prompt, adding detail")
+        self.refine_strength = QSpinBox()
+        self.refine_strength.setSuffix("%")
+        self.unblur = QDoubleSpinBox()
+        self.unblur.setObjectName("latentbrush_unblur")
+        self.unblur.setSingleStep(0.1)
+        self.unblur.setSpecialValueText("off")
+        self.unblur.setToolTip("Keep each refined tile to the upscaled picture (the server's tile ControlNet at this "
+                               "strength): a higher refine strength then adds detail without changing the picture")
+        self.upscale_refine.toggled.connect(self.refine_strength.setEnabled)
+        self.upscale_refine.toggled.connect(self.unblur.setEnabled)
 
         self.steps = QSpinBox()
         self.cfg = QDoubleSpinBox()
@@ -148,6 +162,9 @@ class GenerationPanel(QWidget):
         layout.addWidget(self.negative)
         layout.addWidget(self.run)
         layout.addLayout(grid)
+        self.controls = ControlList()  # control layers and references, for Generate, Inpaint and Refine
+        self.model.currentIndexChanged.connect(lambda *_: self.controls.set_model(str(self.model.currentData() or "")))
+        layout.addWidget(self.controls)
         layout.addWidget(_heading("Settings"))
         layout.addLayout(form)
         layout.addStretch(1)
@@ -162,11 +179,15 @@ class GenerationPanel(QWidget):
         form = QFormLayout()
         form.addRow("Factor", self.upscale_factor)
         form.addRow("Upscaler", self.upscaler)
+        form.addRow(self.upscale_refine)
+        form.addRow("Refine strength", self.refine_strength)
+        form.addRow("Unblur", self.unblur)
         _make_primary(self.buttons["upscale"])
         layout = QVBoxLayout(page)
         layout.addLayout(form)
         layout.addWidget(self.buttons["upscale"])
-        note = QLabel("Upscales the whole image; Refine strength, prompt and steps come from the Generate tab.")
+        note = QLabel("Upscales the whole image; the refine pass takes the prompt, model and steps of the Generate "
+                      "tab.")
         note.setWordWrap(True)
         layout.addWidget(note)
         layout.addStretch(1)
@@ -177,6 +198,9 @@ class GenerationPanel(QWidget):
         low, high = field_range(JobRequest, "strength")
         self.strength.setRange(max(MIN_STRENGTH_PERCENT, round(low * 100)), round(high * 100))
         self.upscale_factor.setRange(*field_range(UpscaleParams, "scale"))
+        low, high = field_range(UpscaleParams, "refine_strength")
+        self.refine_strength.setRange(round(low * 100), round(high * 100))
+        self.unblur.setRange(*field_range(UpscaleParams, "unblur"))
         self.steps.setRange(*field_range(JobRequest, "steps", limits))
         self.cfg.setRange(*field_range(JobRequest, "cfg"))
         low, high = field_range(JobRequest, "seed")
@@ -202,6 +226,11 @@ class GenerationPanel(QWidget):
             batch=self.batch.value() if op != "upscale" else 1,
             upscaler=str(self.upscaler.currentData() or ""),
             scale=self.upscale_factor.value(),
+            refine=self.upscale_refine.isChecked(),
+            refine_strength=self.refine_strength.value() / 100,
+            unblur=self.unblur.value(),
+            controls=self.controls.controls() if op != "upscale" else (),
+            references=self.controls.references() if op != "upscale" else (),
         )
 
     def load(self, s: DockerSettings) -> None:
@@ -218,6 +247,11 @@ class GenerationPanel(QWidget):
         self.strength_label.setText(f"{self.strength.value()}%")
         self.blend_outward.setValue(s.blend_outward)
         self.upscale_factor.setValue(s.upscale_factor)
+        self.upscale_refine.setChecked(s.upscale_refine)
+        self.refine_strength.setValue(round(s.upscale_refine_strength * 100))
+        self.unblur.setValue(s.upscale_unblur)
+        self.refine_strength.setEnabled(s.upscale_refine)
+        self.unblur.setEnabled(s.upscale_refine)
         self._wanted_model, self._wanted_upscaler = s.model, s.upscaler
 
     def store(self, s: DockerSettings) -> DockerSettings:
@@ -237,6 +271,9 @@ class GenerationPanel(QWidget):
             blend_outward=self.blend_outward.value(),
             upscale_factor=self.upscale_factor.value(),
             upscaler=str(self.upscaler.currentData() or self._wanted_upscaler),
+            upscale_refine=self.upscale_refine.isChecked(),
+            upscale_refine_strength=self.refine_strength.value() / 100,
+            upscale_unblur=self.unblur.value(),
         )
 
     def set_server_info(self, hello: Any) -> None:
@@ -244,6 +281,7 @@ class GenerationPanel(QWidget):
         self.model.clear()
         self.upscaler.clear()
         self.apply_limits(None if hello is None else hello.limits)  # a spin box clamps its value into range
+        self.controls.set_server_info(hello)
         if hello is None:
             return
         for info in hello.models:
@@ -266,6 +304,7 @@ class GenerationPanel(QWidget):
     def set_running(self, running: bool) -> None:
         for button in (self.run, *self.buttons.values()):
             button.setEnabled(not running)
+        self.controls.set_running(running)
 
     @staticmethod
     def _select_text(combo: QComboBox, text: str) -> None:

@@ -41,12 +41,13 @@ from ...qt import QObject, pyqtSignal
 from .colorspace import UnsupportedDocument
 from .document import KritaHost
 from .history_store import CODECS, PNG, DocumentHistories, smooth_thumbnail, thumbnail_pixels
+from .layers import ControlLayerMissing
 from .loop_pump import AsyncioPump
 from .server_process import LocalServer, split_command
 
 CLIENT_NAME = "latentbrush-krita"
 KEPT_RESULTS = 30  # jobs whose result pixels stay in memory for re-apply and thumbnails
-EXPECTED_ERRORS = (ControllerError, RequestError, ClientError, UnsupportedDocument)
+EXPECTED_ERRORS = (ControllerError, RequestError, ClientError, UnsupportedDocument, ControlLayerMissing)
 HOLD_S = 4.0  # an error stays on the status line this long before step texts may replace it
 SERVER_LINES = 8  # of the dead local server's output, in the connection line's tooltip
 
@@ -215,8 +216,10 @@ class KritaSession(QObject):
 
     # ----------------------------------------------------------------------------- jobs
 
-    def start_job(self, document: Any, op: str | None, settings: GenerationSettings) -> bool:
-        """Run one job on ``document``; False (with a status message) when it cannot start."""
+    def start_job(self, document: Any, op: str | None, settings: GenerationSettings,
+                  on_done: Callable[[JobRecord], None] | None = None) -> bool:
+        """Run one job on ``document``; False (with a status message) when it cannot start. ``on_done`` gets the
+        final record of a job that ended with its result layers in the document."""
         if document is None:
             self.status_changed.emit("Open a document first", None)
             return False
@@ -236,7 +239,7 @@ class KritaSession(QObject):
         except EXPECTED_ERRORS as exc:
             self.status_changed.emit(str(exc), None)
             return False
-        self._controllers[controller] = self.pump.submit(self._run(controller, host, op, settings), busy=True)
+        self._controllers[controller] = self.pump.submit(self._run(controller, host, op, settings, on_done), busy=True)
         self.busy_changed.emit(True)
         return True
 
@@ -244,7 +247,8 @@ class KritaSession(QObject):
         for controller in list(self._controllers):
             self.pump.submit(controller.cancel())
 
-    async def _run(self, controller: Controller, host: KritaHost, op: str | None, settings: GenerationSettings) -> None:
+    async def _run(self, controller: Controller, host: KritaHost, op: str | None, settings: GenerationSettings,
+                   on_done: Callable[[JobRecord], None] | None = None) -> None:
         try:
             record = await controller.run(settings, op)
         except EXPECTED_ERRORS as exc:
@@ -265,6 +269,8 @@ class KritaSession(QObject):
             if host.group is not None:
                 handles = [host.group]
             self._keep(record, JobResults(host.document, list(host.results), handles, settings.batch, host.group_name))
+            if on_done is not None and record.state == hs.DONE:
+                on_done(record)
 
     def _preview_shown(self) -> None:
         if self._preview_arrived is not None:

@@ -37,6 +37,9 @@ class DockerSettings:
     blend_outward: int = 0  # px past the selection the result may blend; 0 = the selection is the limit
     upscale_factor: float = 2.0
     upscaler: str = ""
+    upscale_refine: bool = False  # a tiled img2img pass after the upscale
+    upscale_refine_strength: float = 0.3
+    upscale_unblur: float = 0.0  # tile ControlNet weight in that pass; 0 = off
     history_budget_mb: float = 50.0  # room for the job history saved in each document (history_store.py)
 
 

@@ -140,7 +140,7 @@ def test_a_control_steers_the_result_and_weight_0_does_not(tiny_engine: Engine, 
                {"control": (control_input(ring, mode="scribble", preprocessor="scribble", weight=0.0),)}, make_events)
     assert np.abs(steered.images[0].astype(int) - plain.astype(int)).mean() > 1  # the control changed the picture
     np.testing.assert_array_equal(zero.images[0], plain)  # weight 0: exactly the uncontrolled result
-    assert steered.info["controls"] == [{"weight": 1.0, "start": 0.0, "end": 1.0}]
+    assert steered.info["controls"] == [{"mode": "scribble", "weight": 1.0, "start": 0.0, "end": 1.0}]
 
 
 def test_two_controls_and_a_named_one(tiny_engine: Engine, make_events) -> None:

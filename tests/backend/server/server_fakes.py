@@ -27,6 +27,7 @@ from latentbrush.protocol import (
     JobRequest,
     ModelInfo,
     ProtocolError,
+    ReferenceInfo,
     upscale_rect,
     upscale_size,
 )
@@ -50,6 +51,8 @@ class FakeEngineInfo:
     default_model: str = "fake-sd"
     controls: tuple[ControlInfo, ...] = ()
     preprocessors: tuple[str, ...] = ()
+    references: tuple[ReferenceInfo, ...] = ()
+    reference_modes: tuple[str, ...] = ()
 
 
 def rgb_for(seed: int) -> tuple[int, int, int]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
-GIMP_STEPS = ("inpaint", "cancel", "img2img", "history", "upscale", "server_loss")
+GIMP_STEPS = ("inpaint", "cancel", "img2img", "history", "upscale", "server_loss", "read_control", "control",
+              "control_generate", "control_inpaint")
 GIMP_CANVAS = (256, 192)
 # GIMP's own criticals about images and layers are failures (GIMP 3.0.4 logged
 # "gimp_image_set_selected_layers: assertion 'GIMP_IS_LAYER (iter->data)' failed" on an undo after a
@@ -31,7 +32,7 @@ def check_gimp(out: Path) -> int:
     missing = [s for s in GIMP_STEPS if s not in report.get("steps", {})]
     if missing:
         return fail(f"report.json lacks steps {missing}")
-    for step in ("inpaint", "img2img", "upscale"):
+    for step in ("inpaint", "img2img", "upscale", "control_generate", "control_inpaint"):
         if report["steps"][step].get("previews", 0) < 1:
             return fail(f"{step}: no preview frames reached the preview layer")
     with Image.open(out / "result.png") as image:
@@ -49,6 +50,12 @@ def check_gimp(out: Path) -> int:
     lost = report["steps"]["server_loss"]
     if not lost.get("ended_after_kill_s", 99) < 10 or "Errno" in lost.get("message", "Errno"):
         return fail(f"server_loss: the job did not end in plain words within 10 s: {lost}")
+    control = report["steps"]["control"]
+    if control.get("pixels_differing_from_plain", 0) < 1 or control.get("strength_0_equals_plain") is not True:
+        return fail(f"control: the scribble layer did not steer Generate (or strength 0 did not switch it off): "
+                    f"{control}")
+    if not all(report["steps"]["read_control"].get("errors", {}).values()):
+        return fail(f"read_control: a missing layer did not fail plainly: {report['steps']['read_control']}")
     log = out / "gimp.log"
     criticals = [line for line in log.read_text("utf-8", "replace").splitlines() if GIMP_CRITICAL.search(line)]
     if criticals:

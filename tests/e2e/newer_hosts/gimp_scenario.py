@@ -9,6 +9,7 @@
 #      undo with Ctrl+Z sent by xdotool), E2E_SCREENSHOT=1 (GUI: grab the screen with xwd).
 # Every check raises with the step's name, so GIMP exits 64 and the log says which step failed.
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,8 +31,10 @@ _T0 = time.time()
 # The plug-in's own bundle, to use the same planning code and cancel files it uses.
 sys.path.insert(0, os.path.join(Gimp.directory(), "plug-ins", "latentbrush", "lib"))
 from latentbrush.plugin.core import history_archive as ha  # noqa: E402
+from latentbrush.plugin.core.controller import ControllerError  # noqa: E402
 from latentbrush.plugin.core.planning import plan_region  # noqa: E402
 from latentbrush.plugin.hosts.gimp.history_parasite import parasite_bytes  # noqa: E402
+from latentbrush.plugin.hosts.gimp.host import GimpHost  # noqa: E402
 from latentbrush.plugin.hosts.gimp.jobfiles import JobFiles  # noqa: E402
 from latentbrush.protocol.geometry import Rect, Size  # noqa: E402
 
@@ -384,7 +387,9 @@ def server_loss_step(selection):
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection.xywh())
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="the server dies", steps=100,
+    # steps: enough to outlast the kill, few enough that the job the server runs on (waiting for a resume that
+    # never comes) does not hold up the next steps' jobs for minutes on a busy machine
+    status, _, error = run_procedure("plug-in-latentbrush-inpaint", image, prompt="the server dies", steps=30,
                                      seed=6, random_seed=False, server=url)
     ended = time.time()
     thread.join(5)
@@ -402,6 +407,130 @@ def server_loss_step(selection):
                              "message": error, **{k: v for k, v in seen.items() if k != "killed_at"}}
     log(step, "ok:", REPORT["steps"][step])
     image.delete()
+
+
+def filled_layer(image, name, w, h, layer_type, fmt, pixel, offsets=(0, 0)):
+    """A new layer on top of ``image``, every pixel ``pixel`` (bytes in the babl format ``fmt``)."""
+    layer = Gimp.Layer.new(image, name, w, h, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.set_offsets(*offsets)
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), fmt, bytes(pixel) * (w * h))
+    buf.flush()
+    return layer
+
+
+def scribble_layer(image):
+    """What a painter draws to steer a picture: dark pencil strokes on a white layer (a house and a sun)."""
+    layer = filled_layer(image, "scribble", W, H, Gimp.ImageType.RGBA_IMAGE, RGBA, (255, 255, 255, 255))
+    pixels = bytearray(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, RGBA, Gegl.AbyssPolicy.NONE))
+    points = [(x, 150) for x in range(20, 236)]  # the ground
+    points += [(x, y) for x in (60, 140) for y in range(90, 150)]  # walls
+    points += [(60 + i, 90 - i) for i in range(40)] + [(100 + i, 50 + i) for i in range(40)]  # the roof
+    points += [(190 + round(24 * math.cos(a / 20)), 50 + round(24 * math.sin(a / 20))) for a in range(126)]  # sun
+    for px, py in points:
+        for y in range(py - 1, py + 2):
+            for x in range(px - 1, px + 2):
+                if 0 <= x < W and 0 <= y < H:
+                    pixels[(y * W + x) * 4:(y * W + x) * 4 + 4] = bytes((25, 25, 35, 255))
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, W, H), RGBA, bytes(pixels))
+    buf.flush()
+    # hidden, as a painter keeps a control layer: the job must read the layer itself, not the visible image
+    layer.set_visible(False)
+    return layer
+
+
+def control_step(selection):
+    """Issue 12 item 5: a layer picked as the scribble control of Generate (and of Inpaint) steers the result;
+    the same seed without it, or with it at strength 0, paints something else, respectively the same."""
+    step = "control"
+    t = time.time()
+    image, bg = make_image()
+    scribble = scribble_layer(image)
+    original = read(scribble, 0, 0, W, H)
+    common = {"prompt": "a house under the sun", "steps": STEPS, "seed": 77, "random_seed": False}
+    steered = job_step("control_generate", "plug-in-latentbrush-generate", image, [bg, scribble], None, 1.0,
+                       control_layer=scribble, control_mode="scribble", **common)
+    status, values, error = run_procedure("plug-in-latentbrush-generate", image, **common)
+    check(step, status == Gimp.PDBStatusType.SUCCESS, f"generate without a control returned {status} {error}")
+    plain = values[1]
+    status, values, error = run_procedure("plug-in-latentbrush-generate", image, control_layer=scribble,
+                                          control_strength=0.0, **common)
+    check(step, status == Gimp.PDBStatusType.SUCCESS, f"generate with a control at 0 returned {status} {error}")
+    zero = values[1]
+    a, b, c = (read(layer, 0, 0, W, H) for layer in (steered, plain, zero))
+    differ = sum(1 for i in range(0, len(a), 4) if a[i:i + 3] != b[i:i + 3])
+    mean = sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+    check(step, differ > W * H // 20, f"the scribble changed only {differ} of {W * H} pixels (mean {mean:.2f})")
+    check(step, c == b, "a control at strength 0 did not paint exactly what no control paints")
+    check(step, read(scribble, 0, 0, W, H) == original and not scribble.get_visible(),
+          "the control layer changed (pixels or visibility)")
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *selection.xywh())
+    job_step("control_inpaint", "plug-in-latentbrush-inpaint", image, [bg, scribble], selection, 1.0,
+             control_layer=scribble, control_mode="scribble", control_start=0.0, control_end=0.8, **common)
+    REPORT["steps"][step] = {"seconds": round(time.time() - t, 2), "pixels_differing_from_plain": differ,
+                             "mean_abs_difference": round(mean, 2), "strength_0_equals_plain": c == b,
+                             "layers": names(image)}
+    log(step, "ok:", REPORT["steps"][step])
+    image.delete()
+
+
+def read_control_step():
+    """The host's read_control on real GIMP layers: the layer's own pixels, cut at its edges and the canvas',
+    whatever its type and precision; a layer gone or from another image is a plain error."""
+    step = "read_control"
+    image, _ = make_image()
+    host = GimpHost(image)
+    scribble = scribble_layer(image)
+    whole = host.read_control(scribble, Rect(0, 0, W, H))
+    check(step, whole.format == "rgba8" and whole.data == read(scribble, 0, 0, W, H), "not the layer's pixels")
+    check(step, whole.data != composite(image), "the hidden control read as the visible image")
+    # a small layer hanging over the bottom-left corner, read over a box reaching past the canvas too
+    red = (200, 40, 40, 255)
+    edge = filled_layer(image, "edge", 40, 30, Gimp.ImageType.RGBA_IMAGE, RGBA, red, offsets=(-10, H - 20))
+    box = Rect(-20, H - 40, 60, 60)
+    got = host.read_control(edge, box).data
+    wrong = 0
+    for y in range(box.y, box.bottom):
+        for x in range(box.x, box.right):
+            inside = -10 <= x < 30 and H - 20 <= y < H + 10 and 0 <= x < W and 0 <= y < H
+            i = ((y - box.y) * box.width + x - box.x) * 4
+            wrong += got[i:i + 4] != (bytes(red) if inside else bytes(4))
+    check(step, wrong == 0, f"{wrong} pixels wrong past the layer's or the canvas' edges")
+    # a grey image without alpha, and a 32-bit float linear RGB one without alpha: rgba8 all the same
+    grey = Gimp.Image.new(32, 24, Gimp.ImageBaseType.GRAY)
+    g = filled_layer(grey, "grey", 32, 24, Gimp.ImageType.GRAY_IMAGE, "Y' u8", (77,))
+    data = GimpHost(grey).read_control(g, Rect(0, 0, 32, 24)).data
+    check(step, data == bytes((77, 77, 77, 255)) * (32 * 24), f"grey layer read as {data[:8].hex()}")
+    deep = Gimp.Image.new_with_precision(32, 24, Gimp.ImageBaseType.RGB, Gimp.Precision.FLOAT_LINEAR)
+    f = filled_layer(deep, "float", 32, 24, Gimp.ImageType.RGB_IMAGE, "R'G'B' u8", (10, 128, 250))
+    data = GimpHost(deep).read_control(f, Rect(0, 0, 32, 24)).data
+    off = max(abs(v - w) for v, w in zip(data, bytes((10, 128, 250, 255)) * (32 * 24), strict=True))
+    check(step, off <= 1, f"float linear layer read {off} levels off")
+    errors = {}
+    for what, layer in (("other image", g), ("removed", edge), ("deleted", None)):
+        if what == "removed":
+            image.remove_layer(edge)
+        if what == "deleted":
+            layer = Gimp.Layer.new(image, "never inserted", 8, 8, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                                   Gimp.LayerMode.NORMAL)
+            layer.delete()
+        try:
+            host.read_control(layer, Rect(0, 0, W, H))
+            errors[what] = None
+        except ControllerError as exc:
+            errors[what] = str(exc)
+    check(step, all(errors.values()), f"no error for a layer that is not there: {errors}")
+    # a removed layer stays alive in the undo history (then it is "not in this image") or is gone
+    check(step, "no longer exists" in errors["deleted"] and "'grey'" in errors["other image"]
+          and ("not in this image" in errors["removed"] or "no longer exists" in errors["removed"]),
+          f"messages {errors}")
+    REPORT["steps"][step] = {"edge_pixels_checked": box.width * box.height, "float_levels_off": off,
+                             "errors": errors}
+    log(step, "ok:", REPORT["steps"][step])
+    for each in (grey, deep, image):
+        each.delete()
 
 
 def undo_state(image):
@@ -504,6 +633,8 @@ def main():
             undone += ["select", "inpaint"]
         REPORT["steps"][step] = {"undone": undone}
         display.delete()
+    read_control_step()
+    control_step(sel)  # before server_loss: the server runs that job's 100 steps on after the client is gone
     server_loss_step(sel)
     feathered_step()
     REPORT["seconds"] = round(time.time() - _T0, 2)

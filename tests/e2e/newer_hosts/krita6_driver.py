@@ -5,7 +5,8 @@ that starts Krita 6 inside the chroot (same Xvfb screen, same harness plugin, sa
 calls those test functions, so the scenario and every assertion are literally the same:
 ``test_document_adapter_in_real_krita`` (selection, reads, preview layer, result layer and undo,
 cancel, batch, upscale, 16-bit) and ``test_plugin_jobs_with_the_real_backend`` (the docker connects,
-inpaint with previews, cancel, refine, upscale). The backend is the one run.sh started on the host;
+inpaint with previews, cancel, refine, upscale), and the others in ``TESTS`` (``LB_KRITA6_TESTS=controls,history``
+runs only those). The backend is the one run.sh started on the host;
 the docker's "server command" is ``attach_backend.py`` (see there).
 
 Paths are the same inside and outside the chroot (run.sh bind-mounts the repository and the output
@@ -30,6 +31,7 @@ KRITA_E2E = HERE.parent / "krita"
 sys.path.insert(0, str(KRITA_E2E))
 
 import krita_runner  # noqa: E402
+import test_krita_control_e2e  # noqa: E402
 import test_krita_e2e  # noqa: E402
 import test_krita_history_e2e  # noqa: E402
 import test_krita_selection_e2e  # noqa: E402
@@ -75,7 +77,17 @@ TESTS = (
     ("selection", test_krita_selection_e2e.test_selection_is_the_contract),
     ("history", test_krita_history_e2e.test_history_survives_save_close_and_reopen),
     ("server_loss", test_krita_server_loss_e2e.test_killed_local_server_ends_the_job_and_restart_runs_the_next),
+    ("controls", test_krita_control_e2e.test_a_scribble_layer_steers_generate),
 )
+
+
+def chosen(tests: tuple, names: str) -> tuple:
+    """``tests`` limited to the comma-separated ``names`` (LB_KRITA6_TESTS; empty: all of them)."""
+    wanted = {n.strip() for n in names.split(",") if n.strip()}
+    unknown = wanted - {name for name, _ in tests}
+    if unknown:
+        raise SystemExit(f"LB_KRITA6_TESTS names unknown tests {sorted(unknown)}; known: {[n for n, _ in tests]}")
+    return tuple(t for t in tests if not wanted or t[0] in wanted)
 
 
 def main(argv: list[str]) -> int:
@@ -84,13 +96,14 @@ def main(argv: list[str]) -> int:
         return 2
     chroot, out, url, token_file = Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4])
     os.environ.pop("LATENTBRUSH_UPDATE_SCREENSHOTS", None)  # the Krita 5 test would copy ours over its own
-    for _, test in TESTS:  # each test module imported run_script from krita_runner: swap it in each
+    tests = chosen(TESTS, os.environ.get("LB_KRITA6_TESTS", ""))
+    for _, test in tests:  # each test module imported run_script from krita_runner: swap it in each
         sys.modules[test.__module__].run_script = chroot_run_script(chroot, url, token_file)  # type: ignore[attr-defined]
     home = out / "home"
     krita_runner.prepare_profile(home)  # the real installer, as for Krita 5
     report: dict = {"passed": False, "tests": {}}
     failed = []
-    for name, test in TESTS:
+    for name, test in tests:
         t = time.monotonic()
         try:
             test(home, out / name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from latentbrush.protocol import (
     ModelInfo,
     ProtocolError,
     ReferenceInfo,
+    SamplerPreset,
     input_refs,
 )
 
@@ -34,6 +35,7 @@ from .models.clip_vocab import CONFIGS_DIR
 from .models.loader import PipelineCache, Placement, choose_device, choose_dtype, default_budget
 from .models.registry import ModelRegistry
 from .ops.operation import Operation
+from .ops.presets import PRESETS
 from .ops.registry import OPERATIONS
 from .ops.samplers import available_samplers
 from .reference.models import MODES, References
@@ -69,6 +71,7 @@ class EngineInfo:
     preprocessors: tuple[str, ...] = ()
     references: tuple[ReferenceInfo, ...] = ()
     reference_modes: tuple[str, ...] = ()
+    presets: Mapping[str, SamplerPreset] = field(default_factory=dict)  # few-step presets by name (ops/presets.py)
 
 
 def _device_label(device: torch.device) -> str:
@@ -110,17 +113,19 @@ class Engine:
     # ------------------------------------------------------------------ describe / check
 
     def describe(self) -> EngineInfo:
+        samplers = available_samplers()
         return EngineInfo(
             device=_device_label(self.device),
             dtype=str(choose_dtype(self.settings.dtype, self.device)).removeprefix("torch."),
             models=self.registry.infos(),
             upscalers=self.upscalers.names() if self.upscalers is not None else (LANCZOS,),
-            samplers=available_samplers(),
+            samplers=samplers,
             default_model=self.registry.default,
             controls=tuple(ControlInfo(e.name, e.mode, e.family, e.kind) for e in self.controls.entries()),
             preprocessors=tuple(self.controls.preprocessors),
             references=tuple(ReferenceInfo(e.name, e.family) for e in self.references.entries()),
             reference_modes=MODES,
+            presets={name: preset for name, preset in PRESETS.items() if preset.sampler in samplers},
         )
 
     def check_upscaler(self, name: str) -> ProtocolError | None:

@@ -30,6 +30,7 @@ class JobRecord:
     inputs: JobInputs = field(default_factory=dict)  # role -> decoded blobs of request.context (inputs.py)
     seq: int = 0  # submission order across the server
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str | None = None  # Cancelled.reason once stopped for one ("superseded"); None: on request
     status: JobStatus = field(init=False)  # what the client has been told: the protocol's one state machine
     submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 from latentbrush.protocol import JobRequest, Rect, ResultHeader, encode_frame, upscale_rect
+from latentbrush.protocol.messages import RAW_FORMATS
 
 from .events import JobOutput
-from .images import encode_result
+from .images import encode_result, raw_frame
 
 
 def check_output_image(index: int, image: Any) -> np.ndarray:
@@ -26,8 +27,12 @@ def result_rect(job: JobRequest) -> Rect:
     return upscale_rect(job) if job.op == "upscale" else job.region
 
 
-def encode_result_frame(job: JobRequest, index: int, image: Any, seed: int | None) -> bytes:
-    """One ``ResultHeader`` frame in the job's ``result_format``, exactly ``result_rect``."""
+def encode_result_frame(job: JobRequest, index: int, image: Any, seed: int | None) -> bytes | memoryview:
+    """One ``ResultHeader`` frame in the job's ``result_format``, exactly ``result_rect``.
+
+    Raw formats come back as a memoryview of one buffer the pixels were converted into (a 4096² result
+    is 64 MiB: no intermediate copies); encoded ones as bytes.
+    """
     rect = result_rect(job)
     pixels = check_output_image(index, image)
     if pixels.shape[:2] != (rect.height, rect.width):
@@ -35,7 +40,13 @@ def encode_result_frame(job: JobRequest, index: int, image: Any, seed: int | Non
             f"engine returned image {index} of {pixels.shape[1]}x{pixels.shape[0]}, "
             f"the result rectangle is {rect.width}x{rect.height}"
         )
-    encoded = encode_result(pixels, job.result_format)
+    fmt = job.result_format
+    if fmt in RAW_FORMATS:
+        height, width = pixels.shape[:2]
+        header = ResultHeader(job_id=job.id, index=index, rect=rect, format=fmt, width=width, height=height,
+                              seed=seed, stride=width * RAW_FORMATS[fmt])
+        return raw_frame(encode_frame(header, b""), pixels, fmt)
+    encoded = encode_result(pixels, fmt)
     header = ResultHeader(
         job_id=job.id,
         index=index,
@@ -49,7 +60,9 @@ def encode_result_frame(job: JobRequest, index: int, image: Any, seed: int | Non
     return encode_frame(header, encoded.data)
 
 
-def encode_results(job: JobRequest, output: JobOutput, skip: frozenset[int] = frozenset()) -> dict[int, bytes]:
+def encode_results(
+    job: JobRequest, output: JobOutput, skip: frozenset[int] = frozenset()
+) -> dict[int, bytes | memoryview]:
     """Result frames of every image but those in ``skip`` (already sent while the job ran), by index."""
     return {
         index: encode_result_frame(job, index, image, output.seeds[index] if index < len(output.seeds) else None)

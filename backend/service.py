@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentbrush.protocol import (
+    CANCEL_SUPERSEDED,
+    PROTOCOL_MINOR,
     Cancelled,
     Done,
     Error,
@@ -38,6 +40,7 @@ from .blobs import BlobCache
 from .jobs import FairQueue, JobRecord
 from .outbox import Outbox
 from .results import encode_results, json_safe
+from .streams import StreamPins, superseded_by
 from .worker import Outcome, Worker
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,13 @@ class Session:
     jobs: dict[str, JobRecord] = field(default_factory=dict)  # live, or final but not yet delivered
     known_ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
     disconnected_at: float | None = None
+    minor: int = PROTOCOL_MINOR  # the attached connection's: 1.1 members go to 1.1 clients only (SPEC.md 14)
+    streams: StreamPins | None = None  # live streams' latest blobs, pinned while the session lives (streams.py)
 
     def send(self, msg: Any, on_sent: Any = None) -> None:
         if self.outbox is not None:
+            if isinstance(msg, Cancelled) and msg.reason is not None and self.minor < 1:
+                msg = Cancelled(msg.job_id)  # a 1.0 client knows no reasons
             self.outbox.message(encode_message(msg), on_sent)
 
     def outbox_text(self, text: str) -> None:
@@ -127,7 +134,7 @@ class JobService:
         session = self.sessions.get(client_id) if client_id else None
         resumed = session is not None
         if session is None:
-            session = Session(uuid.uuid4().hex)
+            session = Session(uuid.uuid4().hex, streams=StreamPins(self._blobs))
             self.sessions[session.client_id] = session
         previous, session.outbox, session.disconnected_at = session.outbox, outbox, None
         if previous is not None:
@@ -174,6 +181,8 @@ class JobService:
                 record.cancel.set()  # running: nobody will ever collect it
             self._forget_retained(record)
         session.jobs.clear()
+        if session.streams is not None:
+            session.streams.release()
         self._queue.forget_client(session.client_id)
         self._announce_positions()
 
@@ -184,13 +193,20 @@ class JobService:
         return job_id in session.jobs
 
     def submit(self, session: Session, record: JobRecord) -> ProtocolError | None:
-        unfinished = sum(1 for r in session.jobs.values() if not r.is_final)
+        superseded = superseded_by(record, session.jobs.values())
+        dropped = sum(1 for r in superseded if r is not self._running and r.state == QUEUED)  # leave at once
+        unfinished = sum(1 for r in session.jobs.values() if not r.is_final) - dropped
         if unfinished >= self._max_queue:
             return ProtocolError(ErrorCode.QUEUE_FULL, f"this client has {unfinished} unfinished jobs already")
         session.jobs[record.job_id] = record
         session.remember(record.job_id)
         for key in record.blob_keys:
             self._blobs.pin(key)
+        for old in superseded:  # SPEC.md 9.11: the newest job of a stream wins
+            log.info("job %s superseded by %s (stream %s)", old.job_id, record.job_id, record.request.stream)
+            self._stop(old, CANCEL_SUPERSEDED)
+        if record.request.stream is not None and session.streams is not None:
+            session.streams.hold(record.request.stream, record.blob_keys)
         self._queue.push(record)
         self._announce_positions()
         self._wake.set()
@@ -203,14 +219,19 @@ class JobService:
             if job_id in session.known_ids:
                 return None
             return ProtocolError(ErrorCode.UNKNOWN_JOB, f"this session has no job {job_id}", "job_id", job_id)
-        if record.is_final:
-            return None
-        if record.state == QUEUED and self._queue.remove(session.client_id, job_id) is not None:
-            self._finish(record, Cancelled(job_id))
+        if not record.is_final:
+            self._stop(record, None)
+        return None
+
+    def _stop(self, record: JobRecord, reason: str | None) -> None:
+        """End a queued job now, or have the running one stop; ``reason`` goes in its ``cancelled``."""
+        if not record.cancel.is_set():  # the first stop says why
+            record.cancel_reason = reason
+        if record.state == QUEUED and self._queue.remove(record.client_id, record.job_id) is not None:
+            self._finish(record, Cancelled(record.job_id, record.cancel_reason))
             self._announce_positions()
         else:
             record.cancel.set()  # the engine raises JobCancelled within one UNet block
-        return None
 
     def jobs_of(self, session: Session) -> tuple[JobInfo, ...]:
         live = sorted((r for r in session.jobs.values() if not r.is_final), key=lambda r: r.seq)
@@ -361,7 +382,7 @@ class JobService:
             self._finish(record, Error.from_error(err, job.id))
         else:
             self._log_end(record, "cancelled", outcome.seconds)
-            self._finish(record, Cancelled(job.id))
+            self._finish(record, Cancelled(job.id, record.cancel_reason))
 
     def _log_end(self, record: JobRecord, how: str, seconds: float) -> None:
         waited = (record.started_at or time.monotonic()) - record.submitted_at

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import events as ev
-from .codec import decode_server_frame, decode_server_message, encode_frame, encode_message
+from .codec import decode_server_frame, decode_server_message, encode_frame, encode_message, frame_parts
 from .connection import CLOSED, HANDSHAKE, OPEN, max_server_frame
 from .errors import ErrorCode, ProtocolError
 from .inputs import as_v1_0
@@ -149,6 +149,14 @@ class ClientConnection:
         key = f"blob:{header.hash}"
         self._pending[key] = "blob"
         return key, encode_frame(header, payload)
+
+    def upload_parts(
+        self, header: BlobHeader, payload: bytes | bytearray | memoryview
+    ) -> tuple[str, list[bytes | memoryview]]:
+        """``upload`` without copying the payload: the frame as pieces to send as one fragmented message."""
+        key = f"blob:{header.hash}"
+        self._pending[key] = "blob"
+        return key, frame_parts(header, payload)
 
     def submit(self, job: JobRequest) -> tuple[str, str] | ProtocolError:
         """The submit to send; a 1.0 server gets the job in its 1.0 form, or an error if it cannot carry it."""
@@ -287,7 +295,7 @@ def _job_event(msg: Queued | Started | Progress | Done | Cancelled) -> ev.JobEve
         return ev.JobProgress(msg.job_id, msg.step, msg.total, msg.stage)
     if isinstance(msg, Done):
         return ev.JobDone(msg.job_id, msg.results, msg.seeds, dict(msg.info))
-    return ev.JobCancelled(msg.job_id)
+    return ev.JobCancelled(msg.job_id, msg.reason)
 
 
 def _code(code: str) -> ErrorCode:

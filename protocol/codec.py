@@ -12,10 +12,11 @@ import json
 import math
 import re
 import struct
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from .errors import ErrorCode, ProtocolError
+from .geometry import Rect
 from .messages import (
     CLIENT_FRAMES,
     CLIENT_MESSAGES,
@@ -35,11 +36,13 @@ MAX_HEADER_BYTES = 64 * 1024  # a header larger than this is refused before it i
 MAX_TEXT_BYTES = 1024 * 1024  # text frames carry no pixels
 MAX_SERVER_TEXT_BYTES = 16 * MAX_TEXT_BYTES  # model lists can be long; the client is more generous
 MAX_INT_DIGITS = 40  # longer integer literals are refused before int() spends quadratic time on them
+FRAGMENT_BYTES = 1024 * 1024  # frame_parts: small enough for the receiver to hash one while the next arrives
 _ID = re.compile(ID_PATTERN)
+HASH_MISMATCH = ProtocolError(ErrorCode.HASH_MISMATCH, "payload does not hash to the announced id", "hash")
 T = TypeVar("T")
 
 
-def blob_hash(payload: bytes | memoryview) -> str:
+def blob_hash(payload: bytes | bytearray | memoryview) -> str:
     """The content address of a blob: sha256 of the payload bytes exactly as sent."""
     return "sha256:" + hashlib.sha256(payload).hexdigest()
 
@@ -56,9 +59,25 @@ def _without_lone_surrogates(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-def encode_frame(header: BlobHeader | ServerFrameHeader, payload: bytes | memoryview) -> bytes:
+def _frame_head(header: BlobHeader | ServerFrameHeader) -> bytes:
     head = json.dumps(to_dict(header), separators=(",", ":"), allow_nan=False).encode()
-    return b"".join((HEADER_LEN.pack(len(head)), head, payload))
+    return HEADER_LEN.pack(len(head)) + head
+
+
+def encode_frame(header: BlobHeader | ServerFrameHeader, payload: bytes | memoryview) -> bytes:
+    return b"".join((_frame_head(header), payload))
+
+
+def frame_parts(
+    header: BlobHeader | ServerFrameHeader, payload: bytes | bytearray | memoryview, fragment: int = FRAGMENT_BYTES
+) -> list[bytes | memoryview]:
+    """``encode_frame``'s bytes as pieces to send as one fragmented WebSocket message, the payload uncopied.
+
+    The pieces joined are exactly ``encode_frame(header, payload)`` (fragmenting is below the protocol,
+    SPEC.md 2); the receiver can hash each piece while the next one travels.
+    """
+    view = memoryview(payload).cast("B")
+    return [_frame_head(header), *(view[i : i + fragment] for i in range(0, len(view), fragment))]
 
 
 # ----------------------------------------------------------------------------- JSON
@@ -201,7 +220,9 @@ def decode_server_message(data: str | bytes) -> ServerMessage | ProtocolError:
 # ----------------------------------------------------------------------------- binary frames
 
 
-def _split_frame(data: bytes | memoryview, max_bytes: int) -> tuple[dict[str, Any], memoryview] | ProtocolError:
+def _split_frame(
+    data: bytes | bytearray | memoryview, max_bytes: int
+) -> tuple[dict[str, Any], memoryview] | ProtocolError:
     view = _byte_view(data)
     if view is None:
         return ProtocolError(ErrorCode.BAD_FRAME, f"a binary frame must be bytes, got {type(data).__name__}")
@@ -222,28 +243,54 @@ def _split_frame(data: bytes | memoryview, max_bytes: int) -> tuple[dict[str, An
     return header, view[HEADER_LEN.size + head_len :]
 
 
-def _check_raw_length(
-    fmt: str, width: int, height: int, stride: int | None, payload: memoryview
-) -> ProtocolError | None:
-    sizes = raw_payload_size(fmt, width, height, stride)
-    if sizes is None:
-        if stride is not None:
-            return ProtocolError(ErrorCode.BAD_FIELD, "stride applies to raw formats only", "stride")
-        if len(payload) == 0:
-            return ProtocolError(ErrorCode.BAD_IMAGE, "empty payload", "payload")
-        return None
-    stride_, expected = sizes
-    if stride_ < width * RAW_FORMATS[fmt]:
+def _check_stride(fmt: str, width: int, stride: int | None) -> ProtocolError | None:
+    """Step 5's checks that need no payload."""
+    if fmt not in RAW_FORMATS:
+        return ProtocolError(ErrorCode.BAD_FIELD, "stride applies to raw formats only", "stride") if stride else None
+    if stride is not None and stride < width * RAW_FORMATS[fmt]:
         return ProtocolError(ErrorCode.BAD_FIELD, "stride is shorter than one row of pixels", "stride")
-    if len(payload) != expected:
-        return ProtocolError(
-            ErrorCode.BAD_IMAGE, f"raw payload is {len(payload)} bytes, expected {expected}", "payload"
-        )
     return None
 
 
+def _check_raw_length(fmt: str, width: int, height: int, stride: int | None, length: int) -> ProtocolError | None:
+    err = _check_stride(fmt, width, stride)
+    if err:
+        return err
+    sizes = raw_payload_size(fmt, width, height, stride)
+    if sizes is None:
+        return ProtocolError(ErrorCode.BAD_IMAGE, "empty payload", "payload") if length == 0 else None
+    expected = sizes[1]
+    if length != expected:
+        return ProtocolError(ErrorCode.BAD_IMAGE, f"raw payload is {length} bytes, expected {expected}", "payload")
+    return None
+
+
+def payload_box(header: BlobHeader) -> Rect:
+    """The pixels a blob frame's payload covers: the whole image, or a patch's ``rect`` (SPEC.md 8)."""
+    return header.rect if header.rect is not None else Rect(0, 0, header.width, header.height)
+
+
+def _check_blob_header(
+    header: BlobHeader, max_pixels: int | None, formats: Collection[str] | None
+) -> ProtocolError | None:
+    """Steps 4 and 5 of SPEC.md 3.2 that need no payload."""
+    if formats is not None and header.format not in formats:
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"this server does not take {header.format} blobs", "format")
+    if max_pixels is not None and header.width * header.height > max_pixels:
+        return ProtocolError(ErrorCode.TOO_LARGE, f"image over {max_pixels} pixels", "width")
+    if (header.base is None) != (header.rect is None):  # a patch needs both
+        missing = "rect" if header.rect is None else "base"
+        return ProtocolError(ErrorCode.MISSING_FIELD, "a patch upload needs both base and rect", missing)
+    if header.rect is not None:
+        if header.format not in RAW_FORMATS:
+            return ProtocolError(ErrorCode.BAD_FIELD, "only raw formats can be sent as a patch", "base")
+        if not Rect(0, 0, header.width, header.height).contains(header.rect):
+            return ProtocolError(ErrorCode.OUT_OF_BOUNDS, "rect is not inside the image", "rect")
+    return _check_stride(header.format, payload_box(header).width, header.stride)
+
+
 def decode_client_frame(
-    data: bytes | memoryview,
+    data: bytes | bytearray | memoryview,
     max_bytes: int,
     max_pixels: int | None = None,
     *,
@@ -261,16 +308,123 @@ def decode_client_frame(
     header = _decode_typed(obj, CLIENT_FRAMES, strict=True)
     if isinstance(header, ProtocolError):
         return header
-    if formats is not None and header.format not in formats:
-        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"this server does not take {header.format} blobs", "format")
-    if max_pixels is not None and header.width * header.height > max_pixels:
-        return ProtocolError(ErrorCode.TOO_LARGE, f"image over {max_pixels} pixels", "width")
-    err = _check_raw_length(header.format, header.width, header.height, header.stride, payload)
+    err = _check_blob_header(header, max_pixels, formats)
+    box = payload_box(header)
+    err = err or _check_raw_length(header.format, box.width, box.height, header.stride, len(payload))
     if err:
         return err
-    if blob_hash(payload) != header.hash:
-        return ProtocolError(ErrorCode.HASH_MISMATCH, "payload does not hash to the announced id", "hash")
+    # a patch's hash addresses the whole image: the server checks it once it has built that (SPEC.md 8)
+    if header.base is None and blob_hash(payload) != header.hash:
+        return HASH_MISMATCH
     return header, payload
+
+
+class ClientFrameReader:
+    """``decode_client_frame`` for a frame that arrives in pieces (a fragmented WebSocket message).
+
+    ``feed`` each piece, then ``result()``: the same answer ``decode_client_frame`` gives for the joined
+    bytes, without joining them. Once the header has passed its checks the payload goes straight into one
+    buffer from ``allocate(n)`` (raw formats: exactly the announced size), hashed piece by piece as it
+    comes. A frame whose header is faulty is kept whole (never past ``max_bytes``) and decoded in one go
+    at the end, so every refusal is the one-shot decoder's, in its order. Never raises on hostile bytes.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int,
+        max_pixels: int | None = None,
+        *,
+        formats: Collection[str] | None = None,
+        allocate: Callable[[int], Any] = bytearray,
+    ) -> None:
+        self._limits = (max_bytes, max_pixels, formats)
+        self._allocate = allocate
+        self.head = bytearray()  # the length prefix and header (the whole frame once it is ``_kept``)
+        self._size = 0
+        self._head_len = 0
+        self._kept = False  # decode ``head`` in one go at the end
+        self._header: BlobHeader | None = None
+        self._buffer: Any = None
+        self._view: memoryview | None = None
+        self._filled = 0
+        self._overflow = False  # more payload than a raw header announced: counted, no longer stored
+        self._hasher = hashlib.sha256()
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        data = memoryview(chunk).cast("B")
+        self._size += len(data)
+        if self._size > self._limits[0]:  # step 1 wins over everything: stop storing
+            self.head, self._buffer, self._view = bytearray(), None, None
+            return
+        if self._header is None and not self._kept:
+            data = self._read_head(data)
+        if self._kept:
+            self.head += data
+        elif self._header is not None:
+            self._payload(data)
+
+    def _read_head(self, data: memoryview) -> memoryview:
+        """Take the length prefix and header from ``data``; returns what follows them."""
+        while self._header is None and not self._kept and data:
+            want = HEADER_LEN.size if len(self.head) < HEADER_LEN.size else HEADER_LEN.size + self._head_len
+            take = want - len(self.head)
+            self.head += data[:take]
+            data = data[take:]
+            if len(self.head) < want:
+                break
+            if want == HEADER_LEN.size:
+                (self._head_len,) = HEADER_LEN.unpack_from(self.head)
+                self._kept = self._head_len == 0 or self._head_len > MAX_HEADER_BYTES
+            else:
+                self._accept_header()
+        return data
+
+    def _accept_header(self) -> None:
+        max_bytes, max_pixels, formats = self._limits
+        obj = _parse_json(memoryview(self.head)[HEADER_LEN.size :], MAX_HEADER_BYTES)
+        header = obj if isinstance(obj, ProtocolError) else _decode_typed(obj, CLIENT_FRAMES, strict=True)
+        if isinstance(header, ProtocolError) or _check_blob_header(header, max_pixels, formats) is not None:
+            self._kept = True  # the one-shot decoder names the fault at the end
+            return
+        box = payload_box(header)
+        sizes = raw_payload_size(header.format, box.width, box.height, header.stride)
+        if sizes is None:
+            self._buffer = bytearray()  # an encoded file: its size is known only at the end
+        elif len(self.head) + sizes[1] <= max_bytes:  # a right-sized payload fits the frame limit: room for it
+            self._buffer = self._allocate(sizes[1])
+            self._view = memoryview(self._buffer).cast("B")
+        else:
+            self._overflow = True  # too large or of the wrong length whatever comes: count only
+        self._header = header
+
+    def _payload(self, data: memoryview) -> None:
+        if self._overflow or not data:
+            return
+        if self._view is None:  # encoded: grows, bounded by max_bytes
+            self._buffer += data
+        elif self._filled + len(data) <= len(self._view):
+            self._view[self._filled : self._filled + len(data)] = data
+            self._filled += len(data)
+        else:
+            self._overflow, self._buffer, self._view = True, None, None
+            return
+        self._hasher.update(data)
+
+    def result(self) -> tuple[BlobHeader, memoryview] | ProtocolError:
+        max_bytes, max_pixels, formats = self._limits
+        if self._size > max_bytes:
+            return ProtocolError(ErrorCode.TOO_LARGE, f"frame larger than {max_bytes} bytes")
+        header = self._header
+        if header is None:
+            return decode_client_frame(self.head, max_bytes, max_pixels, formats=formats)
+        box = payload_box(header)
+        length = self._size - len(self.head)
+        err = _check_raw_length(header.format, box.width, box.height, header.stride, length)
+        if err:
+            return err
+        if header.base is None and "sha256:" + self._hasher.hexdigest() != header.hash:
+            return HASH_MISMATCH
+        return header, memoryview(self._buffer).cast("B")
 
 
 def decode_server_frame(
@@ -284,5 +438,5 @@ def decode_server_frame(
     header = _decode_typed(obj, SERVER_FRAMES, strict=False)
     if isinstance(header, ProtocolError):
         return header
-    err = _check_raw_length(header.format, header.width, header.height, getattr(header, "stride", None), payload)
+    err = _check_raw_length(header.format, header.width, header.height, getattr(header, "stride", None), len(payload))
     return err or (header, payload)

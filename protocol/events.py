@@ -78,6 +78,7 @@ class JobFailed:
 @dataclass(frozen=True)
 class JobCancelled:
     job_id: str
+    reason: str | None = None  # 1.1: "superseded" by a newer job of its live stream; None: cancelled on request
 
 
 @dataclass(frozen=True)

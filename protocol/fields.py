@@ -19,6 +19,7 @@ HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
 def constraint(**constraints: Any) -> dict[str, Any]:
     """Field metadata: min, max (numbers), max_len, pattern (strings), items_min, items_max (arrays).
 
-    On an array field, min/max/max_len/pattern apply to every item.
+    On an array field, min/max/max_len/pattern apply to every item; on a ``dict[str, <dataclass>]`` table,
+    items_max bounds the entries and max_len/pattern apply to the names.
     """
     return constraints

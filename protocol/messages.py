@@ -20,6 +20,7 @@ from .geometry import MAX_SIDE, Rect, Size  # the wire's rectangle is the geomet
 from .inputs import MAX_INPUTS, JobInput
 
 __all__ = [  # grouped: constants, type aliases, classes
+    "CANCEL_SUPERSEDED",
     "CLIENT_FRAMES",
     "CLIENT_MESSAGES",
     "HASH_PATTERN",
@@ -67,6 +68,7 @@ __all__ = [  # grouped: constants, type aliases, classes
     "Rect",
     "ReferenceInfo",
     "ResultHeader",
+    "SamplerPreset",
     "SeamFix",
     "ServerFrameHeader",
     "ServerHello",
@@ -89,6 +91,7 @@ ImageFormat = Literal["rgba8", "bgra8", "gray8", "png", "jpeg", "webp"]
 RAW_FORMATS: dict[str, int] = {"rgba8": 4, "bgra8": 4, "gray8": 1}  # bytes per pixel
 PREVIEW_FORMATS = ("jpeg", "png", "webp", "rgba8", "bgra8")
 PREVIEW_NONE = "none"  # JobRequest.preview_format value that turns previews off
+CANCEL_SUPERSEDED = "superseded"  # Cancelled.reason (1.1): a newer job of the same live stream took over
 RESULT_FORMATS = ("png", "rgba8", "bgra8", "webp")
 JobState = Literal["queued", "started", "done", "error", "cancelled"]
 
@@ -154,6 +157,8 @@ class JobRequest:
     preview_format: str = field(default="jpeg", metadata=_c(max_len=16))  # "none" disables previews
     preview_max_side: int = field(default=512, metadata=_c(min=16, max=4096))
     result_format: str = field(default="png", metadata=_c(max_len=16))
+    # 1.1: a live stream (SPEC.md 9.11): admitting this job supersedes the session's earlier jobs of the stream
+    stream: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,22 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class SamplerPreset:
+    """1.1: the sampler, steps and cfg a few-step model or LoRA is made for (LCM, Turbo, Lightning, ...)."""
+
+    sampler: str = field(metadata=_c(max_len=64))  # one of the hello's samplers
+    steps: int = field(metadata=_c(min=1, max=200))
+    cfg: float = field(metadata=_c(min=0.0, max=30.0))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     base: str  # "sd15", "sdxl", "tiny", ...
     inpaint: bool  # a 9-channel inpainting UNet
     resolution: int  # native side in pixels
     source: str = ""  # "builtin", "folder", "file", "hub"
+    preset: SamplerPreset | None = None  # 1.1: a few-step model's settings; None for ordinary models
 
 
 @dataclass(frozen=True)
@@ -280,6 +295,8 @@ class ServerHello:
     preprocessors: tuple[str, ...] = ()  # 1.1: what a control input's ``preprocessor`` may name
     references: tuple[ReferenceInfo, ...] = ()  # 1.1
     reference_modes: tuple[str, ...] = ()  # 1.1: the ``mode`` values this server does for reference inputs
+    # 1.1: the few-step presets this server knows, by name, for a client to offer with a LoRA (SPEC.md 9.3)
+    presets: dict[str, SamplerPreset] = field(default_factory=dict, metadata=_c(items_max=64, max_len=64))
 
 
 @dataclass(frozen=True)
@@ -319,6 +336,7 @@ class Done:
 class Cancelled:
     TYPE: ClassVar[str] = "cancelled"
     job_id: str
+    reason: str | None = None  # 1.1: absent = the client cancelled; CANCEL_SUPERSEDED (SPEC.md 9.11)
 
 
 @dataclass(frozen=True)
@@ -388,6 +406,10 @@ class BlobHeader:
     width: int = field(metadata=_c(min=1, max=MAX_SIDE))
     height: int = field(metadata=_c(min=1, max=MAX_SIDE))
     stride: int | None = field(default=None, metadata=_c(min=1, max=4 * MAX_SIDE))  # raw only; default tight
+    # 1.1 patch upload (SPEC.md 8): the payload is ``rect``'s pixels over the stored blob ``base``, and
+    # ``hash`` addresses the whole resulting image
+    base: str | None = field(default=None, metadata=_c(pattern=HASH_PATTERN))
+    rect: Rect | None = None
 
 
 @dataclass(frozen=True)

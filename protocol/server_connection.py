@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .codec import MAX_HEADER_BYTES, decode_client_frame, decode_client_message, encode_message
+from .codec import MAX_HEADER_BYTES, ClientFrameReader, decode_client_frame, decode_client_message, encode_message
 from .connection import CLOSED, HANDSHAKE, OPEN
 from .errors import ErrorCode, ProtocolError
 from .lifecycle import check_hello, negotiated_minor
@@ -167,6 +167,16 @@ class ServerConnection:
         header, payload = frame
         return BlobReceived(header, payload)
 
+    def receive_blob_stream(self, allocate: Callable[[int], Any] = bytearray) -> BlobStream:
+        """A binary frame that arrives in pieces: ``feed`` them to the returned stream, then ``finish()``.
+
+        The same events as ``receive_blob`` for the joined bytes; the payload lands in one buffer from
+        ``allocate(n)`` and is hashed as it comes (``codec.ClientFrameReader``).
+        """
+        reader = ClientFrameReader(self._max_frame_bytes, self._max_pixels, formats=self._blob_formats,
+                                   allocate=allocate) if self.state == OPEN else None
+        return BlobStream(self, reader)
+
     def send(self, msg: Any) -> str:
         return encode_message(msg)
 
@@ -174,7 +184,33 @@ class ServerConnection:
         return encode_message(Error.from_error(err, job_id, request_id))
 
 
-def blob_error(err: ProtocolError, data: bytes | memoryview) -> ProtocolError:
+class BlobStream:
+    """One binary frame in pieces (``ServerConnection.receive_blob_stream``). Pure: ``feed`` may run in a thread."""
+
+    def __init__(self, conn: ServerConnection, reader: ClientFrameReader | None) -> None:
+        self._conn = conn
+        self._reader = reader  # None: the connection is not open, the frame is read and refused
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self._reader is not None:
+            self._reader.feed(chunk)
+
+    @property
+    def head(self) -> bytes:
+        """The frame's first bytes (its header when it had one), for naming the blob in errors."""
+        return bytes(self._reader.head[: 4 + MAX_HEADER_BYTES]) if self._reader is not None else b""
+
+    def finish(self) -> ServerEvent:
+        if self._reader is None:
+            return Send(self._conn.error(_NOT_READY))
+        frame = self._reader.result()
+        if isinstance(frame, ProtocolError):
+            return Send(self._conn.error(blob_error(frame, self.head)))
+        header, payload = frame
+        return BlobReceived(header, payload)
+
+
+def blob_error(err: ProtocolError, data: bytes | bytearray | memoryview) -> ProtocolError:
     """A blob's decode error, naming the hash it announced so the client can match it to its upload."""
     match = _HASH_HINT.search(bytes(memoryview(data)[: 4 + MAX_HEADER_BYTES]))
     hint = match.group(1).decode() if match and _HASH.fullmatch(match.group(1).decode()) else None

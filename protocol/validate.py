@@ -137,6 +137,9 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
     if origin is dict:
         if not isinstance(value, dict):
             _fail(ErrorCode.BAD_FIELD, path, "must be an object")
+        item_tp = typing.get_args(tp)[1]
+        if isinstance(item_tp, type) and dataclasses.is_dataclass(item_tp):  # a table of values by name
+            return _convert_table(item_tp, value, path, meta, strict)
         _check_json_value(value, path)
         return dict(value)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -172,6 +175,21 @@ def _convert(tp: Any, value: Any, path: str, meta: dict[str, Any], strict: bool)
         _check_json_value(value, path)
         return value
     raise TypeError(f"unsupported field type {tp!r} at {path}")  # a bug in messages.py, not bad input
+
+
+def _convert_table(
+    item_tp: type, value: dict[str, Any], path: str, meta: dict[str, Any], strict: bool
+) -> dict[str, Any]:
+    """``dict[str, <dataclass>]``: items_max bounds the entries, max_len and pattern apply to the names."""
+    if "items_max" in meta and len(value) > meta["items_max"]:
+        _fail(ErrorCode.BAD_FIELD, path, f"more than {meta['items_max']} items")
+    table: dict[str, Any] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not is_unicode(name):
+            _fail(ErrorCode.BAD_FIELD, path, "names must be valid Unicode strings")
+        _check_constraints(name, meta, _join(path, _echo(name)))
+        table[name] = _from_dict(item_tp, item, _join(path, _echo(name)), strict)
+    return table
 
 
 def _from_dict(cls: type[T], data: Any, path: str, strict: bool, skip: tuple[str, ...] = ()) -> T:

@@ -181,7 +181,7 @@ def _load_hub(entry: ModelEntry, dtype: torch.dtype) -> tuple[DiffusionPipeline,
     base, inpaint, refusal = folder_kind(json.loads(index_path.read_text()), index_path.parent)
     if refusal:
         raise EngineError(ErrorCode.NOT_SUPPORTED, f"model {entry.name!r}: {refusal}", "job.model")
-    entry = ModelEntry(entry.name, "hub", base, inpaint, entry.location)
+    entry = ModelEntry(entry.name, "hub", base, inpaint, entry.location, entry.preset)
     cls = PIPELINES[entry.family]["inpaint" if inpaint else "txt2img"]
     extras = _SD15_EXTRAS if entry.family == "sd15" else {}
     if dtype != torch.float32:

@@ -16,6 +16,7 @@ from latentbrush.protocol import ErrorCode, ModelInfo, ProtocolError
 
 from ..control.registry import FOLDERS as CONTROL_FOLDERS
 from ..events import EngineError
+from ..ops.presets import PRESETS, detect_preset
 from ..reference.registry import ENCODER_FOLDERS
 from ..reference.registry import FOLDERS as REFERENCE_FOLDERS
 from .detect import NATIVE_RESOLUTION, detect_file
@@ -36,10 +37,12 @@ class ModelEntry:
     base: str  # "tiny", "sd15", "sdxl"; "unknown" for a Hub id not in the local cache yet
     inpaint: bool
     location: str = ""  # folder or file path, or Hub id
+    preset: str = ""  # a few-step model's PRESETS name (ops/presets.py); "" = an ordinary model
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(self.name, self.base, self.inpaint, NATIVE_RESOLUTION.get(self.base, 512), self.source)
+        resolution = NATIVE_RESOLUTION.get(self.base, 512)
+        return ModelInfo(self.name, self.base, self.inpaint, resolution, self.source, PRESETS.get(self.preset))
 
     @property
     def family(self) -> str:
@@ -64,9 +67,23 @@ def folder_kind(index: dict, folder: Path) -> tuple[str, bool, str]:
     return "unknown", False, f"{cls or 'this pipeline'} is not supported (use SD 1.5 or SDXL)"
 
 
+def _json(path: Path) -> dict:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def folder_preset(name: str, folder: Path) -> str:
+    """The few-step preset of a diffusers folder, from its UNet and scheduler configs and its name."""
+    return detect_preset(name, _json(folder / "unet" / "config.json"),
+                         _json(folder / "scheduler" / "scheduler_config.json"))
+
+
 def hub_entry(repo_id: str) -> ModelEntry:
     """A Hub model; its base is read from the local Hugging Face cache when it was downloaded before."""
-    base, inpaint = "unknown", False
+    base, inpaint, preset = "unknown", False, detect_preset(repo_id)
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -75,10 +92,10 @@ def hub_entry(repo_id: str) -> ModelEntry:
             folder = Path(index_path).parent
             found_base, found_inpaint, refusal = folder_kind(json.loads(Path(index_path).read_text()), folder)
             if not refusal:
-                base, inpaint = found_base, found_inpaint
+                base, inpaint, preset = found_base, found_inpaint, folder_preset(repo_id, folder)
     except (ImportError, OSError, ValueError) as exc:
         log.debug("cannot inspect cached %s: %s", repo_id, exc)
-    return ModelEntry(repo_id, "hub", base, inpaint, repo_id)
+    return ModelEntry(repo_id, "hub", base, inpaint, repo_id, preset)
 
 
 class ModelRegistry:
@@ -134,7 +151,8 @@ class ModelRegistry:
             if refusal:
                 self._refuse(folder.name, refusal)
             else:
-                self._add(ModelEntry(folder.name, "folder", base, inpaint, str(folder)))
+                self._add(ModelEntry(folder.name, "folder", base, inpaint, str(folder),
+                                     folder_preset(folder.name, folder)))
         for path in sorted(files):
             name = path.relative_to(root).with_suffix("").as_posix()
             if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -146,7 +164,7 @@ class ModelRegistry:
                 self._refuse(name, f"unreadable safetensors file ({str(exc)[:120]})")
                 continue
             if found.supported:
-                self._add(ModelEntry(name, "file", found.base, found.inpaint, str(path)))
+                self._add(ModelEntry(name, "file", found.base, found.inpaint, str(path), detect_preset(name)))
             elif found.refusal:
                 self._refuse(name, found.refusal)
             else:

@@ -23,6 +23,7 @@ from ..control.registry import T2I_ADAPTER
 from .cancel import cancel_hooks, cancel_points, raise_if_cancelled
 from .operation import PipelineTask
 from .previews import X0Capture
+from .prompt_cache import PROMPTS, PromptKey, guidance_on
 from .samplers import make_scheduler
 
 if TYPE_CHECKING:
@@ -112,10 +113,10 @@ def run_denoise(
     controlnets = [c.model for c in call.controls]
     pipe = model.pipeline(task, controlnets) if controlnets else model.pipeline(task)
     pipe.scheduler = make_scheduler(call.sampler, model.scheduler_config)
+    # None (not ""): SDXL then uses its zero negative embedding, as it was trained to
+    key = PromptKey(model.entry.name, call.prompt, call.negative_prompt or None, guidance_on(pipe, call.cfg))
     args: dict[str, Any] = {
-        "prompt": call.prompt,
-        # None (not ""): SDXL then uses its zero negative embedding, as it was trained to
-        "negative_prompt": call.negative_prompt or None,
+        **PROMPTS.prompt_args(pipe, key),  # embeddings from the cache when the prompt repeats
         "num_inference_steps": call.steps,
         "guidance_scale": call.cfg,
         "generator": torch.Generator(device="cpu").manual_seed(call.seed),  # CPU: same noise on every device

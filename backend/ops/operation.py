@@ -92,6 +92,9 @@ def check_model(services: Services, job: JobRequest) -> ProtocolError | None:
         return ProtocolError(ErrorCode.UNKNOWN_SAMPLER, message, "job.sampler")
     if job.sampler not in available_samplers():
         return ProtocolError(ErrorCode.NOT_SUPPORTED, f"sampler {job.sampler!r} needs scipy", "job.sampler")
+    most = SAMPLERS[job.sampler].max_steps
+    if most is not None and job.steps > most:
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"sampler {job.sampler!r} runs at most {most} steps", "job.steps")
     return None
 
 

@@ -62,6 +62,7 @@ class TaesdDecoder:
 
 
 LatentDecoder = Callable[[torch.Tensor], np.ndarray]
+NOISED_SECOND = ("TCDScheduler",)  # step() returns (prev_sample, pred_noised_sample)
 
 
 def x0_from_model_output(scheduler: Any, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor):
@@ -99,6 +100,8 @@ class X0Capture:
         s = self.scheduler
         out = type(s).step(s, model_output, timestep, sample, *args, **kwargs)
         x0 = out[1] if isinstance(out, tuple) and len(out) > 1 else getattr(out, "pred_original_sample", None)
+        if type(s).__name__ in NOISED_SECOND:
+            x0 = None  # its second output is a noised sample, not x0: computed from the model output below
         source = "scheduler"
         outputs = getattr(s, "model_outputs", None)
         if x0 is None and outputs and outputs[-1] is not None and self._solver_keeps_x0():

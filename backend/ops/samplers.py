@@ -17,11 +17,14 @@ from latentbrush.protocol import ErrorCode
 
 from ..events import EngineError
 
+LCM_STEPS = 50  # diffusers' original_inference_steps: LCM and TCD refuse more steps than this
+
 
 class SamplerSpec(NamedTuple):
     scheduler: str  # diffusers class name
     options: Mapping[str, Any]
     needs: str | None = None  # an optional module the scheduler imports
+    max_steps: int | None = None  # the most steps its schedule has (LCM and TCD: their distillation's 50)
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -36,6 +39,13 @@ SAMPLERS: dict[str, SamplerSpec] = {
         "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}
     ),
     "UniPC": SamplerSpec("UniPCMultistepScheduler", {}),
+    # few-step samplers (ops/presets.py says which models take them); "trailing" starts the schedule at the
+    # last training timestep, which the distilled models were trained from (SDXL-Lightning, SDXL-Turbo, Hyper-SD)
+    "LCM": SamplerSpec("LCMScheduler", {}, max_steps=LCM_STEPS),
+    "TCD": SamplerSpec("TCDScheduler", {}, max_steps=LCM_STEPS),
+    "Euler trailing": SamplerSpec("EulerDiscreteScheduler", {"timestep_spacing": "trailing"}),
+    "Euler a trailing": SamplerSpec("EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing"}),
+    "DDIM trailing": SamplerSpec("DDIMScheduler", {"timestep_spacing": "trailing"}),
 }
 
 

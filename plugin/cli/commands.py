@@ -47,6 +47,10 @@ def run_command(args: argparse.Namespace) -> int:
             return asyncio.run(run_demo(args))
         if args.command == "models":
             return asyncio.run(list_models(args))
+        if args.command == "live":
+            from .live import run_live_command
+
+            return run_live_command(args)
         return asyncio.run(run_image_job(args))
     except (InputError, RequestError, ControllerError) as exc:
         print(f"latentbrush {args.command}: {exc}", file=sys.stderr)
@@ -192,9 +196,12 @@ async def list_models(args: argparse.Namespace) -> int:
     for m in answer.models:
         default = "  (default)" if m.name == answer.default_model else ""
         kind = "inpaint " if m.inpaint else ""
-        print(f"  {m.name:32s} {m.base:6s} {kind}{m.resolution}px {m.source}{default}")
+        preset = f"  [{m.preset.sampler}, {m.preset.steps} steps, CFG {m.preset.cfg:g}]" if m.preset else ""
+        print(f"  {m.name:32s} {m.base:6s} {kind}{m.resolution}px {m.source}{default}{preset}")
     print("upscalers: " + ", ".join(answer.upscalers))
     print("samplers:  " + ", ".join(answer.samplers))
+    if hello.presets:  # 1.1: few-step presets by name
+        print("presets:   " + ", ".join(hello.presets))
     if hello.controls:  # a 1.1 server; a 1.0 hello has none
         print("controls:")
         for c in hello.controls:

@@ -1,4 +1,4 @@
-"""``latentbrush``: inpaint, refine, generate and upscale image files through a latentbrush server.
+"""``latentbrush``: inpaint, refine, generate and upscale images through a latentbrush server, once or live.
 
 Heavy modules (Pillow, numpy, the client) load inside the command handlers, so ``--help`` is fast.
 Exit codes: 0 done, 1 the job failed or was cancelled, 2 bad arguments or input, 3 no server.
@@ -66,6 +66,16 @@ def _size(text: str) -> tuple[int, int]:
     if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
         raise argparse.ArgumentTypeError(f"--size sides must be in 1..{MAX_SIDE}, got {text!r}")
     return w, h
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if not 0.01 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0.01..60 seconds")
+    return value
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
@@ -216,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preprocessor", required=True, help="one of the server's preprocessors (`latentbrush models`)")
     g.add_argument("--rect", type=_rect, help="only this box x,y,width,height of the image")
     g.add_argument("--annotation", metavar="FILE", help="write what the preprocessor found (pose keypoints) as JSON")
+    _add_connection(p)
+
+    p = sub.add_parser("live", help="repaint whenever a file changes (any painting app that saves to a file)")
+    g = p.add_argument_group("live")
+    g.add_argument("--watch", required=True, metavar="FILE", help="the picture to watch; each saved version is "
+                   "one job, a newer version supersedes the job of an older one")
+    g.add_argument("--op", choices=("img2img", "inpaint", "generate"), default="img2img",
+                   help="what to do with each version (default img2img)")
+    g.add_argument("--mask", help="mask image, white = repaint (the file's size)")
+    g.add_argument("--rect", type=_rect, help="rectangular selection x,y,width,height instead of a mask")
+    g.add_argument("-o", "--output", help="composited result, rewritten after each job (default: <file>-live.png)")
+    g.add_argument("--layer-out", help="the result layer as RGBA PNG (default: <output>.layer.png)")
+    g.add_argument("--interval", type=_seconds, default=0.1, help="seconds between looks at the file (default 0.1)")
+    g.add_argument("--debounce", type=_seconds, default=0.2,
+                   help="seconds the file must stay unchanged before a version counts (default 0.2)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output besides the result lines")
+    _add_generation(p, strength=0.5)
     _add_connection(p)
 
     p = sub.add_parser("models", help="list the server's models, upscalers and samplers")

@@ -1,4 +1,4 @@
-"""Raw pixel buffers cut and pasted by rectangle (no Qt, no host API, no numpy).
+"""Raw pixel buffers cut and pasted by rectangle (no Qt, no host API; numpy only to speed up, when installed).
 
 A buffer is tightly packed rows of ``bpp`` bytes per pixel covering ``Rect.of(size)``.
 Rectangles, sizes and the functions on them are the protocol's (``latentbrush.protocol.geometry``),
@@ -41,6 +41,51 @@ def mask_bounds(data: bytes | bytearray | memoryview, extent: Size) -> Rect | No
             left = min(left, w - len(line.lstrip(b"\0")))
             right = max(right, end)
     return Rect(left, top, right - left, bottom - top + 1)
+
+
+def changed_box(old: bytes | bytearray | memoryview, new: bytes | bytearray | memoryview, extent: Size,
+                bpp: int) -> Rect | None:
+    """Bounding box of the pixels where two buffers of ``extent`` differ, or None when they are equal."""
+    _check_buffer(old, extent, bpp)
+    _check_buffer(new, extent, bpp)
+    try:
+        import numpy as np
+    except ImportError:  # hosts without numpy (Krita may lack it): the same answer at bytes speed
+        return _changed_box_bytes(bytes(old), bytes(new), extent, bpp)
+    dtype = {1: np.uint8, 2: np.uint16, 4: np.uint32}.get(bpp)
+    if dtype is None:
+        return _changed_box_bytes(bytes(old), bytes(new), extent, bpp)
+    a = np.frombuffer(old, dtype=dtype).reshape(extent.height, extent.width)
+    b = np.frombuffer(new, dtype=dtype).reshape(extent.height, extent.width)
+    rows = np.zeros(extent.height, dtype=bool)
+    cols = np.zeros(extent.width, dtype=bool)
+    band = max(1, (1 << 20) // (extent.width * bpp))  # ~1 MiB of rows at a time: no image-sized temporaries
+    for top in range(0, extent.height, band):
+        differs = a[top : top + band] != b[top : top + band]
+        rows[top : top + band] = differs.any(axis=1)
+        cols |= differs.any(axis=0)
+    ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+    if not len(ys):
+        return None
+    return Rect(int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
+
+
+def _changed_box_bytes(old: bytes, new: bytes, extent: Size, bpp: int) -> Rect | None:
+    if old == new:  # one memcmp
+        return None
+    row = extent.width * bpp
+    left, right, top, bottom = extent.width, -1, -1, -1
+    for y in range(extent.height):
+        a, b = old[y * row : (y + 1) * row], new[y * row : (y + 1) * row]
+        if a == b:
+            continue
+        top = y if top < 0 else top
+        bottom = y
+        diff = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")  # the first and last set bits: the columns
+        first = (row * 8 - diff.bit_length()) // 8
+        last = row - 1 - ((diff & -diff).bit_length() - 1) // 8
+        left, right = min(left, first // bpp), max(right, last // bpp)
+    return Rect(left, top, right - left + 1, bottom - top + 1)
 
 
 def crop(data: bytes | bytearray | memoryview, extent: Size, bpp: int, box: Rect) -> bytes:

@@ -16,7 +16,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from latentbrush.protocol import RAW_FORMATS, JobRequest, PreviewHeader, Rect, ResultHeader, Size, upscale_rect
+from latentbrush.protocol import (
+    CANCEL_SUPERSEDED,
+    RAW_FORMATS,
+    JobRequest,
+    PreviewHeader,
+    Rect,
+    ResultHeader,
+    Size,
+    upscale_rect,
+)
 from latentbrush.protocol.geometry import relative_to, round_half_up
 
 from . import events as ev
@@ -56,6 +65,7 @@ class _Job:
     request: JobRequest | None = None
     cancel_requested: bool = False
     canvas_resized: bool = False
+    stream: str | None = None  # its live stream: a newer job of the stream supersedes it
     started_at: float | None = None
     results: list[ResultImage] = field(default_factory=list)
 
@@ -162,16 +172,19 @@ class Controller:
 
     # ----------------------------------------------------------------------------- jobs
 
-    async def submit(self, settings: GenerationSettings, op: str | None = None) -> JobRecord:
+    async def submit(self, settings: GenerationSettings, op: str | None = None, *,
+                     stream: str | None = None) -> JobRecord:
         """Capture, upload and queue one job; returns its record once the server queued it.
 
-        ``op`` None picks inpaint / img2img / txt2img from the selection and strength.
+        ``op`` None picks inpaint / img2img / txt2img from the selection and strength. ``stream`` (a live
+        mode's "live-<doc id>"): the job supersedes the stream's earlier ones, which end "cancelled" with no
+        error (SPEC.md 9.11; with a 1.0 server the client cancels them itself).
         Raises ControllerError, RequestError or a ClientError when the job cannot be queued.
         """
         op, plan, selection = self._prepare(op, settings)
         job_id = new_job_id()
         record = self.history.add(JobRecord(job_id, op, settings, plan))
-        job = _Job(op, plan, settings, asyncio.get_running_loop().create_future())
+        job = _Job(op, plan, settings, asyncio.get_running_loop().create_future(), stream=stream)
         self._jobs[job_id] = job
         try:
             image, mask = self._capture(op, plan, selection)
@@ -184,6 +197,7 @@ class Controller:
                 formats=self._formats(),
                 controls=tuple(c.hash for c in controls),
                 references=tuple(r.hash for r in references),
+                stream=stream,
             )
             validated(request, self.client.hello)  # this server's limits and formats, before any upload
             job.request = request
@@ -264,9 +278,10 @@ class Controller:
             return record
         return await asyncio.shield(job.done)
 
-    async def run(self, settings: GenerationSettings, op: str | None = None) -> JobRecord:
+    async def run(self, settings: GenerationSettings, op: str | None = None, *,
+                  stream: str | None = None) -> JobRecord:
         """Submit and wait for the final record (state done, error or cancelled)."""
-        record = await self.submit(settings, op)
+        record = await self.submit(settings, op, stream=stream)
         return await self.wait(record.job_id)
 
     async def cancel(self, job_id: str | None = None) -> None:
@@ -281,9 +296,9 @@ class Controller:
             record = self.history.get(jid)
             if job is None or record is None or record.final:
                 continue
+            job.cancel_requested = True  # a painter's cancel, not a supersede
             if record.state in (hs.PREPARING, hs.SUBMITTED):
-                job.cancel_requested = True  # sent once the server has the job
-                continue
+                continue  # sent once the server has the job
             self.host.report_status(f"{op_label(job.op)}: cancelling", None)
             await self.client.cancel(jid)
             record = self.history.get(jid)
@@ -340,7 +355,9 @@ class Controller:
         elif isinstance(event, ev.JobDone):
             self._done(job_id, job, event)
         elif isinstance(event, ev.JobCancelled):
-            self._finish(job_id, hs.CANCELLED)
+            # superseded: by the server's word, or (1.0 server) the client's cancel this controller never asked for
+            superseded = event.reason == CANCEL_SUPERSEDED or (job.stream is not None and not job.cancel_requested)
+            self._finish(job_id, hs.CANCELLED, quiet=superseded)
         elif isinstance(event, ev.JobFailed):
             log.warning("%s job %s failed: %s: %s (field %s)", job.op, job_id, event.code, event.message, event.field)
             self._finish(job_id, hs.ERROR, error=painter_message(event.code, job.op, event.field),
@@ -402,7 +419,9 @@ class Controller:
         seed_text = f", seed {seeds}" if seeds else ""
         self.host.report_status(f"{op_label(job.op)}: done, {len(job.results)} image(s){took}{seed_text}", 1.0)
 
-    def _finish(self, job_id: str, state: str, *, error: str | None = None, error_code: str | None = None) -> None:
+    def _finish(self, job_id: str, state: str, *, error: str | None = None, error_code: str | None = None,
+                quiet: bool = False) -> None:
+        """End the job's record; ``quiet``: no status line (a superseded live job: the newer one reports)."""
         record = self.history.get(job_id)
         job = self._jobs.pop(job_id, None)
         if record is not None and not record.final:
@@ -415,7 +434,7 @@ class Controller:
                 log.exception("removing the preview failed")
         if state == hs.ERROR:
             self.host.report_status(error or painter_message(error_code, record.op if record else None), None)
-        elif state == hs.CANCELLED:
+        elif state == hs.CANCELLED and not quiet:
             self.host.report_status("Cancelled", None)
         if job is not None and not job.done.done() and record is not None:
             job.done.set_result(record)

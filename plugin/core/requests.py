@@ -9,7 +9,7 @@ Blobs go in ``inputs`` (protocol 1.1, SPEC.md 9.9); the client turns a job into 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from latentbrush.protocol import (
@@ -333,9 +333,30 @@ def build_request(
     formats: TransferFormats = TransferFormats(),
     controls: tuple[str, ...] = (),
     references: tuple[str, ...] = (),
+    stream: str | None = None,
 ) -> JobRequest:
     """Dispatch to the builder for ``op``; missing blobs are reported with the field name. ``controls``: the
-    blob of each of ``settings.controls``, in order; ``references`` likewise of ``settings.references``."""
+    blob of each of ``settings.controls``, in order; ``references`` likewise of ``settings.references``.
+    ``stream``: the live stream the job belongs to (1.1, SPEC.md 9.11): it supersedes the stream's earlier jobs."""
+    request = _build_for_op(op, plan, settings, job_id=job_id, image=image, mask=mask, formats=formats,
+                            controls=controls, references=references)
+    if stream is None:
+        return request
+    return validated(replace(request, stream=stream))  # the stream id's pattern, before it leaves
+
+
+def _build_for_op(
+    op: str,
+    plan: RegionPlan,
+    settings: GenerationSettings,
+    *,
+    job_id: str,
+    image: str | None,
+    mask: str | None,
+    formats: TransferFormats,
+    controls: tuple[str, ...],
+    references: tuple[str, ...],
+) -> JobRequest:
     if op not in OPERATIONS:
         raise RequestError(ProtocolError(ErrorCode.BAD_FIELD, f"must be one of {', '.join(OPERATIONS)}", "op"))
     if op == "txt2img":

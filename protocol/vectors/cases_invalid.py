@@ -158,6 +158,10 @@ def submit_fields() -> list[dict[str, Any]]:
                 "job.upscale.seam_fix"),
         _submit("submit_upscale_refine_not_bool", job("upscale", upscale={"refine": "yes"}), "bad_field",
                 "job.upscale.refine"),
+        _submit("submit_stream_empty", job(stream=""), "bad_field", "job.stream"),
+        _submit("submit_stream_65_chars", job(stream="s" * 65), "bad_field", "job.stream"),
+        _submit("submit_stream_space", job(stream="live doc"), "bad_field", "job.stream"),
+        _submit("submit_stream_number", job(stream=3), "bad_field", "job.stream"),
         _submit("submit_upscale_unknown_field", job("upscale", upscale={"denoise": 0.2}), "unknown_field",
                 "job.upscale.denoise"),
     ]
@@ -256,6 +260,17 @@ def client_frames() -> list[dict[str, Any]]:
               limits={"max_pixels": 100}),
         _blob("frame_over_max_frame_bytes", frame(good, RGBA_2X2), "too_large", None,
               limits={"max_frame_bytes": 64}),
+        _blob("blob_patch_base_without_rect", frame(_blob_header(base=HASH_A), RGBA_2X2), "missing_field", "rect"),
+        _blob("blob_patch_rect_without_base", frame(_blob_header(rect=rect(0, 0, 1, 1)), RGBA_2X2[:4]),
+              "missing_field", "base"),
+        _blob("blob_patch_bad_base", frame(_blob_header(base="sha256:abc", rect=rect(0, 0, 1, 1)), RGBA_2X2[:4]),
+              "bad_field", "base"),
+        _blob("blob_patch_encoded_format", frame(_blob_header(format="png", base=HASH_A, rect=rect(0, 0, 1, 1)),
+                                                 png(1, 1, bytes(4))), "bad_field", "base"),
+        _blob("blob_patch_rect_outside", frame(_blob_header(base=HASH_A, rect=rect(1, 1, 2, 1)), RGBA_2X2[:8]),
+              "out_of_bounds", "rect"),
+        _blob("blob_patch_payload_of_whole_image", frame(_blob_header(base=HASH_A, rect=rect(0, 0, 1, 2)), RGBA_2X2),
+              "bad_image", "payload", note="a patch's payload covers rect: 1 x 2 pixels are 8 bytes"),
     ]
 
 
@@ -268,6 +283,11 @@ def server_side() -> list[dict[str, Any]]:
     def s2c(name: str, data: Any, code: str, field: str | None, **kw: Any) -> dict[str, Any]:
         return case(name, S2C, "text", data if isinstance(data, str) else text(data), error(code, field), **kw)
 
+    hello_v11 = {"type": "hello", "protocol": 1, "minor": 1, "server": "s", "client_id": "c1", "resumed": False,
+                 "device": "cpu", "dtype": "float32", "models": [], "upscalers": [], "samplers": ["LCM"],
+                 "limits": {"max_frame_bytes": 1048576, "max_pixels": 16777216, "max_queue": 32, "max_batch": 8,
+                            "max_steps": 150}}
+
     def s2c_frame(name: str, data: bytes, code: str, field: str | None, **kw: Any) -> dict[str, Any]:
         return case(name, S2C, "binary", data, error(code, field), **kw)
 
@@ -279,11 +299,31 @@ def server_side() -> list[dict[str, Any]]:
                                             "client_id": "c1", "resumed": False, "device": "cpu", "dtype": "float32",
                                             "models": [], "upscalers": [], "samplers": []},
             "missing_field", "limits"),
+        s2c("server_hello_preset_steps_zero", {**hello_v11, "presets": {"lcm": {"sampler": "LCM", "steps": 0,
+                                                                                 "cfg": 1.0}}},
+            "bad_field", "presets.lcm.steps", note="1.1: a preset's steps are 1..200 as job.steps"),
+        s2c("server_hello_preset_missing_cfg", {**hello_v11, "presets": {"lcm": {"sampler": "LCM", "steps": 4}}},
+            "missing_field", "presets.lcm.cfg"),
+        s2c("server_hello_presets_not_object", {**hello_v11, "presets": [{"sampler": "LCM", "steps": 4, "cfg": 1}]},
+            "bad_field", "presets"),
+        s2c("server_hello_preset_name_too_long", {**hello_v11, "presets": {"x" * 65: {"sampler": "LCM", "steps": 4,
+                                                                                       "cfg": 1}}},
+            "bad_field", "presets." + "x" * 64 + "...", note="names are at most 64 characters; the error cuts them"),
+        s2c("server_model_preset_cfg_too_high",
+            {**hello_v11, "models": [{"name": "m", "base": "sd15", "inpaint": False, "resolution": 512,
+                                      "preset": {"sampler": "LCM", "steps": 4, "cfg": 31}}]},
+            "bad_field", "models[0].preset.cfg"),
+        s2c("server_model_preset_sampler_number",
+            {**hello_v11, "models": [{"name": "m", "base": "sd15", "inpaint": False, "resolution": 512,
+                                      "preset": {"sampler": 4, "steps": 4, "cfg": 1}}]},
+            "bad_field", "models[0].preset.sampler"),
         s2c("server_done_info_not_object", {"type": "done", "job_id": "j1", "results": 1, "info": []},
             "bad_field", "info"),
         s2c("server_error_missing_code", {"type": "error", "message": "m"}, "missing_field", "code"),
         s2c("server_queue_unknown_state", {"type": "queue", "jobs": [{"job_id": "j1", "state": "paused"}]},
             "bad_field", "jobs[0].state"),
+        s2c("server_cancelled_reason_number", {"type": "cancelled", "job_id": "j1", "reason": 1}, "bad_field",
+            "reason", note="lenient means unknown members, not wrong types"),
         s2c("server_nan", '{"type":"progress","job_id":"j1","step":NaN,"total":1}', "bad_json", None),
         s2c_frame("preview_raw_wrong_length", frame(preview, RGBA_2X2[:-4]), "bad_image", "payload"),
         s2c_frame("preview_width_zero", frame(preview | {"width": 0}, b""), "bad_field", "width"),

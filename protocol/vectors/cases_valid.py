@@ -24,6 +24,8 @@ from vector_kit import (
 )
 
 RGBA_2X2 = bytes(range(16))
+WHOLE_4X3 = bytes(range(48))  # a 4x3 rgba8 image; PATCH_2X2 is its box x 1..2, y 1..2
+PATCH_2X2 = WHOLE_4X3[20:28] + WHOLE_4X3[36:44]
 GRAY_3X2 = bytes([0, 128, 255, 255, 128, 0])
 PNG_2X1 = png(2, 1, bytes([255, 0, 0, 255, 0, 255, 0, 128]))
 # bgra8 2x2 with stride 12: 8 bytes of pixels + 4 padding bytes in the first row, none after the last
@@ -209,6 +211,12 @@ def client_binary() -> list[dict[str, Any]]:
               JPEG_2X2),
         _blob("blob_webp", {"type": "blob", "hash": sha(WEBP_2X2), "format": "webp", "width": 2, "height": 2},
               WEBP_2X2),
+        _blob("blob_patch_rgba8",
+              {"type": "blob", "hash": sha(WHOLE_4X3), "format": "rgba8", "width": 4, "height": 3, "base": HASH_A,
+               "rect": rect(1, 1, 2, 2)},
+              PATCH_2X2,
+              note="1.1 patch: the payload is rect's pixels; hash addresses the whole 4x3 image (its bytes are "
+                   "range(48)), which the server checks after applying the patch to base, not the decoder"),
     ]
 
 
@@ -226,6 +234,11 @@ def server_text() -> list[dict[str, Any]]:
     hello_references = {**SERVER_HELLO, "minor": 1, "reference_modes": ["reference", "style", "composition"],
                         "references": [{"name": "ip-adapter_sd15", "family": "sd15"},
                                        {"name": "ip-adapter-plus_sdxl_vit-h", "family": "sdxl"}]}
+    lightning = {"sampler": "Euler trailing", "steps": 4, "cfg": 1}
+    hello_presets = {**SERVER_HELLO, "minor": 1, "samplers": ["Euler a", "LCM", "Euler trailing"],
+                     "models": [MODEL, {**MODEL, "name": "sdxl_lightning_4step", "base": "sdxl", "resolution": 1024,
+                                        "source": "folder", "preset": lightning}],
+                     "presets": {"lcm": {"sampler": "LCM", "steps": 4, "cfg": 1.0}, "lightning-4step": lightning}}
     done = {"type": "done", "job_id": "j1", "results": 2, "seeds": [7, 8],
             "info": {"model": "tiny", "seconds": 1.25, "nested": {"list": [1, "two", None, True]}}}
     queue = {"type": "queue", "jobs": [{"job_id": "j2", "state": "started", "op": "inpaint"},
@@ -238,6 +251,9 @@ def server_text() -> list[dict[str, Any]]:
              controls_decoded), note="1.1: control models (ControlNets, T2I-Adapters) and preprocessors"),
         case("server_hello_with_references", S2C, "text", text(hello_references), _message(hello_references,
              {**hello_decoded, **hello_references}), note="1.1: reference models (IP-Adapters) and their modes"),
+        case("server_hello_with_presets", S2C, "text", text(hello_presets), _message(hello_presets,
+             {**hello_decoded, **hello_presets}),
+             note="1.1: few-step presets by name, and a model's own preset (SPEC 9.3); cfg 1 equals 1.0"),
         case(
             "server_hello_newer_minor_unknown_members_ignored",
             S2C,
@@ -262,6 +278,12 @@ def server_text() -> list[dict[str, Any]]:
              _message({"type": "done", "job_id": "j1", "results": 1, "seeds": [], "info": {}})),
         case("cancelled", S2C, "text", '{"type":"cancelled","job_id":"j1"}',
              _message({"type": "cancelled", "job_id": "j1"})),
+        case("cancelled_superseded", S2C, "text", '{"type":"cancelled","job_id":"j1","reason":"superseded"}',
+             _message({"type": "cancelled", "job_id": "j1", "reason": "superseded"}),
+             note="1.1: a newer job of the same live stream took over (SPEC 9.11)"),
+        case("cancelled_unknown_reason", S2C, "text", '{"type":"cancelled","job_id":"j1","reason":"preempted"}',
+             _message({"type": "cancelled", "job_id": "j1", "reason": "preempted"}),
+             note="a later 1.x reason decodes; clients read an unknown reason as absent"),
         case("error_with_field_and_job", S2C, "text",
              '{"type":"error","code":"out_of_bounds","message":"rectangle is not inside the canvas",'
              '"field":"job.region","job_id":"j1"}',
@@ -339,6 +361,10 @@ def job_inputs() -> list[dict[str, Any]]:
              "start": 0.2, "end": 0.9},
         ]), note="1.1: several references, each with its mode, strength and step span"),
         submit("submit_inputs_empty_with_image", job("img2img", inputs=[]), note="inputs: [] is no inputs"),
+        submit("submit_img2img_live_stream", job("img2img", image=None, inputs=[image], strength=0.4,
+                                                 stream="live-doc.3:main"),
+               note="1.1: a live stream's job supersedes the session's earlier jobs of the stream (SPEC 9.11)"),
+        submit("submit_stream_null_is_absent", job("txt2img") | {"stream": None}, note="no stream, no superseding"),
     ]
 
 

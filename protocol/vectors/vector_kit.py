@@ -62,6 +62,7 @@ HELLO_FORMAT_DEFAULTS: dict[str, Any] = {
     "preprocessors": [],  # 1.1
     "references": [],  # 1.1
     "reference_modes": [],  # 1.1
+    "presets": {},  # 1.1
 }
 
 # A real 2x2 JPEG and a real 2x2 lossless WebP (made once with Pillow; kept as bytes so this

@@ -116,6 +116,12 @@ class Node:
     def visible(self) -> bool:
         return self._visible
 
+    def opacity(self) -> int:
+        return 255
+
+    def blendingMode(self) -> str:
+        return "normal"
+
     def setVisible(self, value: bool) -> None:
         self._visible = value
 

@@ -66,10 +66,10 @@ def test_registration_gives_a_docker_and_the_actions(plugin, app):
     assert docker.connection.status.text().endswith("Not connected")
 
 
-def test_the_docker_is_four_tabs_with_a_big_primary_action(plugin, app):
+def test_the_docker_is_five_tabs_with_a_big_primary_action(plugin, app):
     _, docker, _ = plugin
     tabs = docker.tabs
-    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Generate", "Upscale", "History", "Connection"]
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Generate", "Live", "Upscale", "History", "Connection"]
     assert tabs.tabText(tabs.currentIndex()) == "Connection"  # not connected yet: that comes first
     names = {w.objectName() for w in docker.findChildren(QWidget)}
     assert {"latentbrush_run", "latentbrush_generate", "latentbrush_inpaint", "latentbrush_refine",
@@ -88,7 +88,7 @@ def test_connecting_from_the_connection_tab_moves_on_to_generate(plugin, server)
     docker.show_tab("Connection")
     connect(docker, session, server)
     spin_until(lambda: docker.tabs.tabText(docker.tabs.currentIndex()) == "Generate", "the Generate tab")
-    assert docker.tabs.tabToolTip(3) == "Connected"
+    assert docker.tabs.tabToolTip(4) == "Connected"
 
 
 def test_generating_without_a_connection_says_why(plugin, app):

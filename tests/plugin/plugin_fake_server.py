@@ -72,6 +72,8 @@ class Session:
     missed: list[str | bytes] = field(default_factory=list)  # queued while disconnected
     jobs: dict[str, JobStatus] = field(default_factory=dict)
     cancelling: set[str] = field(default_factory=set)  # cancel received, not yet acted on
+    streams: dict[str, str] = field(default_factory=dict)  # job id -> its live stream (SPEC.md 9.11)
+    superseded: set[str] = field(default_factory=set)  # cancelling because a newer job of its stream came
 
     def state(self, job_id: str) -> str | None:
         """"cancelling" once a cancel arrived for a live job, else the job's protocol state."""
@@ -243,6 +245,13 @@ class FakeServer:
             await session.send(encode_message(Error(err.code.value, err.message, err.field, job.id)))
             return
         self.submitted.append(job)
+        if job.stream is not None:  # supersede the stream's earlier live jobs, at their next step
+            for job_id, stream in session.streams.items():
+                status = session.jobs.get(job_id)
+                if stream == job.stream and status is not None and status.live and job_id not in session.cancelling:
+                    session.cancelling.add(job_id)
+                    session.superseded.add(job_id)
+            session.streams[job.id] = job.stream
         await session.job(Queued(job.id, 0))
         self._spawn(self._run(session, msg))
 
@@ -257,7 +266,8 @@ class FakeServer:
             await asyncio.sleep(0)
             if job.id in session.cancelling:
                 session.cancelling.discard(job.id)
-                await session.job(Cancelled(job.id))
+                reason = "superseded" if job.id in session.superseded and self.minor >= 1 else None
+                await session.job(Cancelled(job.id, reason))
                 return
             await session.job(Progress(job.id, step, self.steps))
             if job.preview_format in ("rgba8", "bgra8"):

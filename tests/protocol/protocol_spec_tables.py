@@ -47,7 +47,8 @@ def render_type(tp: Any) -> str:
     if origin is tuple:
         return f"array of {render_type(typing.get_args(tp)[0])}"
     if origin is dict:
-        return "object"
+        item_tp = typing.get_args(tp)[1]
+        return f"object: name -> {item_tp.__name__}" if dataclasses.is_dataclass(item_tp) else "object"
     if dataclasses.is_dataclass(tp):
         return tp.__name__
     names = {int: "integer", float: "number", str: "string", bool: "boolean", Any: "any"}
@@ -91,7 +92,9 @@ def render_limits(tp: Any, meta: dict[str, Any]) -> str:
         elif hi is not None:
             parts.append(f"<= {hi} items")
         tp = typing.get_args(tp)[0]
-    prefix = "each " if is_array else ""
+    if typing.get_origin(tp) is dict and "items_max" in meta:  # a table of values by name
+        parts.append(f"<= {meta['items_max']} members")
+    prefix = "each " if is_array else "names " if typing.get_origin(tp) is dict else ""
     if typing.get_origin(tp) is Literal:
         parts.append(prefix + "one of " + ", ".join(f"`{c}`" for c in typing.get_args(tp)))
     span = _range(meta)

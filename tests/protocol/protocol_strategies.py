@@ -64,6 +64,9 @@ def value(tp: Any, meta: dict[str, Any]) -> st.SearchStrategy[Any]:
         hi = min(meta.get("items_max", MAX_ITEMS), max(lo, MAX_ITEMS))
         return st.lists(value(typing.get_args(tp)[0], meta), min_size=lo, max_size=hi).map(tuple)
     if origin is dict:
+        item_tp = typing.get_args(tp)[1]
+        if dataclasses.is_dataclass(item_tp):  # a table of values by name (ServerHello.presets)
+            return st.dictionaries(json_keys, message(item_tp), max_size=MAX_ITEMS)
         return st.dictionaries(json_keys, json_values, max_size=MAX_ITEMS)
     if dataclasses.is_dataclass(tp):
         return message(tp)

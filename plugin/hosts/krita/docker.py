@@ -1,4 +1,4 @@
-"""The "latentbrush" docker: tabs Generate / Upscale / History / Connection over the progress bar.
+"""The "latentbrush" docker: tabs Generate / Live / Upscale / History / Connection over the progress bar.
 
 One docker per Krita window, all showing the one ``KritaSession``. The docker turns clicks and
 actions into session calls and session signals into widget updates; it holds no job state.
@@ -18,12 +18,14 @@ from .connection_panel import STATE_COLORS, STATE_TEXT, ConnectionPanel
 from .generation_panel import OPERATIONS, GenerationPanel
 from .history_panel import HistoryPanel, ProgressPanel, icon
 from .layers import LayerSource, node_id
+from .live import LiveMode, hello_preset, live_settings
+from .live_panel import LivePanel
 from .session import KritaSession
 from .settings import LOCAL, load, save
 
 DOCKER_ID = "latentbrush"
 DOCKER_TITLE = "latentbrush"
-TABS = ("Generate", "Upscale", "History", "Connection")
+TABS = ("Generate", "Live", "Upscale", "History", "Connection")
 PREPROCESS = "preprocess"  # the controller's operation behind "make control image from canvas"
 
 
@@ -40,13 +42,16 @@ class LatentbrushDocker(DockWidget):
         self.generation = GenerationPanel()
         self.progress = ProgressPanel()
         self.history = HistoryPanel()
+        self.live_panel = LivePanel()
+        self.live = LiveMode(session, self._live_settings, documents=app.documents)
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("latentbrush_tabs")
         self.tabs.setDocumentMode(True)
         # a tab scrolls only on a screen smaller than it was made for; the history list scrolls itself
-        for page, title in zip((_scrolling(self.generation), _scrolling(self.generation.upscale_page),
-                                self.history, _scrolling(self.connection)), TABS, strict=True):
+        for page, title in zip((_scrolling(self.generation), _scrolling(self.live_panel),
+                                _scrolling(self.generation.upscale_page), self.history, _scrolling(self.connection)),
+                               TABS, strict=True):
             self.tabs.addTab(page, title)
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -81,6 +86,11 @@ class LatentbrushDocker(DockWidget):
         session.job_changed.connect(self._job_changed)
         session.job_removed.connect(self.history.remove)
         session.busy_changed.connect(self._busy)
+        self.live_panel.toggled.connect(self._live_toggled)
+        self.live_panel.apply_requested.connect(self.live.apply)
+        self.live.active_changed.connect(self.live_panel.set_on)
+        self.live.status_changed.connect(self.live_panel.set_status)
+        self.live.picture_changed.connect(lambda _final: self.live_panel.apply.setEnabled(True))
 
         self.connection.set_state(session.state, "")
         self._connection_tab(session.state)
@@ -135,6 +145,22 @@ class LatentbrushDocker(DockWidget):
         else:
             self.run_operation("auto" if operation == "inpaint" else operation)
 
+    def _live_toggled(self, on: bool) -> None:
+        if not on:
+            self.live.stop()
+            return
+        self._remember()
+        if not self.live.start(self._app.activeDocument()):
+            self.live_panel.set_on(False)
+
+    def _live_settings(self) -> tuple[str | None, Any]:
+        """What the next live job runs: the Live tab's operation with the live preset over the Generate tab."""
+        op = self.live_panel.current_operation()
+        base = self.generation.generation_settings(op)
+        hello = self.session.client.hello if self.session.client is not None else None
+        return op, live_settings(base, hello_preset(hello, base.model), self.live_panel.steps.value(),
+                                 self.live_panel.live_seed())
+
     # ----------------------------------------------------------------------------- slots
 
     def _connect(self, mode: str, command: str, url: str, token: str) -> None:
@@ -158,7 +184,9 @@ class LatentbrushDocker(DockWidget):
 
     def _server_info(self, hello: Any) -> None:
         self.generation.set_server_info(hello)
+        self.live_panel.apply_limits(None if hello is None else hello.limits)
         if hello is None:
+            self.live.stop("Disconnected: live is off")
             self.connection.set_server_info("")
         else:
             self.connection.set_server_info(

@@ -46,6 +46,16 @@ def _bgra8(pixels: Pixels) -> bytes:
     raise ValueError(f"pixels.format: the Krita host writes bgra8 or rgba8, got {pixels.format!r}")
 
 
+def frame_bgra8(pixels: Pixels) -> bytes:
+    """A preview frame as bgra8 covering ``pixels.bounds``: stretched when ``pixels.size`` differs."""
+    size, target = pixels.data_extent, pixels.bounds
+    if size == target.size:
+        return _bgra8(pixels)
+    if len(pixels.data) != size.width * size.height * 4:
+        raise ValueError(f"pixels.data: {len(pixels.data)} bytes for a {size.width}x{size.height} frame")
+    return scale_pixels(pixels.data, size.width, size.height, pixels.format, target.width, target.height)
+
+
 class KritaHost:
     """``Host`` for one job on one Krita document.
 
@@ -181,16 +191,7 @@ class KritaHost:
 
     def show_preview(self, pixels: Pixels) -> None:
         """Show a frame over ``pixels.bounds``, stretched when ``pixels.size`` differs (previews come downscaled)."""
-        size = pixels.data_extent
-        target = pixels.bounds
-        if size == target.size:
-            self.preview.show(target, _bgra8(pixels))
-        else:
-            expected = size.width * size.height * 4
-            if len(pixels.data) != expected:
-                raise ValueError(f"pixels.data: {len(pixels.data)} bytes for a {size.width}x{size.height} frame")
-            scaled = scale_pixels(pixels.data, size.width, size.height, pixels.format, target.width, target.height)
-            self.preview.show(target, scaled)
+        self.preview.show(pixels.bounds, frame_bgra8(pixels))
         if self._on_preview is not None:
             self._on_preview()
 
@@ -220,16 +221,23 @@ class KritaHost:
     def _widen(self, bgra8: bytes) -> bytes:
         return to_document_depth(bgra8, self.color_space())
 
+    def _own_nodes(self) -> list[Any]:
+        """Layers of ours that a read of the canvas must not see (the live host adds its layer)."""
+        return [self.preview.node]
+
     def _read_projection(self, bounds: Rect) -> bytes:
-        node = self.preview.node
-        hidden = node is not None and node.visible()
-        if hidden:
+        hidden = [node for node in self._own_nodes() if node is not None and node.visible()]
+        active = self._doc.activeNode() if hidden else None
+        for node in hidden:
             node.setVisible(False)
         try:
             self._doc.refreshProjection()
             self._doc.waitForDone()
             return bytes(self._doc.pixelData(*bounds.xywh()))
         finally:
-            if hidden:
+            for node in hidden:
                 node.setVisible(True)
+            if hidden:
                 self._doc.refreshProjection()
+                if active is not None:  # Krita 5.1.5 makes a layer shown again after a refresh the active one
+                    self._doc.setActiveNode(active)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .preview import PREVIEW_LAYER_NAME
+from .preview import OWN_LAYER_NAMES
 
 CURRENT_LAYER = "current-layer"
 MASK_TYPES = ("selectionmask", "transparencymask", "filtermask", "transformmask", "colorizemask")
@@ -36,9 +36,9 @@ def node_id(node: Any) -> str:
 
 def walk(root: Any, depth: int = 0) -> Iterator[tuple[Any, int]]:
     """Every layer under ``root`` with its depth, top of the stack first (as the Layers docker lists them);
-    masks and our preview layer are left out."""
+    masks and our preview and live layers are left out."""
     for node in reversed(list(root.childNodes())):
-        if str(node.type()) in MASK_TYPES or str(node.name()) == PREVIEW_LAYER_NAME:
+        if str(node.type()) in MASK_TYPES or str(node.name()) in OWN_LAYER_NAMES:
             continue
         yield node, depth
         yield from walk(node, depth + 1)
@@ -64,7 +64,7 @@ def resolve(document: Any, source: object) -> Any:
     """
     if source == CURRENT_LAYER:
         node = document.activeNode()
-        if node is None or str(node.name()) == PREVIEW_LAYER_NAME:
+        if node is None or str(node.name()) in OWN_LAYER_NAMES:
             raise ControlLayerMissing("No layer is selected for the control: pick one in the Layers docker "
                                       "or choose a layer in the control list")
         return node

@@ -23,6 +23,8 @@ from latentbrush.protocol.geometry import Rect, union
 from .undo_steps import UndoSteps, take_back_added_node
 
 PREVIEW_LAYER_NAME = "[Preview]"
+LIVE_LAYER_NAME = "[Live]"  # live mode's layer (live_layer.py)
+OWN_LAYER_NAMES = (PREVIEW_LAYER_NAME, LIVE_LAYER_NAME)  # layers the plugin made: never a control, never watched
 
 
 def top_level_nodes(document: Any) -> list[Any]:
@@ -37,6 +39,8 @@ def is_attached(document: Any, node: Any) -> bool:
 
 class PreviewLayer:
     """Owns at most one preview node in one document; every write is at canvas coordinates."""
+
+    NAME = PREVIEW_LAYER_NAME  # the live layer (live_layer.py) is the same mechanics under another name
 
     def __init__(self, document: Any, *, to_document_depth: Any = None, undo_steps: UndoSteps | None = None) -> None:
         self._doc = document
@@ -99,7 +103,7 @@ class PreviewLayer:
         self._painted = Rect(0, 0, 0, 0)
 
     def _create(self) -> Any:
-        node = self._doc.createNode(PREVIEW_LAYER_NAME, "paintlayer")
+        node = self._doc.createNode(self.NAME, "paintlayer")
         node.setLocked(True)  # the painter cannot draw on it by mistake
         self._doc.rootNode().addChildNode(node, None)  # None = on top of the stack
         self._node = node

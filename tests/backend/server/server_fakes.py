@@ -28,6 +28,7 @@ from latentbrush.protocol import (
     ModelInfo,
     ProtocolError,
     ReferenceInfo,
+    SamplerPreset,
     upscale_rect,
     upscale_size,
 )
@@ -53,6 +54,7 @@ class FakeEngineInfo:
     preprocessors: tuple[str, ...] = ()
     references: tuple[ReferenceInfo, ...] = ()
     reference_modes: tuple[str, ...] = ()
+    presets: dict[str, SamplerPreset] = field(default_factory=dict)
 
 
 def rgb_for(seed: int) -> tuple[int, int, int]:

@@ -126,7 +126,7 @@ def test_plugin_jobs_with_the_real_backend(krita_home, tmp_path):
     # the docker in a 1600x1000 window: every tab whole without scrolling, a big primary action, 6+ history rows
     layout = r["layout"]
     assert layout["window"][0] <= 1600 and layout["window"][1] <= 1000, layout
-    for title in ("Generate", "Upscale", "History", "Connection"):
+    for title in ("Generate", "Live", "Upscale", "History", "Connection"):
         tab = layout["tabs"][title]
         assert not tab["scrolls"] and tab["clipped"] == [], (title, layout)
     primary = layout["primary"]

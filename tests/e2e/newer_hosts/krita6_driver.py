@@ -34,6 +34,7 @@ import krita_runner  # noqa: E402
 import test_krita_control_e2e  # noqa: E402
 import test_krita_e2e  # noqa: E402
 import test_krita_history_e2e  # noqa: E402
+import test_krita_live_e2e  # noqa: E402
 import test_krita_selection_e2e  # noqa: E402
 import test_krita_server_loss_e2e  # noqa: E402
 
@@ -78,6 +79,7 @@ TESTS = (
     ("history", test_krita_history_e2e.test_history_survives_save_close_and_reopen),
     ("server_loss", test_krita_server_loss_e2e.test_killed_local_server_ends_the_job_and_restart_runs_the_next),
     ("controls", test_krita_control_e2e.test_a_scribble_layer_steers_generate),
+    ("live", test_krita_live_e2e.test_live_mode_follows_strokes),
 )
 
 

@@ -92,7 +92,7 @@ def table(r: dict, strokes: int) -> str:
         f"the real Krita {r['krita']} under Xvfb, Refine of a 256×192 selection of a 512×384 scene, 4 steps at "
         f"60 % strength, the fixed live seed; each stroke a 24×24 `setPixelData` dab on the painter's active "
         f"layer, then a wait for its result. Change checks every {r['poll_ms']} ms; a change starts a job one "
-        f"check after it was first seen (debounce). Server-side supersede (`stream`): {r['streams']}.", "",
+        f"check after it was first seen (debounce); the server supersedes the stale job (`stream`).", "",
         f"### CPU: {DATE}, {machine()}, **tiny model, CPU**, {strokes} strokes", "",
         "| from the stroke to | n | median | p95 | max |",
         "|---|---|---|---|---|",

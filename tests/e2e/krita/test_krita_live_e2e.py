@@ -56,7 +56,7 @@ def test_live_mode_follows_strokes(krita_home, tmp_path):
         assert r[key]["n"] > 0, (key, r[key])
 
     strokes = r["strokes"]
-    print(f"\nlive e2e (Krita {r['krita']}, streams {r['streams']}): {len(strokes)} strokes, "
+    print(f"\nlive e2e (Krita {r['krita']}): {len(strokes)} strokes, "
           f"stroke->first preview {[s['first_preview_s'] for s in strokes]} s, "
           f"stroke->result {[s['result_s'] for s in strokes]} s; check ms live {r['check_live_ms']}, "
           f"2048 canvas {r['check_canvas_2048_ms']} (full read {r['full_read_2048_ms']}); "

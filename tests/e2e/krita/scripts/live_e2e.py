@@ -151,7 +151,6 @@ def run_e2e() -> bool:
         g.strength.setValue(60)
         panel.steps.setValue(4)
         results["poll_ms"] = live._timer.interval()
-        results["streams"] = live._streams
         docker.show_tab("Live")
         history_before = u.undo_history()
         painter_before = bytes(doc.rootNode().childNodes()[0].pixelData(0, 0, u.W, u.H))

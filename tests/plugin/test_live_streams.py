@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
 import pytest
-from latentbrush.plugin.core.client import Client
 from latentbrush.plugin.core.controller import Controller
 from latentbrush.plugin.core.planning import plan_whole_canvas
 from latentbrush.plugin.core.requests import GenerationSettings, RequestError, build_request
 from latentbrush.plugin.hosts.headless import HeadlessHost
 from latentbrush.protocol.geometry import Size
 from PIL import Image
-from plugin_fake_server import FakeServer, result_color, wait_for
+from plugin_fake_server import result_color, wait_for
+from test_controller import run  # a fake server and a connected client
 
 
 def canvas_image(width=64, height=48) -> Image.Image:
     rng = np.random.default_rng(5)
     return Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8), "RGBA")
-
-
-def run(test, minor=None):
-    async def main():
-        server = FakeServer()
-        if minor is not None:
-            server.minor = minor
-        await server.start()
-        client = Client(server.url, token=server.token)
-        await client.connect()
-        try:
-            return await asyncio.wait_for(test(server, client), 60)
-        finally:
-            await client.close()
-            await server.stop()
-
-    return asyncio.run(main())
 
 
 async def supersede_once(server, client, host, stream="live-doc1"):

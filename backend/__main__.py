@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address (token required)")
     p.add_argument("--cpu-offload", action="store_true", help="keep weights in RAM and move them to the GPU per use")
     p.add_argument("--vae-tiling", action="store_true", help="decode large images in VAE tiles (less memory)")
+    p.add_argument("--no-t5", dest="t5", action="store_false",
+                   help="load SD3 models without their T5 text encoder (~9 GB less; prompts are followed less closely)")
     p.add_argument("--max-frame-mb", type=int, default=DEFAULT_MAX_FRAME_MB, help="largest binary frame accepted")
     p.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, help="jobs waiting at most, all clients")
     p.add_argument(
@@ -87,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         allow_remote=args.allow_remote,
         cpu_offload=args.cpu_offload,
         vae_tiling=args.vae_tiling,
+        t5=args.t5,
         hub_models=tuple(args.hub_model),
         taesd_dir=args.taesd,
         max_frame_bytes=args.max_frame_mb * MIB,
@@ -123,6 +126,7 @@ def real_engine_factory(config: ServerConfig) -> EngineLike:
             dtype=config.dtype,
             cpu_offload=config.cpu_offload,
             vae_tiling=config.vae_tiling,
+            t5=config.t5,
             hub_models=config.hub_models,
             taesd_dir=config.taesd_dir,
         )

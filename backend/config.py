@@ -31,6 +31,7 @@ class ServerConfig:
     allow_remote: bool = False
     cpu_offload: bool = False
     vae_tiling: bool = False
+    t5: bool = True  # False (--no-t5): SD3 models load without their optional T5 text encoder
     hub_models: tuple[str, ...] = ()  # Hugging Face ids offered besides the models folder
     taesd_dir: Path | None = None  # TAESD weights for sharp previews; None: those in models_dir, if any
     max_frame_bytes: int = DEFAULT_MAX_FRAME_MB * MIB

@@ -21,6 +21,7 @@ from latentbrush.protocol import (
     ControlInfo,
     ErrorCode,
     JobRequest,
+    LoraInfo,
     ModelInfo,
     ProtocolError,
     ReferenceInfo,
@@ -31,13 +32,18 @@ from latentbrush.protocol import (
 from .control.models import Controls, control_family
 from .events import EngineError, JobEvents, JobOutput, is_out_of_memory
 from .inputs import JobInputs
+from .lora.networks import Networks
+from .lora.registry import model_family
 from .models.clip_vocab import CONFIGS_DIR
-from .models.loader import PipelineCache, Placement, choose_device, choose_dtype, default_budget
+from .models.loader import PipelineCache
+from .models.placement import Placement, choose_device, choose_dtype, default_budget
 from .models.registry import ModelRegistry
 from .ops.operation import Operation
 from .ops.presets import PRESETS
+from .ops.refiner import REFINED_OPS, shared_modules
 from .ops.registry import OPERATIONS
 from .ops.samplers import available_samplers
+from .ops.samplers import misfit as sampler_misfit
 from .reference.models import MODES, References
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ class EngineSettings:
     dtype: str = "auto"  # "auto", "float16", "bfloat16", "float32"
     cpu_offload: bool = False  # diffusers' enable_model_cpu_offload: big models on small GPUs
     vae_tiling: bool = False  # decode large images in tiles
+    t5: bool = True  # False: SD3 models load without their optional T5 encoder (less memory; job info "t5")
     cache_budget_bytes: int | None = None  # loaded models kept; None = 60% of GPU memory / half the RAM
     taesd_dir: Path | None = None  # TAESD weights looked at before the models folder's (models/taesd.py)
     hub_models: tuple[str, ...] = ()  # Hugging Face ids offered besides the models folder
@@ -72,6 +79,8 @@ class EngineInfo:
     references: tuple[ReferenceInfo, ...] = ()
     reference_modes: tuple[str, ...] = ()
     presets: Mapping[str, SamplerPreset] = field(default_factory=dict)  # few-step presets by name (ops/presets.py)
+    loras: tuple[LoraInfo, ...] = ()
+    embeddings: tuple[str, ...] = ()
 
 
 def _device_label(device: torch.device) -> str:
@@ -87,7 +96,8 @@ class Engine:
         self.device = choose_device(settings.device)
         if settings.cpu_offload and self.device.type != "cuda":
             log.warning("cpu_offload needs a CUDA device; ignored on %s", self.device.type)
-        self.placement = Placement(self.device, settings.dtype, settings.cpu_offload, settings.vae_tiling)
+        self.placement = Placement(self.device, settings.dtype, settings.cpu_offload, settings.vae_tiling,
+                                   t5=settings.t5)
         self.registry = ModelRegistry(settings.models_dir, settings.hub_models)
         budget = settings.cache_budget_bytes
         if budget is None:
@@ -100,6 +110,7 @@ class Engine:
         self.controls = Controls(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device),
                                  settings.configs_dir)
         self.references = References(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device))
+        self.networks = Networks(settings.models_dir)  # LoRAs and textual-inversion embeddings
         self._run_lock = threading.Lock()  # one job at a time owns the device
 
     def _make_upscalers(self) -> Any:
@@ -126,6 +137,8 @@ class Engine:
             references=tuple(ReferenceInfo(e.name, e.family) for e in self.references.entries()),
             reference_modes=MODES,
             presets={name: preset for name, preset in PRESETS.items() if preset.sampler in samplers},
+            loras=self.networks.lora_infos(),
+            embeddings=self.networks.embedding_names(),
         )
 
     def check_upscaler(self, name: str) -> ProtocolError | None:
@@ -140,7 +153,12 @@ class Engine:
         return None
 
     def check_model(self, job: JobRequest) -> ProtocolError | None:
-        return self.registry.problem(job.model)
+        """The model is usable and the sampler fits its family (flow-matching models take flow schedulers)."""
+        error = self.registry.problem(job.model)
+        if error is not None:
+            return error
+        misfit = sampler_misfit(job.sampler, self.registry.get(job.model).family)
+        return ProtocolError(ErrorCode.BAD_FIELD, misfit, "job.sampler") if misfit else None
 
     def control_family(self, model: str) -> str:
         """The family of ControlNets, T2I- and IP-Adapters the (known) model ``model`` takes: sd15, sdxl or tiny."""
@@ -169,11 +187,37 @@ class Engine:
             return None
         return self.references.check(items, self.control_family(job.model))
 
+    def check_refiner(self, job: JobRequest) -> ProtocolError | None:
+        """The job's refiner (SPEC.md 9.13) is a refiner here that fits the job's model, in an op it takes part in."""
+        if job.refiner is None or self.registry.problem(job.model) is not None:
+            return None  # no refiner, or the model check names the job's model first
+        if job.op not in REFINED_OPS:
+            message = f"a refiner takes part in {', '.join(sorted(REFINED_OPS))} only, not {job.op}"
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, message, "job.refiner")
+        return self.registry.refiner_problem(job.model, job.refiner)
+
+    def check_loras(self, job: JobRequest) -> ProtocolError | None:
+        """The job's LoRAs (its list and its prompt's tags, SPEC.md 9.12) are here and fit the job's model."""
+        if self.registry.problem(job.model) is not None:
+            return None  # the model check names the job's model first
+        op = self.operations[job.op]
+        if not op.tasks and job.loras:
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, f"{job.op} runs no diffusion model to apply LoRAs to",
+                                 "job.loras")
+        entry = self.registry.get(job.model)
+        return self.networks.check(job, model_family(entry.base, entry.family))
+
     def check(self, job: JobRequest) -> ProtocolError | None:
         """Problems this engine can see before running ``job`` (the protocol already checked the fields)."""
         op = self.operations.get(job.op)
         if op is None:
             return ProtocolError(ErrorCode.NOT_SUPPORTED, f"this server cannot {job.op}", "job.op")
+        error = self.check_loras(job)
+        if error is not None:
+            return error
+        error = self.check_refiner(job)
+        if error is not None:
+            return error
         for ref in input_refs(job):
             if ref.input.role not in op.roles:  # allowed by the protocol, not implemented here (SPEC.md 9.9)
                 message = f"this server does not take {ref.input.role} inputs for {job.op}"
@@ -208,6 +252,20 @@ class Engine:
                     f"out of GPU memory ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
                     "try a smaller size or batch, or start the server with CPU offload / VAE tiling",
                 ) from exc
+
+    def load_refiner(self, job: JobRequest) -> Any:
+        """The job's refiner (a LoadedModel; None without one), using the job model's VAE and second text
+        encoder where they are the same architecture, so the pair is in memory once."""
+        if job.refiner is None:
+            return None
+        base = self.load(job.model)  # cached: the model the operation just loaded
+        entry = self.registry.refiner(job.model, job.refiner)  # checked again: a Hub model's base shows on load
+        if entry.base == "unknown":  # a Hub refiner not in the cache before: loading it says what it is
+            _, refined = self.cache.get(entry)
+            self.registry.update(refined)
+            entry = self.registry.refiner(job.model, job.refiner)
+        model, _ = self.cache.get(entry, shared_modules(base, entry, self.settings.configs_dir))
+        return model
 
     def load(self, name: str) -> Any:
         """The loaded model ``name`` ("" = the default), from the cache or loaded now."""

@@ -198,6 +198,8 @@ class LatentbrushServer:
             references=tuple(info.references),
             reference_modes=tuple(info.reference_modes),
             presets=dict(info.presets),
+            loras=tuple(getattr(info, "loras", ())),  # engines of tests may describe themselves without them
+            embeddings=tuple(getattr(info, "embeddings", ())),
         )
 
     async def _await_hello(self, ws: ServerConnection, conn: Connection) -> ClientHello | None:

@@ -46,7 +46,8 @@ from latentbrush.backend.engine import Engine, EngineSettings  # noqa: E402
 from latentbrush.backend.events import JobCancelled  # noqa: E402
 from latentbrush.backend.inputs import from_arrays  # noqa: E402
 from latentbrush.backend.models.clip_vocab import CONFIGS_DIR, load_shipped_tokenizer  # noqa: E402
-from latentbrush.backend.models.loader import Placement, load_pipeline  # noqa: E402
+from latentbrush.backend.models.loader import load_pipeline  # noqa: E402
+from latentbrush.backend.models.placement import Placement  # noqa: E402
 from latentbrush.backend.models.registry import ModelEntry  # noqa: E402
 from latentbrush.backend.ops.previews import TaesdDecoder  # noqa: E402
 from latentbrush.backend.ops.samplers import make_scheduler  # noqa: E402

@@ -176,7 +176,8 @@ def check_inputs(job: JobRequest) -> ProtocolError | None:
 
 
 def as_v1_0(job: JobRequest) -> JobRequest | ProtocolError:
-    """``job`` as a 1.0 server reads it: image and mask in their fields, no ``inputs``, ``mask_outward``, ``stream``.
+    """``job`` as a 1.0 server reads it: image and mask in their fields, no ``inputs``, ``mask_outward``, ``stream``,
+    ``loras``, ``refiner``.
 
     A ProtocolError (``not_supported``, naming the input) when the job uses a role 1.0 cannot
     carry; the error of ``check_inputs`` when the job is not valid in the first place.
@@ -190,6 +191,11 @@ def as_v1_0(job: JobRequest) -> JobRequest | ProtocolError:
         job = replace(job, mask_outward=None, mask_grow=0, mask_feather=0, mask_blend=0)
     if job.stream is not None:  # 1.0 has no streams: the client cancels its previous live job itself
         job = replace(job, stream=None)
+    if job.loras:
+        return _error(ErrorCode.NOT_SUPPORTED, "a 1.0 server cannot apply LoRAs", "loras", job)
+    if job.refiner is not None:
+        return _error(ErrorCode.NOT_SUPPORTED, "a 1.0 server has no SDXL refiner", "refiner", job)
+    job = replace(job, loras=None, refiner_at=None)
     if job.upscale is not None and job.upscale.unblur is not None:
         return _error(ErrorCode.NOT_SUPPORTED, "a 1.0 server cannot unblur (no tile ControlNet)", "upscale.unblur", job)
     if job.inputs is None:

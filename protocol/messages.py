@@ -34,6 +34,7 @@ __all__ = [  # grouped: constants, type aliases, classes
     "PROTOCOL_MINOR",
     "PROTOCOL_VERSION",
     "RAW_FORMATS",
+    "REFINER_AT",
     "RESULT_FORMATS",
     "SERVER_FRAMES",
     "SERVER_MESSAGES",
@@ -54,6 +55,8 @@ __all__ = [  # grouped: constants, type aliases, classes
     "JobRequest",
     "JobState",
     "Limits",
+    "LoraInfo",
+    "LoraRef",
     "ModelInfo",
     "ModelsAnswer",
     "Operation",
@@ -91,6 +94,7 @@ ImageFormat = Literal["rgba8", "bgra8", "gray8", "png", "jpeg", "webp"]
 RAW_FORMATS: dict[str, int] = {"rgba8": 4, "bgra8": 4, "gray8": 1}  # bytes per pixel
 PREVIEW_FORMATS = ("jpeg", "png", "webp", "rgba8", "bgra8")
 PREVIEW_NONE = "none"  # JobRequest.preview_format value that turns previews off
+REFINER_AT = 0.8  # JobRequest.refiner_at when absent: the refiner does the last 20% of the denoising
 CANCEL_SUPERSEDED = "superseded"  # Cancelled.reason (1.1): a newer job of the same live stream took over
 RESULT_FORMATS = ("png", "rgba8", "bgra8", "webp")
 JobState = Literal["queued", "started", "done", "error", "cancelled"]
@@ -159,6 +163,11 @@ class JobRequest:
     result_format: str = field(default="png", metadata=_c(max_len=16))
     # 1.1: a live stream (SPEC.md 9.11): admitting this job supersedes the session's earlier jobs of the stream
     stream: str | None = field(default=None, metadata=_c(pattern=ID_PATTERN))
+    # 1.1: LoRAs on the job's model, besides any ``<lora:name:weight>`` tags in the prompt (SPEC.md 9.12)
+    loras: tuple[LoraRef, ...] | None = field(default=None, metadata=_c(items_max=16))  # None = none
+    # 1.1: an SDXL refiner model that takes over the denoising at fraction ``refiner_at`` (SPEC.md 9.13)
+    refiner: str | None = field(default=None, metadata=_c(max_len=256))
+    refiner_at: float | None = field(default=None, metadata=_c(min=0.0, max=1.0))  # None = REFINER_AT
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,14 @@ class SamplerPreset:
 
 
 @dataclass(frozen=True)
+class LoraRef:
+    """1.1: a LoRA (or LyCORIS) applied to a job's model, scaled by ``weight`` (SPEC.md 9.12)."""
+
+    name: str = field(metadata=_c(max_len=256))  # one of the hello's ``loras``
+    weight: float = field(default=1.0, metadata=_c(min=-4.0, max=4.0))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     base: str  # "sd15", "sdxl", "tiny", ...
@@ -185,6 +202,15 @@ class ModelInfo:
     resolution: int  # native side in pixels
     source: str = ""  # "builtin", "folder", "file", "hub"
     preset: SamplerPreset | None = None  # 1.1: a few-step model's settings; None for ordinary models
+    samplers: tuple[str, ...] = ()  # 1.1: the hello's samplers that fit this model's family; () = all of them
+
+
+@dataclass(frozen=True)
+class LoraInfo:
+    """1.1: a LoRA file the server offers for ``JobRequest.loras`` and ``<lora:name:weight>`` prompt tags."""
+
+    name: str
+    family: str  # the models it fits: "sd15", "sdxl", "tiny", ...
 
 
 @dataclass(frozen=True)
@@ -297,6 +323,8 @@ class ServerHello:
     reference_modes: tuple[str, ...] = ()  # 1.1: the ``mode`` values this server does for reference inputs
     # 1.1: the few-step presets this server knows, by name, for a client to offer with a LoRA (SPEC.md 9.3)
     presets: dict[str, SamplerPreset] = field(default_factory=dict, metadata=_c(items_max=64, max_len=64))
+    loras: tuple[LoraInfo, ...] = ()  # 1.1: LoRA files for JobRequest.loras and prompt tags
+    embeddings: tuple[str, ...] = ()  # 1.1: textual-inversion embeddings a prompt may name
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,13 @@ SDXL_UNET = {
     "transformer_layers_per_block": [1, 2, 10], "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
     "UpBlock2D"], "use_linear_projection": True,
 }
+SDXL_REFINER_UNET = {  # stabilityai/stable-diffusion-xl-refiner-1.0: wider, 4 levels, only OpenCLIP bigG's text
+    **SDXL_UNET, "attention_head_dim": [6, 12, 24, 24], "block_out_channels": [384, 768, 1536, 1536],
+    "cross_attention_dim": 1280, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+    "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "projection_class_embeddings_input_dim": 2560,  # pooled bigG 1280 + 5 time ids x 256 (sizes, crop, aesthetic)
+    "transformer_layers_per_block": 4,
+}
 # SDXL's VAE overflows in fp16; force_upcast makes the pipelines decode in fp32.
 SDXL_VAE = {**VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
 
@@ -114,7 +121,18 @@ def _sdxl(inpaint: bool) -> dict[str, dict]:
     }
 
 
-SKELETONS = {"sd15": _sd15(False), "sd15-inpaint": _sd15(True), "sdxl": _sdxl(False), "sdxl-inpaint": _sdxl(True)}
+def _sdxl_refiner() -> dict[str, dict]:
+    """The SDXL refiner: an img2img pipeline with no first text encoder that conditions on an aesthetic score."""
+    files = _sdxl(False)
+    index = {**files["model_index.json"], "_class_name": "StableDiffusionXLImg2ImgPipeline",
+             "force_zeros_for_empty_prompt": False, "requires_aesthetics_score": True, "text_encoder": NULL,
+             "tokenizer": NULL}
+    del files["text_encoder/config.json"], files["tokenizer/tokenizer_config.json"]
+    return {**files, "model_index.json": index, "unet/config.json": SDXL_REFINER_UNET}
+
+
+SKELETONS = {"sd15": _sd15(False), "sd15-inpaint": _sd15(True), "sdxl": _sdxl(False), "sdxl-inpaint": _sdxl(True),
+             "sdxl-refiner": _sdxl_refiner()}
 
 
 def controlnet_config(unet: dict) -> dict:

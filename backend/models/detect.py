@@ -23,14 +23,29 @@ SDXL_BASE = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bi
 SDXL_REFINER = "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias"
 SD3 = UNET + "joint_blocks.0.context_block.adaLN_modulation.1.bias"
 FLUX = ("double_blocks.0.img_attn.norm.key_norm.scale", UNET + "double_blocks.0.img_attn.norm.key_norm.scale")
+FLUX_IMG_IN = ("img_in.weight", UNET + "img_in.weight")  # (hidden, in): 64 packed latent channels; Fill 384
+FLUX_FILL_IN = 384  # + 64 masked-image and 256 mask channels
+# SD3 / SD3.5 files in Stability's layout; those without the CLIP encoders (ComfyUI loads them apart) cannot run
+SD3_CLIPS = ("text_encoders.clip_l.transformer.text_model.embeddings.position_embedding.weight",
+             "text_encoders.clip_g.transformer.text_model.embeddings.position_embedding.weight")
+SD3_POS_EMBED = UNET + "pos_embed"  # (1, max_size^2, hidden): SD3 Medium 192^2, SD3.5 Medium 384^2
+SD35_MEDIUM_POSITIONS = 384 * 384
+SD35_LARGE = UNET + "joint_blocks.37.x_block.mlp.fc1.weight"  # 38 joint blocks (SD3 / SD3.5 Medium: 24)
 
-SUPPORTED_BASES = ("sd15", "sdxl")
-NATIVE_RESOLUTION = {"sd15": 512, "sdxl": 1024, "tiny": 256}
+SUPPORTED_BASES = ("sd15", "sdxl", "sdxl-refiner", "sd3")  # a refiner: offered for JobRequest.refiner only
+NATIVE_RESOLUTION = {
+    "sd15": 512, "sdxl": 1024, "tiny": 256,
+    "sdxl-refiner": 1024,
+    "tiny-sdxl": 256,
+    "tiny-sdxl-refiner": 256,
+    "sd3": 1024, "flux": 1024, "tiny-sd3": 256, "tiny-flux": 256,
+}
 
 
 class Detection(NamedTuple):
-    base: str  # "sd15", "sdxl" (supported); "sd2", "sdxl-refiner", "sd3", "flux" (recognised, refused); "unknown"
-    inpaint: bool  # 9-channel UNet input
+    # "sd15", "sdxl", "sdxl-refiner", "sd3" (supported); "sd2", "sd3-bare", "flux" (recognised, refused); "unknown"
+    base: str
+    inpaint: bool  # 9-channel UNet input (or FLUX.1-Fill's 384-channel transformer input)
 
     @property
     def supported(self) -> bool:
@@ -40,10 +55,11 @@ class Detection(NamedTuple):
     def refusal(self) -> str:
         """Why a recognised but unsupported checkpoint is not offered ("" when supported or unknown)."""
         reasons = {
-            "sd2": "Stable Diffusion 2.x checkpoints are not supported (use SD 1.5 or SDXL)",
-            "sdxl-refiner": "the SDXL refiner is not a stand-alone model; use an SDXL base checkpoint",
-            "sd3": "Stable Diffusion 3 checkpoints are not supported (use SD 1.5 or SDXL)",
-            "flux": "Flux checkpoints are not supported (use SD 1.5 or SDXL)",
+            "sd2": "Stable Diffusion 2.x checkpoints are not supported (use SD 1.5, SDXL, SD3 or Flux)",
+            "sd3-bare": "this SD3 / SD3.5 file holds no CLIP text encoders (they ship apart for ComfyUI); use the "
+                        "diffusers folder layout (the whole stabilityai repository) or a file that includes the CLIPs",
+            "flux": "a Flux single file holds only the transformer, and Flux's T5 tokenizer cannot ship offline; use "
+                    "the diffusers folder layout (the whole black-forest-labs FLUX.1 repository)",
         }
         return reasons.get(self.base, "")
 
@@ -57,9 +73,10 @@ def detect_keys(shapes: dict[str, list[int]]) -> Detection:
     if SDXL_REFINER in shapes:
         return Detection("sdxl-refiner", inpaint)
     if SD3 in shapes:
-        return Detection("sd3", False)
+        return Detection("sd3" if all(k in shapes for k in SD3_CLIPS) else "sd3-bare", False)
     if any(k in shapes for k in FLUX):
-        return Detection("flux", False)
+        img_in = next((shapes[k] for k in FLUX_IMG_IN if k in shapes), [])
+        return Detection("flux", len(img_in) > 1 and img_in[1] == FLUX_FILL_IN)
     cross = shapes.get(SD2_CROSS_ATTN)
     if SD2_TEXT in shapes or (cross is not None and cross[-1] == 1024):
         return Detection("sd2", inpaint)
@@ -70,10 +87,22 @@ def detect_keys(shapes: dict[str, list[int]]) -> Detection:
 
 def detect_file(path: Path) -> Detection:
     """Detection of a ``.safetensors`` file; raises OSError/ValueError-like errors for unreadable files."""
+    return detect_keys(file_shapes(path))
+
+
+def sd3_skeleton(shapes: dict[str, list[int]]) -> str:
+    """The shipped config folder for an SD3-family file: SD3.5 Large (and Large Turbo), SD3.5 Medium, SD3 Medium."""
+    if SD35_LARGE in shapes:
+        return "sd35-large"
+    positions = shapes.get(SD3_POS_EMBED, [])
+    return "sd35-medium" if len(positions) > 1 and positions[1] == SD35_MEDIUM_POSITIONS else "sd3"
+
+
+def file_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from a ``.safetensors`` header (shapes of the detection markers only)."""
     with safe_open(str(path), framework="pt") as f:
         keys = list(f.keys())
-        wanted = {CONV_IN, SD2_CROSS_ATTN}
         shapes: dict[str, list[int]] = {k: [] for k in keys}
-        for k in wanted & set(keys):
+        for k in {CONV_IN, SD2_CROSS_ATTN, SD3_POS_EMBED, *FLUX_IMG_IN} & set(keys):
             shapes[k] = list(f.get_slice(k).get_shape())
-    return detect_keys(shapes)
+    return shapes

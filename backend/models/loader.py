@@ -10,10 +10,8 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,14 @@ import transformers
 from diffusers import (
     AutoencoderTiny,
     DiffusionPipeline,
+    FluxFillPipeline,
+    FluxImg2ImgPipeline,
+    FluxInpaintPipeline,
+    FluxPipeline,
     MultiAdapter,
+    StableDiffusion3Img2ImgPipeline,
+    StableDiffusion3InpaintPipeline,
+    StableDiffusion3Pipeline,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
@@ -38,9 +43,14 @@ from packaging.version import Version
 
 from ..events import EngineError
 from .clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
+from .detect import file_shapes, sd3_skeleton
+from .offload import NONE as NO_OFFLOAD
+from .offload import choose_offload, cuda_free_bytes
+from .offload import place as place_pipeline
+from .placement import Placement, component_bytes, module_bytes, tensor_bytes
 from .registry import ModelEntry, folder_kind
 from .taesd import find_taesd, load_taesd_source
-from .tiny import build_tiny_sd15
+from .tiny import BUILDERS
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +63,20 @@ PIPELINES: dict[str, dict[str, type[DiffusionPipeline]]] = {
         "txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
         "inpaint": StableDiffusionXLInpaintPipeline,
     },
+    "sd3": {
+        "txt2img": StableDiffusion3Pipeline, "img2img": StableDiffusion3Img2ImgPipeline,
+        "inpaint": StableDiffusion3InpaintPipeline,
+    },
+    "flux": {"txt2img": FluxPipeline, "img2img": FluxImg2ImgPipeline, "inpaint": FluxInpaintPipeline},
 }
-_DTYPES = {
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-}
+# an inpainting model's own pipeline where it is not the family's inpaint one (FLUX.1-Fill takes the mask and
+# the masked image as transformer input; FluxInpaintPipeline only blends latents)
+INPAINT_MODEL_PIPELINES: dict[str, type[DiffusionPipeline]] = {"flux": FluxFillPipeline}
+INPAINT_IN_CHANNELS = {"unet": 9, "transformer": 384}  # SD 9-channel UNets; FLUX.1-Fill's packed 64 + 64 + 256
+OPTIONAL_T5 = {"sd3": ("text_encoder_3", "tokenizer_3")}  # families whose T5 encoder may be left out
+# T5's SentencePiece vocabulary is not shipped (only CLIP's is): SD3 single files run without their T5 encoder
+SINGLE_FILE_EXTRAS: dict[str, dict[str, None]] = {"sd3": {"text_encoder_3": None, "tokenizer_3": None}}
+SIZE_MULTIPLE = {"sd3": 16, "flux": 16}  # sides the pipeline takes: the VAE's 8 x SD3's 2x2 patches / Flux's packing
 _SD15_EXTRAS = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
 
@@ -87,72 +105,54 @@ def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
     return {"dtype": dtype} if new else {"torch_dtype": dtype}
 
 
-# ---------------------------------------------------------------------------------------------- placement
-
-
-def choose_device(name: str) -> torch.device:
-    """``auto``: CUDA (or ROCm, which torch also calls cuda), then Apple MPS, then CPU."""
-    if name != "auto":
-        try:
-            return torch.device(name)
-        except RuntimeError as exc:
-            raise EngineError(ErrorCode.BAD_FIELD, f"unknown device {name!r}: {exc}", "device") from exc
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def choose_dtype(name: str, device: torch.device, family: str = "sd15") -> torch.dtype:
-    """``auto``: fp16 on GPUs (bf16 for SDXL where supported: its VAE overflows in fp16), fp32 on CPU."""
-    if name != "auto":
-        if name not in _DTYPES:
-            raise EngineError(ErrorCode.BAD_FIELD, f"unknown dtype {name!r} (use {', '.join(_DTYPES)})", "dtype")
-        return _DTYPES[name]
-    if device.type == "cuda":
-        return torch.bfloat16 if family == "sdxl" and torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    return torch.float32
-
-
-@dataclass(frozen=True)
-class Placement:
-    device: torch.device
-    dtype_name: str = "auto"
-    cpu_offload: bool = False
-    vae_tiling: bool = False
-
-    def dtype(self, family: str) -> torch.dtype:
-        return choose_dtype(self.dtype_name, self.device, family)
-
-
-def module_bytes(pipe: DiffusionPipeline) -> int:
-    total = 0
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            total += sum(t.numel() * t.element_size() for t in (*component.parameters(), *component.buffers()))
-    return total
-
-
-def default_budget(placement: Placement) -> int:
-    """Cache budget when none is configured: 60% of GPU memory, or half the RAM when models live there."""
-    if placement.device.type == "cuda" and not placement.cpu_offload:
-        return int(0.6 * torch.cuda.get_device_properties(placement.device).total_memory)
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        ram = 16 << 30
-    return ram // 2
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 
+def denoiser(pipe: DiffusionPipeline) -> torch.nn.Module:
+    """The pipeline's denoising network: the UNet of SD 1.5 / SDXL, the transformer of SD3 / Flux."""
+    for name in INPAINT_IN_CHANNELS:
+        module = getattr(pipe, name, None)
+        if module is not None:
+            return module
+    raise EngineError(ErrorCode.NOT_SUPPORTED, f"{type(pipe).__name__} has no UNet or transformer", "job.model")
+
+
+def is_inpaint_model(pipe: DiffusionPipeline) -> bool:
+    """An inpainting model (it also takes the mask and masked image as input): it runs every task as inpaint."""
+    network = denoiser(pipe)
+    kind = "unet" if getattr(pipe, "unet", None) is network else "transformer"
+    return network.config.in_channels == INPAINT_IN_CHANNELS[kind]
+
+
+def has_t5(pipe: DiffusionPipeline) -> bool:
+    """Whether the pipeline encodes prompts with a T5 encoder (SD3 with its third encoder, Flux always)."""
+    return any(isinstance(c, transformers.T5EncoderModel) for c in pipe.components.values())
+
+
+def without_t5(family: str, placement: Placement) -> dict[str, None]:
+    """from_pretrained / from_single_file arguments that leave the optional T5 encoder out, when asked to."""
+    return dict.fromkeys(OPTIONAL_T5.get(family, ())) if not placement.t5 else {}
+
+
 def _shipped_tokenizers(skeleton: Path, family: str) -> dict[str, Any]:
-    names = ("tokenizer", "tokenizer_2") if family == "sdxl" else ("tokenizer",)
-    return {n: load_shipped_tokenizer(skeleton / n) for n in names if not (skeleton / n / "vocab.json").exists()}
+    names = ("tokenizer", "tokenizer_2") if family in ("sdxl", "sd3") else ("tokenizer",)
+    return {n: load_shipped_tokenizer(skeleton / n) for n in names  # an SDXL refiner has only tokenizer_2
+            if (skeleton / n).is_dir() and not (skeleton / n / "vocab.json").exists()}
+
+
+def pipeline_class(entry: ModelEntry) -> type[DiffusionPipeline]:
+    """The class a model loads as: a refiner is an img2img pipeline (it only continues another's denoising)."""
+    task = "img2img" if entry.refiner else "inpaint" if entry.inpaint else "txt2img"
+    if task == "inpaint" and entry.family in INPAINT_MODEL_PIPELINES:
+        return INPAINT_MODEL_PIPELINES[entry.family]
+    return PIPELINES[entry.family][task]
+
+
+def skeleton_name(entry: ModelEntry) -> str:
+    """The shipped config folder (configs/) of a single-file checkpoint."""
+    if entry.family == "sd3":  # SD3 Medium, SD3.5 Medium and Large differ in shape: read off the file's header
+        return sd3_skeleton(file_shapes(Path(entry.location)))
+    return "sdxl-refiner" if entry.refiner else entry.family + ("-inpaint" if entry.inpaint else "")
 
 
 def _fp16_variant(folder: Path) -> str | None:
@@ -164,13 +164,16 @@ def _fp16_variant(folder: Path) -> str | None:
     return None
 
 
-def _load_hub(entry: ModelEntry, dtype: torch.dtype) -> tuple[DiffusionPipeline, ModelEntry]:
+def _load_hub(entry: ModelEntry, placement: Placement) -> tuple[DiffusionPipeline, ModelEntry]:
     from huggingface_hub import hf_hub_download
 
 
     try:
         index_path = Path(hf_hub_download(entry.location, "model_index.json"))
-        hf_hub_download(entry.location, "unet/config.json")
+        index = json.loads(index_path.read_text())
+        for network in ("unet", "transformer"):  # folder_kind reads its config
+            if network in index:
+                hf_hub_download(entry.location, f"{network}/config.json")
     except Exception as exc:  # offline, unknown repo, gated repo: all mean "not available here"
         raise EngineError(
             ErrorCode.UNKNOWN_MODEL,
@@ -178,12 +181,13 @@ def _load_hub(entry: ModelEntry, dtype: torch.dtype) -> tuple[DiffusionPipeline,
             f"({type(exc).__name__}); download it once while online or put it in the models folder",
             "job.model",
         ) from exc
-    base, inpaint, refusal = folder_kind(json.loads(index_path.read_text()), index_path.parent)
+    base, inpaint, refusal = folder_kind(index, index_path.parent)
     if refusal:
         raise EngineError(ErrorCode.NOT_SUPPORTED, f"model {entry.name!r}: {refusal}", "job.model")
     entry = ModelEntry(entry.name, "hub", base, inpaint, entry.location, entry.preset)
-    cls = PIPELINES[entry.family]["inpaint" if inpaint else "txt2img"]
-    extras = _SD15_EXTRAS if entry.family == "sd15" else {}
+    dtype = placement.dtype(entry.family)
+    cls = pipeline_class(entry)
+    extras = (_SD15_EXTRAS if entry.family == "sd15" else {}) | without_t5(entry.family, placement)
     if dtype != torch.float32:
         try:
             return cls.from_pretrained(entry.location, variant="fp16", **dtype_kwarg(dtype), **extras), entry
@@ -193,27 +197,33 @@ def _load_hub(entry: ModelEntry, dtype: torch.dtype) -> tuple[DiffusionPipeline,
 
 
 def load_pipeline(
-    entry: ModelEntry, placement: Placement, configs_dir: Path = CONFIGS_DIR
+    entry: ModelEntry, placement: Placement, configs_dir: Path = CONFIGS_DIR, shared: dict[str, Any] | None = None,
 ) -> tuple[DiffusionPipeline, ModelEntry]:
     """Load ``entry`` (not yet placed on the device). Returns the pipeline and the entry, refined if loading
-    told us more (a Hub model's base)."""
+    told us more (a Hub model's base). ``shared``: components already in memory (an SDXL refiner takes its
+    base model's VAE and second text encoder) that diffusers then does not load again."""
     dtype = placement.dtype(entry.family)
     if entry.source == "builtin":
-        pipe = build_tiny_sd15(inpaint=entry.inpaint)
-        return (pipe if dtype == torch.float32 else pipe.to(dtype=dtype)), entry
+        pipe = BUILDERS[entry.name]()
+        if without_t5(entry.family, placement):
+            pipe = type(pipe)(**(pipe.components | without_t5(entry.family, placement)))
+        pipe = pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
+        if shared:
+            pipe.register_modules(**shared)
+        return pipe, entry
     if entry.source == "hub":
-        return _load_hub(entry, dtype)
-    cls = PIPELINES[entry.family]["inpaint" if entry.inpaint else "txt2img"]
-    extras = _SD15_EXTRAS if entry.family == "sd15" else {}
+        return _load_hub(entry, placement)
+    cls = pipeline_class(entry)
+    extras = (_SD15_EXTRAS if entry.family == "sd15" else {}) | (shared or {}) | without_t5(entry.family, placement)
     if entry.source == "folder":
         folder = Path(entry.location)
         variant = _fp16_variant(folder)
         pipe = cls.from_pretrained(folder, local_files_only=True, variant=variant, **dtype_kwarg(dtype), **extras)
         return pipe, entry
-    skeleton = configs_dir / (entry.family + ("-inpaint" if entry.inpaint else ""))
+    skeleton = configs_dir / skeleton_name(entry)
     pipe = cls.from_single_file(
         entry.location, config=str(skeleton), local_files_only=True, **dtype_kwarg(dtype),
-        **_shipped_tokenizers(skeleton, entry.family),
+        **_shipped_tokenizers(skeleton, entry.family), **(shared or {}), **SINGLE_FILE_EXTRAS.get(entry.family, {}),
     )
     return pipe, entry
 
@@ -235,28 +245,55 @@ class LoadedModel:
     def __init__(self, entry: ModelEntry, pipe: DiffusionPipeline, placement: Placement) -> None:
         self.entry = entry
         self.placement = placement
-        self.inpaint_unet = pipe.unet.config.in_channels == 9
+        self.inpaint_unet = is_inpaint_model(pipe)  # the name stays: any inpainting network (9-ch UNet, Flux Fill)
+        self.t5 = has_t5(pipe)
+        self.size_multiple = SIZE_MULTIPLE.get(entry.family, 8)
         self.scheduler_config = dict(pipe.scheduler.config)
         self.nbytes = module_bytes(pipe)
         self.taesd: AutoencoderTiny | None = None
         self._pipes: dict[str, DiffusionPipeline] = {self._task_of(pipe): pipe}
         self._offloaded: DiffusionPipeline | None = None
+        sizes = component_bytes(pipe)
+        # none / model / sequential: from the free GPU memory, so a model bigger than the GPU still runs
+        self.offload = choose_offload(sum(sizes), max(sizes, default=0), cuda_free_bytes(placement.device),
+                                      forced=placement.cpu_offload)
+        if self.offload != NO_OFFLOAD and not placement.cpu_offload:
+            log.info("%s (%.1f GB) does not fit the free GPU memory: %s CPU offload", entry.name,
+                     sum(sizes) / 1e9, self.offload)
         self._place(pipe)
 
     def _task_of(self, pipe: DiffusionPipeline) -> str:
         for task, cls in PIPELINES[self.entry.family].items():
             if type(pipe) is cls:
                 return task
-        message = f"{type(pipe).__name__} is not an SD 1.5 / SDXL pipeline"
+        if type(pipe) is INPAINT_MODEL_PIPELINES.get(self.entry.family):
+            return "inpaint"
+        message = f"{type(pipe).__name__} is not a {self.entry.family} pipeline this backend runs"
         raise EngineError(ErrorCode.NOT_SUPPORTED, message, "job.model")
+
+    def share(self, modules: dict[str, Any]) -> None:
+        """Use ``modules`` (another loaded model's, of the same architecture) in every pipeline of this one;
+        ``nbytes`` then counts only what this model holds alone (the other model's entry counts the rest)."""
+        for pipe in self._pipes.values():
+            pipe.register_modules(**modules)
+        shared = {id(m) for m in modules.values()}
+        self.nbytes = sum(tensor_bytes(c) for c in next(iter(self._pipes.values())).components.values()
+                          if isinstance(c, torch.nn.Module) and id(c) not in shared)
+
+    def component(self, name: str) -> Any:
+        """One of the model's components (``vae``, ``text_encoder_2``, ...), or None."""
+        return getattr(next(iter(self._pipes.values())), name, None)
+
+    def holds(self, modules: dict[str, Any]) -> bool:
+        """Whether this model's pipelines use exactly these modules already."""
+        pipe = next(iter(self._pipes.values()))
+        return all(getattr(pipe, name, None) is module for name, module in modules.items())
 
     def _place(self, pipe: DiffusionPipeline) -> None:
         pipe.set_progress_bar_config(disable=True)
-        if self.placement.cpu_offload and self.placement.device.type == "cuda":
+        if self.offload != NO_OFFLOAD:
             self._offloaded = pipe
-            pipe.enable_model_cpu_offload(device=self.placement.device)
-        else:
-            pipe.to(self.placement.device)
+        place_pipeline(pipe, self.offload, self.placement.device)
         if self.placement.vae_tiling:
             pipe.vae.enable_tiling()
 
@@ -277,11 +314,11 @@ class LoadedModel:
             source = next(iter(self._pipes.values()))
             cls = getattr(diffusers, task.pipelines[self.entry.family])
             # diffusers 0.42's from_pipe casts the *shared* modules to float32 unless told the dtype
-            pipe = cls.from_pipe(source, **dtype_kwarg(source.unet.dtype))
+            pipe = cls.from_pipe(source, **dtype_kwarg(denoiser(source).dtype))
             pipe.set_progress_bar_config(disable=True)
             self._pipes[name] = pipe
-        if self.placement.cpu_offload and self._offloaded is not pipe and self.placement.device.type == "cuda":
-            pipe.enable_model_cpu_offload(device=self.placement.device)  # offload hooks live on the pipe
+        if self.offload != NO_OFFLOAD and self._offloaded is not pipe:
+            place_pipeline(pipe, self.offload, self.placement.device)  # offload hooks live on the pipe
             self._offloaded = pipe
         return pipe
 
@@ -315,8 +352,8 @@ class LoadedModel:
 
     def _per_call(self, pipe: DiffusionPipeline) -> DiffusionPipeline:
         pipe.set_progress_bar_config(disable=True)
-        if self.placement.cpu_offload and self.placement.device.type == "cuda":
-            pipe.enable_model_cpu_offload(device=self.placement.device)
+        if self.offload != NO_OFFLOAD:
+            place_pipeline(pipe, self.offload, self.placement.device)
             self._offloaded = pipe
         return pipe
 
@@ -368,16 +405,23 @@ class PipelineCache:
         self._models[entry.name] = model
         return model
 
-    def get(self, entry: ModelEntry) -> tuple[LoadedModel, ModelEntry]:
-        """The loaded model (loading it if needed) and the entry as loading refined it."""
+    def get(self, entry: ModelEntry, shared: dict[str, Any] | None = None) -> tuple[LoadedModel, ModelEntry]:
+        """The loaded model (loading it if needed) and the entry as loading refined it. ``shared``: components
+        of another loaded model it uses instead of its own (an SDXL refiner: its base's VAE and text encoder);
+        ignored under CPU offload, whose hooks belong to one pipeline."""
+        shared = shared if shared and not self.placement.cpu_offload else None
         model = self._models.get(entry.name)
         if model is not None:
             self._models.move_to_end(entry.name)
+            if shared and not model.holds(shared):  # another base than last time: its modules, not the old ones
+                model.share(shared)
             return model, model.entry
         self._evict_for(self._estimate(entry))
         started = time.perf_counter()
-        pipe, entry = load_pipeline(entry, self.placement, self.configs_dir)
+        pipe, entry = load_pipeline(entry, self.placement, self.configs_dir, shared)
         model = LoadedModel(entry, pipe, self.placement)
+        if shared:
+            model.share(shared)
         model.taesd = self._taesd_for(entry.family)
         log.info("loaded %s (%s, %.0f MB) in %.1f s", entry.name, entry.base, model.nbytes / 2**20,
                  time.perf_counter() - started)

@@ -16,7 +16,10 @@ from latentbrush.protocol import ErrorCode, ModelInfo, ProtocolError
 
 from ..control.registry import FOLDERS as CONTROL_FOLDERS
 from ..events import EngineError
+from ..lora.registry import FOLDERS as LORA_FOLDERS
 from ..ops.presets import PRESETS, detect_preset
+from ..ops.samplers import fits, samplers_for
+from ..prompts.embeddings import FOLDER as EMBEDDINGS_FOLDER
 from ..reference.registry import ENCODER_FOLDERS
 from ..reference.registry import FOLDERS as REFERENCE_FOLDERS
 from .detect import NATIVE_RESOLUTION, detect_file
@@ -24,10 +27,37 @@ from .detect import NATIVE_RESOLUTION, detect_file
 log = logging.getLogger(__name__)
 
 TINY, TINY_INPAINT = "tiny", "tiny-inpaint"
+# the built-in models (name -> base, inpaint), each built by models/tiny.py's BUILDERS under the same name
+BUILTINS: dict[str, tuple[str, bool]] = {
+    TINY: ("tiny", False), TINY_INPAINT: ("tiny", True),
+    "tiny-sdxl": ("tiny-sdxl", False),
+    "tiny-sdxl-refiner": ("tiny-sdxl-refiner", False),
+    "tiny-sd3": ("tiny-sd3", False),
+    "tiny-flux": ("tiny-flux", False),
+}
+FAMILIES = ("sd15", "sdxl", "sd3", "flux")  # latent families: pipeline classes, previews, skeletons follow one
+FAMILY_OF_BASE = {  # a base that is not itself a family; any other unknown base counts as sd15
+    "tiny": "sd15",
+    "tiny-sdxl": "sdxl",
+    "sdxl-refiner": "sdxl",  # SDXL's latent space and VAE: a refiner continues an SDXL model's latents
+    "tiny-sdxl-refiner": "sdxl",
+    "tiny-sd3": "sd3",
+    "tiny-flux": "flux",
+}
+# a model's base -> the base of the refiners that continue its denoising (SPEC.md 9.13); clients pair them alike
+REFINER_OF = {"sdxl": "sdxl-refiner", "tiny-sdxl": "tiny-sdxl-refiner"}
+REFINER_BASES = frozenset(REFINER_OF.values())
+# model_index.json's pipeline class -> (base, inpaint, refusal) of the transformer families (FLUX.1-Fill: inpaint)
+DIT_PIPELINES = {
+    "StableDiffusion3Pipeline": ("sd3", False, ""),
+    "FluxPipeline": ("flux", False, ""),
+    "FluxFillPipeline": ("flux", True, ""),
+}
 MAX_SCAN_DEPTH = 2  # models/<file> and models/<group>/<file>, as A1111-style trees have
 PICKLE_SUFFIXES = (".ckpt",)
 # other registries' folders (upscalers, ComfyUI's TAESD files, ControlNets, IP-Adapters, image encoders)
-SKIP_FOLDERS = ("upscale", "upscale_models", "vae_approx", *CONTROL_FOLDERS, *REFERENCE_FOLDERS, *ENCODER_FOLDERS)
+SKIP_FOLDERS = ("upscale", "upscale_models", "vae_approx", *CONTROL_FOLDERS, *REFERENCE_FOLDERS, *ENCODER_FOLDERS,
+                *LORA_FOLDERS, EMBEDDINGS_FOLDER)  # LoRAs and textual-inversion embeddings: lora/, prompts/
 
 
 @dataclass(frozen=True)
@@ -42,12 +72,22 @@ class ModelEntry:
     @property
     def info(self) -> ModelInfo:
         resolution = NATIVE_RESOLUTION.get(self.base, 512)
-        return ModelInfo(self.name, self.base, self.inpaint, resolution, self.source, PRESETS.get(self.preset))
+        preset = PRESETS.get(self.preset)
+        if preset is not None and not fits(preset.sampler, self.family):
+            preset = None  # a name that reads like an SD few-step model's ("...-lcm") on a flow model: no advice
+        return ModelInfo(self.name, self.base, self.inpaint, resolution, self.source, preset,
+                         samplers_for(self.family))
+
+    @property
+    def refiner(self) -> bool:
+        """An SDXL refiner: it only continues another model's denoising (``JobRequest.refiner``)."""
+        return self.base in REFINER_BASES
 
     @property
     def family(self) -> str:
-        """Latent space family ("sd15" or "sdxl"): previews, skeleton configs and pipeline classes follow it."""
-        return "sdxl" if self.base == "sdxl" else "sd15"
+        """Latent space family (one of ``FAMILIES``): previews, skeleton configs and pipeline classes follow it."""
+        family = FAMILY_OF_BASE.get(self.base, self.base)
+        return family if family in FAMILIES else "sd15"
 
 
 def folder_kind(index: dict, folder: Path) -> tuple[str, bool, str]:
@@ -58,13 +98,24 @@ def folder_kind(index: dict, folder: Path) -> tuple[str, bool, str]:
     except (OSError, ValueError):
         unet = {}
     inpaint = unet.get("in_channels") == 9
+    dit = DIT_PIPELINES.get(cls)
+    if dit is not None:  # SD3 / SD3.5 and Flux.1: a transformer instead of a UNet
+        return dit
+    if cls.startswith("StableDiffusionXL") and is_refiner_index(index):
+        return "sdxl-refiner", False, ""
     if cls.startswith("StableDiffusionXL"):
         return "sdxl", inpaint, ""
     if cls.startswith("StableDiffusion") and "Upscale" not in cls:
         if unet.get("cross_attention_dim") == 1024:
-            return "sd2", inpaint, "Stable Diffusion 2.x models are not supported (use SD 1.5 or SDXL)"
+            return "sd2", inpaint, "Stable Diffusion 2.x models are not supported (use SD 1.5, SDXL, SD3 or Flux)"
         return "sd15", inpaint, ""
-    return "unknown", False, f"{cls or 'this pipeline'} is not supported (use SD 1.5 or SDXL)"
+    return "unknown", False, f"{cls or 'this pipeline'} is not supported (use SD 1.5, SDXL, SD3 or Flux)"
+
+
+def is_refiner_index(index: dict) -> bool:
+    """stabilityai's refiner layout: no first text encoder, and the aesthetic score among the UNet's time ids."""
+    no_first_encoder = index.get("text_encoder") in (None, [None, None])
+    return no_first_encoder and bool(index.get("requires_aesthetics_score"))
 
 
 def _json(path: Path) -> dict:
@@ -78,7 +129,8 @@ def _json(path: Path) -> dict:
 def folder_preset(name: str, folder: Path) -> str:
     """The few-step preset of a diffusers folder, from its UNet and scheduler configs and its name."""
     return detect_preset(name, _json(folder / "unet" / "config.json"),
-                         _json(folder / "scheduler" / "scheduler_config.json"))
+                         _json(folder / "scheduler" / "scheduler_config.json"),
+                         _json(folder / "transformer" / "config.json"))
 
 
 def hub_entry(repo_id: str) -> ModelEntry:
@@ -105,8 +157,8 @@ class ModelRegistry:
         self.models_dir = models_dir
         self._entries: dict[str, ModelEntry] = {}
         self._refused: dict[str, str] = {}
-        for name in (TINY, TINY_INPAINT):  # first, so a user's "tiny.safetensors" cannot hide them
-            self._add(ModelEntry(name, "builtin", "tiny", name == TINY_INPAINT))
+        for name, (base, inpaint) in BUILTINS.items():  # first, so a user's "tiny.safetensors" cannot hide them
+            self._add(ModelEntry(name, "builtin", base, inpaint))
         for repo_id in hub_models:
             self._add(hub_entry(repo_id))
         if models_dir is not None:
@@ -118,7 +170,7 @@ class ModelRegistry:
         if self.default == TINY:
             log.warning(
                 "No models configured: using the built-in 'tiny' model, which produces noise, not pictures. "
-                "Put SD 1.5 or SDXL checkpoints (.safetensors or diffusers folders) in the models folder%s.",
+                "Put SD 1.5, SDXL, SD3 or Flux models (.safetensors or diffusers folders) in the models folder%s.",
                 f" ({models_dir})" if models_dir else " (--models DIR)",
             )
 
@@ -189,7 +241,7 @@ class ModelRegistry:
 
     def _pick_default(self) -> str:
         """The first plain (non-inpaint) model, else the first model, else the tiny one."""
-        usable = [e for e in self._entries.values() if e.source != "builtin"]
+        usable = [e for e in self._entries.values() if e.source != "builtin" and not e.refiner]
         plain = [e for e in usable if not e.inpaint]
         return (plain or usable)[0].name if usable else TINY
 
@@ -203,6 +255,10 @@ class ModelRegistry:
     def problem(self, name: str) -> ProtocolError | None:
         """Why ``name`` (as a job names it; "" = default) cannot be used, or None."""
         name = name or self.default
+        if name in self._entries and self._entries[name].refiner:
+            message = (f"model {name!r}: a refiner is not a stand-alone model; name an SDXL model as job.model "
+                       "and this one as job.refiner")
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, message, "job.model")
         if name in self._entries:
             return None
         if name in self._refused:
@@ -214,6 +270,36 @@ class ModelRegistry:
         if error is not None:
             raise EngineError(error.code, error.message, error.field)
         return self._entries[name or self.default]
+
+    def refiner_problem(self, model: str, refiner: str) -> ProtocolError | None:
+        """Why ``refiner`` cannot continue jobs of the (known, usable) model ``model``, or None (SPEC.md 9.13)."""
+        field = "job.refiner"
+        found = self._entries.get(refiner)
+        if found is None:
+            if refiner in self._refused:
+                return ProtocolError(ErrorCode.NOT_SUPPORTED, f"model {refiner!r}: {self._refused[refiner]}", field)
+            return ProtocolError(ErrorCode.UNKNOWN_MODEL, f"unknown refiner {refiner!r}", field)
+        if found.base == "unknown":  # a Hub model not downloaded yet: checked again once it has loaded
+            return None
+        if not found.refiner:
+            return ProtocolError(ErrorCode.BAD_FIELD, f"model {refiner!r} ({found.base}) is not an SDXL refiner", field)
+        base = self._entries[model or self.default].base
+        if base == "unknown":  # a Hub model not downloaded yet: checked again once it has loaded
+            return None
+        if base not in REFINER_OF:
+            message = f"a refiner continues SDXL models only; {model or self.default!r} is {base}"
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, message, field)
+        if REFINER_OF[base] != found.base:
+            message = f"refiner {refiner!r} ({found.base}) does not fit {model or self.default!r} ({base})"
+            return ProtocolError(ErrorCode.NOT_SUPPORTED, message, field)
+        return None
+
+    def refiner(self, model: str, refiner: str) -> ModelEntry:
+        """The refiner entry for a job of ``model``; EngineError when it cannot be used."""
+        error = self.refiner_problem(model, refiner)
+        if error is not None:
+            raise EngineError(error.code, error.message, error.field)
+        return self._entries[refiner]
 
     def add(self, entry: ModelEntry) -> None:
         """Offer one more model (benchmarks and embedders that build pipelines themselves)."""

@@ -2,8 +2,9 @@
 
 Found without any flag in the models folder, in the layouts people already have:
 
-- a diffusers folder (``config.json`` + weights, as ``madebyollin/taesd`` / ``taesdxl`` ship): ``taesd/`` for
-  SD 1.5, ``taesdxl/`` for SDXL, at the top of the models folder or in ``vae_approx/``;
+- a diffusers folder (``config.json`` + weights, as ``madebyollin/taesd`` / ``taesdxl`` / ``taesd3`` / ``taef1``
+  ship): ``taesd/`` for SD 1.5, ``taesdxl/`` for SDXL, ``taesd3/`` for SD3, ``taef1/`` for Flux, at the top of
+  the models folder or in ``vae_approx/``;
 - ComfyUI's decoder-only files ``vae_approx/taesd_decoder.safetensors`` / ``taesdxl_decoder.safetensors``
   (madebyollin's original layout: an ``nn.Sequential`` whose index 0 is a clamp, so diffusers' decoder layer
   ``i`` is file layer ``i + 1``, as diffusers' own conversion script maps them).
@@ -22,7 +23,8 @@ from diffusers import AutoencoderTiny
 
 log = logging.getLogger(__name__)
 
-TAESD_NAMES = {"sd15": "taesd", "sdxl": "taesdxl"}  # latent family -> folder name / ComfyUI file prefix
+# latent family -> folder name / ComfyUI file prefix (madebyollin/taesd, taesdxl, taesd3, taef1)
+TAESD_NAMES = {"sd15": "taesd", "sdxl": "taesdxl", "sd3": "taesd3", "flux": "taef1"}
 APPROX_FOLDER = "vae_approx"  # ComfyUI's folder of preview decoders
 DECODER_SUFFIX = "_decoder.safetensors"
 DIFFUSERS = "diffusers"  # TaesdSource.kind: a folder AutoencoderTiny.from_pretrained reads

@@ -1,4 +1,4 @@
-"""The built-in ``tiny`` models: SD 1.5-shaped (and SDXL-shaped, for tests) pipelines with seeded random weights.
+"""The built-in ``tiny`` models: SD 1.5-, SDXL- and SDXL-refiner-shaped pipelines with seeded random weights.
 
 They exist so the whole backend runs anywhere with no download: every code path of a real model, a few MB
 of weights, milliseconds per step. They produce coloured noise, not pictures. The VAE keeps four levels so
@@ -7,15 +7,18 @@ the latent is 1/8 of the image side as in real SD. Building never touches the gl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from diffusers import (
     AutoencoderKL,
+    DiffusionPipeline,
     EulerDiscreteScheduler,
     StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
@@ -113,3 +116,36 @@ def build_tiny_sdxl(*, inpaint: bool, seed: int = 0) -> StableDiffusionXLPipelin
     if inpaint:
         return StableDiffusionXLInpaintPipeline(**components, requires_aesthetics_score=False)
     return StableDiffusionXLPipeline(**components)
+
+
+def build_tiny_sdxl_refiner(*, seed: int = 1) -> StableDiffusionXLImg2ImgPipeline:
+    """A tiny SDXL-refiner-shaped pipeline: as stabilityai's refiner, only the second text encoder, and a UNet
+    whose extra embedding takes 5 numbers (sizes, crop and the aesthetic score) instead of the base's 6."""
+    tokenizer_2 = make_tiny_tokenizer()
+    config = unet_config(4, xl=True) | {
+        "cross_attention_dim": TEXT_HIDDEN, "projection_class_embeddings_input_dim": 5 * 8 + TEXT_HIDDEN,
+    }
+    with _seeded(seed):
+        return StableDiffusionXLImg2ImgPipeline(
+            unet=UNet2DConditionModel(**config).eval(), vae=AutoencoderKL(**VAE_CONFIG).eval(), text_encoder=None,
+            text_encoder_2=CLIPTextModelWithProjection(text_encoder_config(len(tokenizer_2))).eval(),
+            tokenizer=None, tokenizer_2=tokenizer_2, scheduler=EulerDiscreteScheduler(**SCHEDULER_CONFIG),
+            requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
+        )
+
+
+def _dit() -> Any:
+    from . import tiny_dit  # built from this module's parts, so imported when first used
+
+    return tiny_dit
+
+
+# the built-in models by name (models/registry.py BUILTINS says their base): each call builds a fresh pipeline
+BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
+    "tiny": lambda: build_tiny_sd15(inpaint=False),
+    "tiny-inpaint": lambda: build_tiny_sd15(inpaint=True),
+    "tiny-sdxl": lambda: build_tiny_sdxl(inpaint=False),
+    "tiny-sdxl-refiner": build_tiny_sdxl_refiner,
+    "tiny-sd3": lambda: _dit().build_tiny_sd3(),
+    "tiny-flux": lambda: _dit().build_tiny_flux(),
+}

@@ -1,8 +1,9 @@
 """Cancellation inside a model's forward pass, not only between steps.
 
 A real SD UNet step takes up to seconds (minutes on CPU) and the VAE decode longer, so checking the
-cancel event only in the step callback is too slow. Forward pre-hooks on the UNet's and the VAE's
-sub-blocks raise :class:`JobCancelled` at the next block boundary (research: 6 ms vs 120 ms per tiny step).
+cancel event only in the step callback is too slow. Forward pre-hooks on the UNet's (or the diffusion
+transformer's) and the VAE's sub-blocks raise :class:`JobCancelled` at the next block boundary (research:
+6 ms vs 120 ms per tiny step).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from torch import nn
 
 from ..events import JobCancelled
 
+DIT_BLOCKS = ("transformer_blocks", "single_transformer_blocks")  # diffusers' names in SD3 and Flux transformers
+
 
 def raise_if_cancelled(event: threading.Event) -> None:
     if event.is_set():
@@ -28,6 +31,10 @@ def cancel_points(pipe: Any) -> list[nn.Module]:
     unet = getattr(pipe, "unet", None)
     if unet is not None:
         points += [*unet.down_blocks, *([unet.mid_block] if unet.mid_block is not None else []), *unet.up_blocks]
+    transformer = getattr(pipe, "transformer", None)
+    if transformer is not None:  # SD3's MMDiT and Flux's DiT: each joint / single-stream block is a boundary
+        for name in DIT_BLOCKS:
+            points += list(getattr(transformer, name, ()))
     vae = getattr(pipe, "vae", None)
     if vae is not None:
         points += [*getattr(vae.decoder, "up_blocks", ()), *getattr(vae.encoder, "down_blocks", ())]

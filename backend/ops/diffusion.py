@@ -24,13 +24,18 @@ from ..control.registry import T2I_ADAPTER
 from ..events import EngineError, JobEvents, JobOutput, RefineFn
 from ..images import PREVIEW_ALPHA_FORMATS
 from ..inputs import JobInputs, pixels
+from ..lora.networks import Networks, job_networks
+from ..lora.registry import model_family
 from ..reference.models import ReferenceImage, References
+from ..regions.prompts import region_info, region_prompts
 from . import masks
 from .cancel import raise_if_cancelled
-from .denoise import DenoiseCall, denoise_steps, denoise_strength, run_denoise
+from .denoise import DenoiseCall, denoise_steps, denoise_strength, fit_size, run_denoise
 from .operation import PipelineTask
 from .prefill import prefill, resolve_mode
 from .previews import LinearDecoder, RegionPreview, TaesdDecoder, X0Capture
+from .prompt_cache import PROMPTS
+from .refiner import refiner_stage
 from .steps import CallbackSteps, StepReporter
 
 if TYPE_CHECKING:
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
 
 # Conditioning roles run_diffusion implements for every diffusion op (SPEC.md 9.9: control, reference and
 # region are specified). A new one: add it here and use it in run_diffusion's call.
-DIFFUSION_ROLES: frozenset[str] = frozenset({"control", "reference"})
+DIFFUSION_ROLES: frozenset[str] = frozenset({"control", "reference", "region"})
 
 # An operation's choice for a job: (job, inputs) -> (pipeline task, strength); op_*.py files define one each.
 PlanFn = Callable[[JobRequest, JobInputs], "tuple[PipelineTask, float]"]
@@ -79,6 +84,7 @@ def plan_job(job: JobRequest, task: PipelineTask, strength: float, model: Loaded
     least one step runs, SPEC.md 9.3: ``steps_per_image`` is what actually runs)."""
     context = job.context or job.region
     width, height = processing_size(context.width, context.height, model.entry.info.resolution, job.resolution)
+    width, height = fit_size(width, height, model.size_multiple)
     if not task.full_steps:
         strength = denoise_strength(job.steps, strength)
     steps = denoise_steps(job.steps, strength, task)
@@ -165,13 +171,16 @@ def reference_images(references: References | None, model: LoadedModel,
 
 def run_diffusion(
     model: LoadedModel, job: JobRequest, inputs: JobInputs, events: JobEvents, choose: PlanFn,
-    controls: Controls | None = None, references: References | None = None,
+    controls: Controls | None = None, references: References | None = None, refiner: LoadedModel | None = None,
+    networks: Networks | None = None,
 ) -> JobOutput:
     """Run a diffusion job as ``choose`` (the operation's plan) says; the image input (RGBA) and the mask input
     cover ``job.context``. The protocol checked which inputs the operation needs, so absent ones are absent;
     ``controls`` turns ``control`` inputs into ControlNets and control images, ``references`` ``reference``
-    inputs into IP-Adapters."""
+    inputs into IP-Adapters; ``refiner`` (the job's SDXL refiner) takes over at ``job.refiner_at``;
+    ``networks`` applies the job's LoRAs (its list and its prompt's tags, which leave the prompt) and embeddings."""
     started = time.perf_counter()
+    job, extras = job_networks(networks, job, model_family(model.entry.base, model.entry.family))
     context = job.context or job.region
     for role, items in inputs.items():
         if role in FREE_SIZE_ROLES:  # a picture of its own (SPEC.md 9.9)
@@ -191,6 +200,7 @@ def run_diffusion(
         plan = replace(plan, width=size[0], height=size[1])
         steering = control_images(controls, model, inputs, *size)
     refs = reference_images(references, model, inputs)
+    regions = region_prompts(inputs.get("region", ()), job.prompt, plan.width, plan.height)
 
     grown = soft = alpha = None
     if mask is not None:
@@ -210,6 +220,7 @@ def run_diffusion(
         pipe_mask = masks.resize_mask(soft, plan.width, plan.height)
         steering = inpaint_steering(controls, model, steering, pipe_image, pipe_mask)
 
+    stage = refiner_stage(refiner, model, job, plan.task, plan.steps_per_image, steering)  # None: no refiner
     preview = None
     if job.preview_format != "none":
         decoder = TaesdDecoder(model.taesd) if model.taesd is not None else LinearDecoder(model.entry.family)
@@ -225,9 +236,12 @@ def run_diffusion(
     images = []
     for index, image_seed in enumerate(seeds):
         call = DenoiseCall(plan.task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg,
-                           plan.strength, image_seed, plan.width, plan.height, steering, references=refs)
+                           plan.strength, image_seed, plan.width, plan.height, steering, references=refs,
+                           regions=regions, networks=extras)
         on_step = _on_step(reporter, plan, index, preview)
-        generated = run_denoise(model, call, pipe_image, pipe_mask, events.cancel, on_step, references)
+        denoise = run_denoise if stage is None else stage.run  # the refiner continues the model's latents
+        with PROMPTS.recording() as encoded:
+            generated = denoise(model, call, pipe_image, pipe_mask, events.cancel, on_step, references)
         generated = _crop(masks.resize_rgb(generated, context.width, context.height), context, job.region)
         images.append(compose_result(np.ascontiguousarray(generated), region_original, region_alpha))
         events.result(index, images[-1], image_seed)  # sent now: a cancel of a later item keeps this one
@@ -239,6 +253,14 @@ def run_diffusion(
         "controls": [{"mode": c.mode, "weight": c.weight, "start": c.start, "end": c.end} for c in steering],
         "references": [{"model": r.adapter.name, "encoder": r.encoder.name, "mode": r.mode, "weight": r.weight,
                         "start": r.start, "end": r.end} for r in refs],
+        "regions": region_info(regions),
+        "loras": extras.info,
+        # the prompts' 75-token chunks (the first encoding: the job model's; a refiner's comes after it)
+        "prompt_chunks": encoded[0].chunks if encoded else None,
+        "negative_prompt_chunks": encoded[0].negative_chunks if encoded else None,
+        "refiner": None if stage is None else stage.info,
+        "t5": model.t5,  # SD3's optional T5 encoder ran (Flux's always does; SD 1.5 / SDXL have none)
+        "offload": model.offload,  # none / model / sequential CPU offload (models/offload.py)
         "preview": "none" if preview is None else ("taesd" if model.taesd is not None else "linear"),
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -247,13 +269,14 @@ def run_diffusion(
 
 def make_refine(
     model: LoadedModel, job: JobRequest, seed: int, cancel: threading.Event, img2img: PipelineTask,
-    inpaint: PipelineTask, unblur: ControlImage | None = None,
+    inpaint: PipelineTask, unblur: ControlImage | None = None, networks: Networks | None = None,
 ) -> RefineFn:
     """The upscaler's tile refine: ``img2img`` (``inpaint`` where a mask is given) at
     ``job.upscale.refine_strength``, at least one step unless that is 0. With ``unblur`` (a tile ControlNet,
     its weight and span; no image) each tile also steers itself: its upscaled pixels are its control image."""
     requested = job.upscale.refine_strength if job.upscale is not None else 0.3
     strength = denoise_strength(job.steps, requested)
+    job, extras = job_networks(networks, job, model_family(model.entry.base, model.entry.family))
 
     def refine(tile: np.ndarray, mask: np.ndarray | None, index: int) -> np.ndarray:
         height, width = tile.shape[:2]
@@ -264,7 +287,7 @@ def make_refine(
         start = masks.resize_rgb(tile[..., :3], w, h)
         controls = (replace(unblur, image=start),) if unblur is not None else ()
         call = DenoiseCall(task, job.prompt, job.negative_prompt, job.sampler, job.steps, job.cfg, strength,
-                           (seed + index) % (MAX_SEED + 1), w, h, controls)
+                           (seed + index) % (MAX_SEED + 1), w, h, controls, networks=extras)
         tile_mask = masks.resize_mask(mask, w, h) if mask is not None else None
         out = run_denoise(model, call, start, tile_mask, cancel)
         out = masks.resize_rgb(out, width, height)

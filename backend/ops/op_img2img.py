@@ -18,7 +18,12 @@ from .denoise import DenoiseCall
 from .diffusion import DIFFUSION_ROLES, run_diffusion
 from .operation import DIFFUSION_CHECKS, Operation, PipelineTask, Services
 
-PIPELINES = {"sd15": "StableDiffusionImg2ImgPipeline", "sdxl": "StableDiffusionXLImg2ImgPipeline"}
+PIPELINES = {
+    "sd15": "StableDiffusionImg2ImgPipeline",
+    "sdxl": "StableDiffusionXLImg2ImgPipeline",
+    "sd3": "StableDiffusion3Img2ImgPipeline",
+    "flux": "FluxImg2ImgPipeline",
+}
 
 
 def pipeline_args(call: DenoiseCall, image: np.ndarray | None, _mask: np.ndarray | None) -> dict[str, Any]:
@@ -38,7 +43,8 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references,
+                         services.load_refiner(job), services.networks)
 
 
 OPERATION = Operation(

@@ -19,7 +19,12 @@ from .denoise import DenoiseCall
 from .diffusion import DIFFUSION_ROLES, run_diffusion
 from .operation import DIFFUSION_CHECKS, Operation, PipelineTask, Services
 
-PIPELINES = {"sd15": "StableDiffusionInpaintPipeline", "sdxl": "StableDiffusionXLInpaintPipeline"}
+PIPELINES = {
+    "sd15": "StableDiffusionInpaintPipeline",
+    "sdxl": "StableDiffusionXLInpaintPipeline",
+    "sd3": "StableDiffusion3InpaintPipeline",
+    "flux": "FluxInpaintPipeline",
+}
 
 
 def pipeline_args(call: DenoiseCall, image: np.ndarray | None, mask: np.ndarray | None) -> dict[str, Any]:
@@ -41,7 +46,8 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references,
+                         services.load_refiner(job), services.networks)
 
 
 OPERATION = Operation(

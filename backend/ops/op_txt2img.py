@@ -17,7 +17,12 @@ from .denoise import DenoiseCall
 from .diffusion import DIFFUSION_ROLES, run_diffusion
 from .operation import DIFFUSION_CHECKS, Operation, PipelineTask, Services
 
-PIPELINES = {"sd15": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
+PIPELINES = {
+    "sd15": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+    "flux": "FluxPipeline",
+}
 
 
 def pipeline_args(call: DenoiseCall, _image: np.ndarray | None, _mask: np.ndarray | None) -> dict[str, Any]:
@@ -36,7 +41,8 @@ def plan(job: JobRequest, inputs: JobInputs) -> tuple[PipelineTask, float]:
 
 
 def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvents) -> JobOutput:
-    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references)
+    return run_diffusion(services.load(job.model), job, inputs, events, plan, services.controls, services.references,
+                         services.load_refiner(job), services.networks)
 
 
 OPERATION = Operation(

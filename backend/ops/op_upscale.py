@@ -62,7 +62,7 @@ def run(services: Services, job: JobRequest, inputs: JobInputs, events: JobEvent
         seed = pick_seed(job)
         model = services.load(job.model)
         refine = make_refine(model, job, seed, events.cancel, op_img2img.TASK, op_inpaint.TASK,
-                             unblur_control(services, job))
+                             unblur_control(services, job), services.networks)
     return run_upscale(job, image, events, upscalers=services.upscalers, refine=refine, seed=seed)
 
 

@@ -52,6 +52,8 @@ class Services(Protocol):
 
     def load(self, name: str) -> Any: ...  # models.loader.LoadedModel
 
+    def load_refiner(self, job: JobRequest) -> Any: ...  # the job's SDXL refiner (a LoadedModel), or None
+
     def check_model(self, job: JobRequest) -> ProtocolError | None: ...
 
     def check_upscaler(self, name: str) -> ProtocolError | None: ...
@@ -65,6 +67,8 @@ class Services(Protocol):
     def check_references(self, job: JobRequest) -> ProtocolError | None: ...
 
     references: Any  # reference.models.References
+
+    networks: Any  # lora.networks.Networks: LoRAs and textual-inversion embeddings
 
 
 Check = Callable[[Services, JobRequest], "ProtocolError | None"]
@@ -112,4 +116,21 @@ def check_references(services: Services, job: JobRequest) -> ProtocolError | Non
     return services.check_references(job)
 
 
-DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill, check_controls, check_references)
+REGION_FAMILIES = ("sd15", "sdxl", "tiny")  # UNet models: regions work on their cross-attention (regions/)
+
+
+def check_regions(services: Services, job: JobRequest) -> ProtocolError | None:
+    roles = [i.role for i in job.inputs or ()]
+    if "region" not in roles:
+        return None
+    where = f"job.inputs[{roles.index('region')}].role"
+    if "reference" in roles:  # both replace the UNet's cross-attention processors
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, "regions and reference images in one job are not supported yet",
+                             where)
+    family = services.control_family(job.model)
+    if family not in REGION_FAMILIES:
+        return ProtocolError(ErrorCode.NOT_SUPPORTED, f"regions work with SD 1.5 and SDXL models, not {family}", where)
+    return None
+
+
+DIFFUSION_CHECKS: tuple[Check, ...] = (check_model, check_prefill, check_controls, check_references, check_regions)

@@ -1,4 +1,5 @@
-"""Few-step models and LoRAs (LCM, TCD, Hyper-SD, SDXL-Turbo / SD-Turbo, SDXL-Lightning, DMD2) and their settings.
+"""Few-step models and LoRAs (LCM, TCD, Hyper-SD, SDXL-Turbo / SD-Turbo, SDXL-Lightning, DMD2, SD3.5 Large Turbo,
+FLUX.1-schnell) and their settings.
 
 Configs as data, in one place: ``PRESETS`` holds the sampler, steps and cfg each model card recommends (the
 server hello lists them by name, SPEC.md 9.3), ``NAME_MATCHES`` says which model names get which preset
@@ -40,6 +41,11 @@ PRESETS: dict[str, SamplerPreset] = {
     # tianweiy/DMD2: LCMScheduler, 4 steps, guidance 0 (the card pins timesteps 999/749/499/249; LCM's own
     # 4-step schedule is close)
     "dmd2": SamplerPreset("LCM", 4, 1.0),
+    # flow-matching distillations (their models' own FlowMatchEuler schedule, "Euler" here):
+    # stabilityai/stable-diffusion-3.5-large-turbo: 4 steps, guidance_scale 0.0
+    "sd35-turbo": SamplerPreset("Euler", 4, 1.0),
+    # black-forest-labs/FLUX.1-schnell: 4 steps, guidance_scale 0.0 (no guidance embedding: cfg is ignored)
+    "flux-schnell": SamplerPreset("Euler", 4, 1.0),
 }
 
 _HYPER, _STEPS = r"hyper_?sd", r"_?steps?"
@@ -56,6 +62,8 @@ NAME_MATCHES: tuple[tuple[str, str], ...] = (
     (rf"lightning.*(?<!\d)2{_STEPS}", "lightning-2step"),
     (rf"lightning.*(?<!\d)8{_STEPS}", "lightning-8step"),
     ("lightning", "lightning-4step"),  # Lightning merges mostly ask for 4-6 steps
+    (r"(sd_?3|stable_diffusion_3).*turbo", "sd35-turbo"),  # before SD-Turbo's rule: another sampler family
+    ("schnell", "flux-schnell"),
     ("turbo", "turbo"),
     ("tcd", "tcd"),
     ("dmd", "dmd2"),
@@ -74,11 +82,15 @@ def preset_for_name(name: str) -> str | None:
 
 
 def detect_preset(
-    name: str, unet_config: Mapping[str, Any] | None = None, scheduler_config: Mapping[str, Any] | None = None
+    name: str, unet_config: Mapping[str, Any] | None = None, scheduler_config: Mapping[str, Any] | None = None,
+    transformer_config: Mapping[str, Any] | None = None,
 ) -> str:
     """The preset name for a model ("" = an ordinary model): its files' tells, then its name."""
     if unet_config and unet_config.get("time_cond_proj_dim"):
         return "lcm-guided"  # a guidance embedding is what LCM-distilled full models have
+    transformer = transformer_config or {}
+    if transformer.get("_class_name") == "FluxTransformer2DModel" and transformer.get("guidance_embeds") is False:
+        return "flux-schnell"  # FLUX.1-dev embeds its distilled guidance; schnell (timestep-distilled) has none
     by_name = preset_for_name(name)
     if by_name is not None:
         return by_name

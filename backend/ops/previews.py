@@ -3,7 +3,8 @@
 diffusers' step callback only sees x_t (noisy); x0 (the predicted clean latent) gives a much cleaner preview.
 Schedulers hand x0 out in different ways, so :class:`X0Capture` wraps ``scheduler.step`` and takes the first
 of: ``pred_original_sample``; ``model_outputs[-1]`` of data-predicting multistep solvers (DPM++, UniPC);
-x0 computed from the model output and ``alphas_cumprod``; x_t itself as a last resort.
+x0 computed from the model output and ``alphas_cumprod`` (or the sigma of a flow-matching scheduler); x_t
+itself as a last resort. Flux's packed latents are unpacked before they are decoded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,26 @@ LATENT_RGB: dict[str, tuple[tuple[tuple[float, ...], ...], tuple[float, float, f
         ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)),
         (0.1084, -0.0175, -0.0011),
     ),
+    # 16-channel flow-matching latents: ComfyUI's comfy/latent_formats.py (classes SD3 and Flux), for latents
+    # scaled as the diffusers pipelines scale them ((latent - shift_factor) * scaling_factor)
+    "sd3": (
+        ((-0.0922, -0.0175, 0.0749), (0.0311, 0.0633, 0.0954), (0.1994, 0.0927, 0.0458), (0.0856, 0.0339, 0.0902),
+         (0.0587, 0.0272, -0.0496), (-0.0006, 0.1104, 0.0309), (0.0978, 0.0306, 0.0427), (-0.0042, 0.1038, 0.1358),
+         (-0.0194, 0.0020, 0.0669), (-0.0488, 0.0130, -0.0268), (0.0922, 0.0988, 0.0951), (-0.0278, 0.0524, -0.0542),
+         (0.0332, 0.0456, 0.0895), (-0.0069, -0.0030, -0.0810), (-0.0596, -0.0465, -0.0293),
+         (-0.1448, -0.1463, -0.1189)),
+        (0.2394, 0.2135, 0.1925),
+    ),
+    "flux": (
+        ((-0.0346, 0.0244, 0.0681), (0.0034, 0.0210, 0.0687), (0.0275, -0.0668, -0.0433), (-0.0174, 0.0160, 0.0617),
+         (0.0859, 0.0721, 0.0329), (0.0004, 0.0383, 0.0115), (0.0405, 0.0861, 0.0915), (-0.0236, -0.0185, -0.0259),
+         (-0.0245, 0.0250, 0.1180), (0.1008, 0.0755, -0.0421), (-0.0515, 0.0201, 0.0011), (0.0428, -0.0012, -0.0036),
+         (0.0817, 0.0765, 0.0749), (-0.1264, -0.0522, -0.1103), (-0.0280, -0.0881, -0.0499),
+         (-0.1262, -0.0982, -0.0778)),
+        (-0.0329, -0.0718, -0.0851),
+    ),
 }
+PACKED = 2  # Flux packs 2x2 latent patches into one token: (batch, (h/2)*(w/2), channels*4)
 
 
 def _to_uint8(rgb_m11: torch.Tensor) -> np.ndarray:
@@ -62,11 +82,37 @@ class TaesdDecoder:
 
 
 LatentDecoder = Callable[[torch.Tensor], np.ndarray]
+
+
+def packed_grid(tokens: int, aspect: float) -> tuple[int, int]:
+    """(rows, columns) of a packed latent of ``tokens`` tokens: the factor pair closest to ``aspect`` (w / h).
+    The processing size keeps the context's aspect ratio, so the nearest pair is the one the pipeline used."""
+    pairs = [(rows, tokens // rows) for rows in range(1, tokens + 1) if tokens % rows == 0]
+    return min(pairs, key=lambda p: abs(np.log(p[1] / p[0]) - np.log(aspect)))
+
+
+def unpack_latents(x0: torch.Tensor, aspect: float) -> torch.Tensor:
+    """Flux's packed (batch, tokens, channels * 4) latent as (batch, channels, h, w), as its pipeline's
+    ``_unpack_latents`` does; an already spatial latent is returned as it is."""
+    if x0.ndim != 3:
+        return x0
+    batch, tokens, packed = x0.shape
+    rows, cols = packed_grid(tokens, aspect)
+    channels = packed // (PACKED * PACKED)
+    x = x0.view(batch, rows, cols, channels, PACKED, PACKED).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(batch, channels, rows * PACKED, cols * PACKED)
 NOISED_SECOND = ("TCDScheduler",)  # step() returns (prev_sample, pred_noised_sample)
+FLOW_MATCH = "FlowMatch"  # class-name prefix of diffusers' flow-matching schedulers
 
 
 def x0_from_model_output(scheduler: Any, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor):
-    """x0 from an alphas_cumprod-parametrised scheduler's raw model output, or None if it has no such table."""
+    """x0 from an alphas_cumprod-parametrised scheduler's raw model output, or None if it has no such table.
+    Flow-matching schedulers (SD3, Flux) predict the velocity v = noise - x0 at sigma = t / num_train_timesteps,
+    their timesteps being sigmas scaled so: x0 = x_t - sigma * v."""
+    if type(scheduler).__name__.startswith(FLOW_MATCH):
+        sigma = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
+        sigma /= scheduler.config.get("num_train_timesteps", 1000)
+        return (sample.float() - sigma * model_output.float()).to(sample.dtype)
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is None or getattr(scheduler, "sigmas", None) is not None:
         return None  # sigma-space schedulers scale the input; they report x0 themselves
@@ -189,6 +235,7 @@ class RegionPreview:
         return self._backdrop
 
     def __call__(self, x0: torch.Tensor) -> np.ndarray:
+        x0 = unpack_latents(x0, self.context.width / self.context.height)
         preview = self._to_preview(self.decoder(x0), Image.Resampling.BICUBIC)
         if self.alpha is None:
             return np.ascontiguousarray(preview)

@@ -17,9 +17,12 @@ from latentbrush.plugin.core.requests import (
     ControlSpec,
     GenerationSettings,
     ReferenceSpec,
+    RegionSpec,
     RequestError,
     default_preprocessor,
+    is_refiner,
 )
+from latentbrush.plugin.core.styles import StyleError
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 from latentbrush.plugin.hosts.headless import HeadlessHost
@@ -29,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from .local_server import ServerStartError
 from .main import EXIT_CONNECT, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, ControlArg, ReferenceArg
 from .session import ConnectOptions, PreviewWriter, connected, run_job, write_results
+from .style_command import chosen_style, list_styles, with_style
 
 OPERATIONS = {"inpaint": "inpaint", "img2img": "img2img", "generate": "txt2img", "upscale": "upscale",
               "preprocess": "preprocess"}
@@ -47,12 +51,14 @@ def run_command(args: argparse.Namespace) -> int:
             return asyncio.run(run_demo(args))
         if args.command == "models":
             return asyncio.run(list_models(args))
+        if args.command == "styles":
+            return list_styles(args)
         if args.command == "live":
             from .live import run_live_command
 
             return run_live_command(args)
         return asyncio.run(run_image_job(args))
-    except (InputError, RequestError, ControllerError) as exc:
+    except (InputError, RequestError, ControllerError, StyleError) as exc:
         print(f"latentbrush {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ConnectError, ServerStartError, TokenError, MissingDependency) as exc:
@@ -68,7 +74,8 @@ def connect_options(args: argparse.Namespace) -> ConnectOptions:
                           local=getattr(args, "local", False), models=args.models, device=args.device)
 
 
-def load_image(path: str, what: str, mode: str) -> Image.Image:
+def load_image(path: str, what: str, mode: str | None) -> Image.Image:
+    """``path`` as ``mode`` (None: as stored, a palette resolved)."""
     try:
         with Image.open(path) as image:
             return image.convert(mode)
@@ -136,6 +143,28 @@ def reference_specs(args: argparse.Namespace, canvas: Image.Image) -> tuple[Refe
     return tuple(out)
 
 
+def region_layer(mask: Image.Image) -> Image.Image:
+    """A ``--region`` mask file as the layer a painter would draw it as: its opacity where the file has an alpha
+    channel, else its brightness (white = the region)."""
+    has_alpha = mask.mode in ("RGBA", "LA", "PA") or (mask.mode == "P" and "transparency" in mask.info)
+    alpha = mask.convert("RGBA").getchannel("A") if has_alpha else mask.convert("L")
+    layer = Image.new("RGBA", mask.size, (255, 255, 255, 0))
+    layer.putalpha(alpha)
+    return layer
+
+
+def region_specs(args: argparse.Namespace, canvas: Image.Image) -> tuple[RegionSpec, ...]:
+    """Each ``--region`` mask, read now (a bad file is a usage error before any connection)."""
+    out = []
+    for region in getattr(args, "region", []):
+        mask = load_image(region.path, f"region mask ({region.prompt[:40]})", None)
+        if mask.size != canvas.size:
+            raise InputError(f"region mask {region.path} is {mask.size[0]}x{mask.size[1]}, the canvas is "
+                             f"{canvas.size[0]}x{canvas.size[1]}: they must match")
+        out.append(RegionSpec(region_layer(mask), region.prompt, weight=region.weight))
+    return tuple(out)
+
+
 def settings_from(args: argparse.Namespace) -> GenerationSettings:
     if args.command == "preprocess":  # the picture itself (the visible canvas, source None) is the one control
         return GenerationSettings(controls=(ControlSpec(None, preprocessor=args.preprocessor),))
@@ -145,7 +174,8 @@ def settings_from(args: argparse.Namespace) -> GenerationSettings:
         blend_outward=getattr(args, "blend_outward", 0),
         upscaler=getattr(args, "upscaler", ""), scale=getattr(args, "scale", 2.0),
         refine=getattr(args, "refine", False), refine_strength=getattr(args, "refine_strength", 0.3),
-        unblur=getattr(args, "unblur", 0.0),
+        unblur=getattr(args, "unblur", 0.0), loras=tuple(getattr(args, "lora", ())),
+        refiner=getattr(args, "refiner", ""), refiner_at=getattr(args, "refiner_at", None),
     )
 
 
@@ -160,8 +190,9 @@ async def run_image_job(args: argparse.Namespace) -> int:
     op = OPERATIONS[args.command]
     host = make_host(args)
     settings = settings_from(args)
+    style = chosen_style(args)  # an unknown name fails before connecting
     controls = control_images(args, host.canvas)
-    settings = replace(settings, references=reference_specs(args, host.canvas))
+    settings = replace(settings, references=reference_specs(args, host.canvas), regions=region_specs(args, host.canvas))
     writer = PreviewWriter(Path(args.previews) if args.previews else None, args.command, host)
     host.preview_sink = writer
     started = time.monotonic()
@@ -169,6 +200,7 @@ async def run_image_job(args: argparse.Namespace) -> int:
         if controls:
             offered = client.hello.preprocessors if client.hello is not None else ()
             settings = replace(settings, controls=control_specs(controls, offered))
+        settings = with_style(args, settings, style, client.hello)
         record = await run_job(client, host, op, settings, label=args.command, show_progress=not args.quiet,
                                previews=True, preview_max_side=args.preview_max_side)
     if record.state != hs.DONE:
@@ -182,9 +214,24 @@ async def run_image_job(args: argparse.Namespace) -> int:
         seeds = ", ".join(str(s) for s in record.seeds) or "-"
         print(f"{args.command}: {len(host.layers)} image(s), seed {seeds}, {host.preview_count} previews, "
               f"{time.monotonic() - started:.1f} s", file=sys.stderr)
+        for line in prompt_lines(record.info):
+            print(line, file=sys.stderr)
     for path in written + writer.paths:
         print(path)
     return EXIT_OK
+
+
+def prompt_lines(info: dict) -> list[str]:
+    """What the job info says of the prompt (its 75-token chunks) and the LoRAs applied; nothing from a server
+    that does not report them."""
+    lines = []
+    if info.get("prompt_chunks") is not None:
+        negative = info.get("negative_prompt_chunks")
+        lines.append(f"prompt: {info['prompt_chunks']} chunk(s) of 75 tokens"
+                     + (f", negative {negative}" if negative else ""))
+    if info.get("loras"):
+        lines.append("loras: " + ", ".join(f"{lora.get('name')} {lora.get('weight', 1.0):g}" for lora in info["loras"]))
+    return lines
 
 
 async def list_models(args: argparse.Namespace) -> int:
@@ -197,7 +244,8 @@ async def list_models(args: argparse.Namespace) -> int:
         default = "  (default)" if m.name == answer.default_model else ""
         kind = "inpaint " if m.inpaint else ""
         preset = f"  [{m.preset.sampler}, {m.preset.steps} steps, CFG {m.preset.cfg:g}]" if m.preset else ""
-        print(f"  {m.name:32s} {m.base:6s} {kind}{m.resolution}px {m.source}{default}{preset}")
+        refiner = f"  (refiner of {m.base.removesuffix('-refiner')} models: --refiner)" if is_refiner(m) else ""
+        print(f"  {m.name:32s} {m.base:6s} {kind}{m.resolution}px {m.source}{default}{preset}{refiner}")
     print("upscalers: " + ", ".join(answer.upscalers))
     print("samplers:  " + ", ".join(answer.samplers))
     if hello.presets:  # 1.1: few-step presets by name
@@ -213,4 +261,10 @@ async def list_models(args: argparse.Namespace) -> int:
         for r in hello.references:
             print(f"  {r.name:32s} {r.family:6s}")
         print("reference modes: " + ", ".join(hello.reference_modes))
+    if hello.loras:  # 1.1: for --lora and <lora:name:weight> prompt tags
+        print("loras:")
+        for lora in hello.loras:
+            print(f"  {lora.name:32s} {lora.family:6s}")
+    if hello.embeddings:  # 1.1: textual-inversion embeddings, named in a prompt
+        print("embeddings: " + ", ".join(hello.embeddings))
     return EXIT_OK

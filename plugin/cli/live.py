@@ -39,6 +39,7 @@ from .commands import (
 )
 from .main import EXIT_OK
 from .session import connected, write_results
+from .style_command import chosen_style, with_style
 
 LIVE_OPS = {"img2img": "img2img", "inpaint": "inpaint", "generate": "txt2img"}
 STREAM = "cli-live"
@@ -194,6 +195,7 @@ async def run_live(args: argparse.Namespace) -> int:
     if first is None:
         raise InputError(f"{watch} is not a readable image")
     settings = replace(settings_from(args), references=reference_specs(args, first))
+    style = chosen_style(args)  # an unknown name fails before connecting
     controls = control_images(args, first)
     def notice(text: str) -> None:
         if not args.quiet:
@@ -209,6 +211,7 @@ async def run_live(args: argparse.Namespace) -> int:
         if controls:
             offered = client.hello.preprocessors if client.hello is not None else ()
             settings = replace(settings, controls=control_specs(controls, offered))
+        settings = with_style(args, settings, style, client.hello)  # its live block
         live = LiveRun(client, args, settings)
         if not args.quiet:
             print(f"live: watching {watch} (Ctrl+C stops)", file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ from latentbrush.protocol import (  # stdlib only: fast
     REFERENCE_MODES,
     JobInput,
     JobRequest,
+    LoraRef,
     UpscaleParams,
     field_range,
 )
@@ -127,37 +128,86 @@ class ReferenceArg:
     weight: float = 1.0
 
 
+def _with_number(text: str, whole: str, what: str, check: Callable[[str], float]) -> tuple[str, float | None]:
+    """``TEXT[:NUMBER]`` as (TEXT, checked NUMBER or None): a colon not followed by a number belongs to TEXT (a
+    Windows path, C:\\pictures\\ref.png); ``whole`` (the option's argument) and ``what`` name a bad number."""
+    head, colon, tail = text.rpartition(":")
+    try:
+        float(tail)
+    except ValueError:
+        return text, None
+    if not colon:
+        return text, None
+    try:
+        return head, check(tail)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{whole!r}: {what} {exc}") from None
+
+
 def _reference(text: str) -> ReferenceArg:
     mode, sep, rest = text.partition("=")
     if not sep or mode not in REFERENCE_MODES or not rest:
         raise argparse.ArgumentTypeError(f"{text!r}: expected MODE=IMAGE[:STRENGTH], MODE one of "
                                          f"{', '.join(REFERENCE_MODES)}")
-    path, colon, number = rest.rpartition(":")
-    try:
-        float(number)
-    except ValueError:  # no strength: a colon, if any, belongs to the path (C:\pictures\ref.png)
-        return ReferenceArg(mode, rest)
-    if not colon or not path:
-        return ReferenceArg(mode, rest)
-    try:
-        return ReferenceArg(mode, path, _ranged(JobInput, "weight")(number))
-    except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: strength {exc}") from None
+    path, weight = _with_number(rest, text, "strength", _ranged(JobInput, "weight"))
+    if not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODE=IMAGE[:STRENGTH]")
+    return ReferenceArg(mode, path) if weight is None else ReferenceArg(mode, path, weight)
+
+
+def _lora(text: str) -> LoraRef:
+    """``--lora NAME[:WEIGHT]``; a colon not followed by a number is part of the name."""
+    name, weight = _with_number(text, text, "weight", _ranged(LoraRef, "weight"))
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME[:WEIGHT]")
+    return LoraRef(name) if weight is None else LoraRef(name, float(weight))
+
+
+class _Given(argparse.Action):
+    """Store the value and note that the option was given: an explicit flag wins over ``--style``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+@dataclass(frozen=True)
+class RegionArg:
+    """``--region MASK[:WEIGHT]=PROMPT`` as parsed; the mask image is read with the input."""
+
+    path: str
+    prompt: str
+    weight: float = 1.0
+
+
+def _region(text: str) -> RegionArg:
+    mask, sep, prompt = text.partition("=")
+    path, weight = _with_number(mask, text, "weight", _ranged(JobInput, "weight"))
+    if not sep or not path or not prompt.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MASK[:WEIGHT]=PROMPT")
+    return RegionArg(path, prompt.strip()) if weight is None else RegionArg(path, prompt.strip(), weight)
 
 
 def _add_generation(p: argparse.ArgumentParser, *, strength: float | None, controls: bool = True) -> None:
     g = p.add_argument_group("generation")
     g.add_argument("-p", "--prompt", default="", help="what to paint")
-    g.add_argument("--negative", default="", help="what to avoid")
-    g.add_argument("--model", default="", help="model name (default: the server's default; see `latentbrush models`)")
-    g.add_argument("--sampler", default="Euler a")
-    g.add_argument("--steps", type=_ranged(JobRequest, "steps"), default=20)
-    g.add_argument("--cfg", type=_ranged(JobRequest, "cfg"), default=7.0)
+    g.add_argument("--negative", default="", help="what to avoid (a style's negative prompt comes before it)")
+    g.add_argument("--style", metavar="NAME", help="a style (`latentbrush styles`): its prompt template, negative "
+                   "prompt, model, LoRAs, sampler, steps and CFG; --model, --sampler, --steps and --cfg still win")
+    g.add_argument("--model", default="", action=_Given,
+                   help="model name (default: the server's default; see `latentbrush models`)")
+    g.add_argument("--sampler", default="Euler a", action=_Given)
+    g.add_argument("--steps", type=_ranged(JobRequest, "steps"), default=20, action=_Given)
+    g.add_argument("--cfg", type=_ranged(JobRequest, "cfg"), default=7.0, action=_Given)
     g.add_argument("--seed", type=_ranged(JobRequest, "seed"), default=None, help="default: the server picks one")
     if strength is not None:
         g.add_argument("--strength", type=_ranged(JobRequest, "strength"), default=strength,
                        help=f"0..1 (default {strength})")
     g.add_argument("--batch", type=_ranged(JobRequest, "batch"), default=1, help="images to make (one layer each)")
+    g.add_argument("--lora", action="append", type=_lora, default=[], metavar="NAME[:WEIGHT]",
+                   help="apply a LoRA from the server's list (`latentbrush models`) at WEIGHT (-4..4, default 1); "
+                        "repeatable; a prompt may also carry <lora:NAME:WEIGHT> tags")
     if controls:
         g.add_argument("--control", action="append", type=_control, default=[], metavar="MODE=IMAGE[:W[:START:END]]",
                        help="steer with a ControlNet: MODE (scribble, canny, lineart, depth, ...) from IMAGE, "
@@ -166,6 +216,15 @@ def _add_generation(p: argparse.ArgumentParser, *, strength: float | None, contr
         g.add_argument("--reference", action="append", type=_reference, default=[], metavar="MODE=IMAGE[:S]",
                        help="steer with a reference picture (IP-Adapter), any size: MODE reference (content and "
                             "style), style or composition (layout); strength S 0..2 (default 1); repeatable")
+        g.add_argument("--region", action="append", type=_region, default=[], metavar="MASK[:W]=PROMPT",
+                       help="paint PROMPT where MASK (the input's size; white or opaque = the region) is, with "
+                            "strength W 0..2 (default 1); the main prompt paints the rest and is added to each "
+                            "region's; repeatable")
+        g.add_argument("--refiner", default="", metavar="NAME",
+                       help="an SDXL refiner (`latentbrush models` marks them) that takes over the last part of the "
+                            "denoising from an SDXL --model")
+        g.add_argument("--refiner-at", type=_ranged(JobRequest, "refiner_at"), default=None, metavar="F",
+                       help="the fraction of the denoising after which the --refiner takes over (0..1, default 0.8)")
     g.add_argument("--blend-outward", type=_ranged(JobRequest, "mask_outward"), default=0, metavar="PX",
                    help="let the result's soft edge reach PX pixels past the mask (default 0: no pixel outside "
                         "the mask changes)")
@@ -247,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the server's models, upscalers and samplers")
     _add_connection(p)
+
+    sub.add_parser("styles", help="list the styles --style can name: the built-in ones and yours")
 
     p = sub.add_parser("demo", help="draw a sample picture and run inpaint, img2img and generate on a local server")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")

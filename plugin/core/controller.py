@@ -43,6 +43,7 @@ from .requests import (
     build_request,
     choose_operation,
     new_job_id,
+    takes_regions,
     validated,
 )
 
@@ -190,6 +191,7 @@ class Controller:
             image, mask = self._capture(op, plan, selection)
             controls = self._capture_controls(op, plan, settings)
             references = self._capture_references(op, settings)
+            regions = self._capture_regions(op, plan, settings)
             request = build_request(
                 op, plan, settings, job_id=job_id,
                 image=image.hash if image else None,
@@ -198,12 +200,13 @@ class Controller:
                 controls=tuple(c.hash for c in controls),
                 references=tuple(r.hash for r in references),
                 stream=stream,
+                regions=tuple(r.hash for r in regions),
             )
             validated(request, self.client.hello)  # this server's limits and formats, before any upload
             job.request = request
             self.history.update(job_id, request=request, state=hs.SUBMITTED)
             self.host.report_status(f"{op_label(op)}: sending the image to the server", None)
-            blobs = [b for b in (image, mask, *controls, *references) if b is not None]
+            blobs = [b for b in (image, mask, *controls, *references, *regions) if b is not None]
             position = await self.client.submit(request, blobs)
         except asyncio.CancelledError:  # the session went away mid-upload: no record stays "submitted"
             self._finish(job_id, hs.CANCELLED)
@@ -250,6 +253,20 @@ class Controller:
                 raise ControllerError(f"host returned {pixels.format} control pixels of {pixels.bounds}, "
                                       f"expected {self.host.pixel_format} of {plan.context}")
             blobs.append(Blob(pixels.data, pixels.format, w, h))
+        return tuple(blobs)
+
+    def _capture_regions(self, op: str, plan: RegionPlan, settings: GenerationSettings) -> tuple[Blob, ...]:
+        """Each region layer's opacity over the context, as a one-channel mask (diffusion operations only)."""
+        if not takes_regions(op) or not settings.regions:
+            return ()
+        w, h = plan.context.width, plan.context.height
+        blobs = []
+        for region in settings.regions:
+            pixels = self.host.read_control(region.source, plan.context)
+            if pixels.format not in COLOR_FORMATS or len(pixels.data) != w * h * 4:
+                raise ControllerError(f"host returned {pixels.format} region pixels of {pixels.bounds}, "
+                                      f"expected {self.host.pixel_format} of {plan.context}")
+            blobs.append(Blob(bytes(memoryview(pixels.data)[3::4]), "gray8", w, h))  # alpha: last of 4 bytes
         return tuple(blobs)
 
     def _capture_references(self, op: str, settings: GenerationSettings) -> tuple[Blob, ...]:

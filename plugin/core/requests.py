@@ -17,6 +17,8 @@ from latentbrush.protocol import (
     ErrorCode,
     JobInput,
     JobRequest,
+    LoraRef,
+    ModelInfo,
     ProtocolError,
     ServerHello,
     UpscaleParams,
@@ -68,6 +70,20 @@ class ReferenceSpec:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class RegionSpec:
+    """One region of the picture with a prompt of its own (regional prompting, protocol 1.1 ``region`` inputs).
+
+    The host reads ``source`` (a layer, or a canvas-sized image for the CLI) over the job's context; its opacity
+    is where ``prompt`` paints, in full where opaque. The job's prompt is the background's and is added after
+    each region's by the server (SPEC.md 9.14)."""
+
+    source: Any
+    prompt: str
+    negative_prompt: str = ""  # "" = the job's negative prompt there
+    weight: float = 1.0
+
+
 def default_preprocessor(mode: str, offered: tuple[str, ...]) -> str:
     """A mode's own preprocessor when the server offers one (a painter's scribble becomes white on black,
     a photo becomes Canny edges), else none: the picture is then the control image as is."""
@@ -97,6 +113,10 @@ class GenerationSettings:
     unblur: float = 0.0  # weight of the server's tile ControlNet in the refine pass; 0 = off
     controls: tuple[ControlSpec, ...] = ()  # ControlNet control layers (protocol 1.1 ``control`` inputs)
     references: tuple[ReferenceSpec, ...] = ()  # IP-Adapter reference images (``reference`` inputs)
+    regions: tuple[RegionSpec, ...] = ()  # per-region prompts (``region`` inputs)
+    loras: tuple[LoraRef, ...] = ()  # 1.1 ``JobRequest.loras``; () = none (sent as no field at all)
+    refiner: str = ""  # 1.1 ``JobRequest.refiner``: an SDXL refiner of the hello; "" = none (no field)
+    refiner_at: float | None = None  # where the refiner takes over (0..1); None = the protocol's 0.8
 
 
 @dataclass(frozen=True)
@@ -131,10 +151,32 @@ def _common(plan: RegionPlan, settings: GenerationSettings, formats: TransferFor
         "cfg": settings.cfg,
         "seed": settings.seed,
         "batch": settings.batch,
+        "loras": settings.loras or None,  # None: no field, so a 1.0 server still accepts the job
         "preview_format": formats.preview,
         "preview_max_side": formats.preview_max_side,
         "result_format": formats.result,
     }
+
+
+def _refiner(settings: GenerationSettings) -> dict[str, Any]:
+    """The refiner fields of a txt2img / img2img / inpaint job; none without a refiner, so a 1.0 server still
+    accepts the job (an upscale takes no refiner: SPEC.md 9.13)."""
+    if not settings.refiner:
+        return {}
+    return {"refiner": settings.refiner, "refiner_at": settings.refiner_at}
+
+
+def is_refiner(model: ModelInfo) -> bool:
+    """A model of the hello that only continues another's denoising (base ``sdxl-refiner``, SPEC.md 9.13)."""
+    return model.base.endswith("-refiner")
+
+
+def refiners_for(hello: ServerHello | None, model: str) -> tuple[str, ...]:
+    """The hello's refiners that fit ``model`` ("" = the default): those of base ``<model's base>-refiner``."""
+    if hello is None:
+        return ()
+    base = next((m.base for m in hello.models if m.name == (model or hello.default_model)), "")
+    return tuple(m.name for m in hello.models if base and m.base == f"{base}-refiner")
 
 
 def validated(job: JobRequest, hello: ServerHello | None = None) -> JobRequest:
@@ -173,6 +215,7 @@ def build_txt2img(
             **_inputs(None, mask if plan.has_mask else None, _controls(settings, controls),
                     _references(settings, references)),
             **_common(plan, settings, formats, job_id),
+            **_refiner(settings),
         )
     )
 
@@ -198,6 +241,7 @@ def build_img2img(
             **_inputs(image, mask if plan.has_mask else None, _controls(settings, controls),
                     _references(settings, references)),
             **_common(plan, settings, formats, job_id),
+            **_refiner(settings),
         )
     )
 
@@ -226,6 +270,7 @@ def build_inpaint(
                     _references(settings, references)),
             prefill=settings.prefill,  # type: ignore[arg-type]  # a bad value is named by validated()
             **_common(plan, settings, formats, job_id),
+            **_refiner(settings),
         )
     )
 
@@ -334,15 +379,36 @@ def build_request(
     controls: tuple[str, ...] = (),
     references: tuple[str, ...] = (),
     stream: str | None = None,
+    regions: tuple[str, ...] = (),
 ) -> JobRequest:
     """Dispatch to the builder for ``op``; missing blobs are reported with the field name. ``controls``: the
     blob of each of ``settings.controls``, in order; ``references`` likewise of ``settings.references``.
     ``stream``: the live stream the job belongs to (1.1, SPEC.md 9.11): it supersedes the stream's earlier jobs."""
     request = _build_for_op(op, plan, settings, job_id=job_id, image=image, mask=mask, formats=formats,
                             controls=controls, references=references)
+    request = _with_regions(request, settings, regions)
     if stream is None:
         return request
     return validated(replace(request, stream=stream))  # the stream id's pattern, before it leaves
+
+
+def takes_regions(op: str) -> bool:
+    return op in OPERATIONS and OPERATIONS[op].allows("region")
+
+
+def _with_regions(request: JobRequest, settings: GenerationSettings, blobs: tuple[str, ...]) -> JobRequest:
+    """``request`` with a ``region`` input per ``settings.regions`` (``blobs``: each one's mask, in order); an
+    operation that takes no regions (upscale) goes without them."""
+    if not takes_regions(request.op):
+        return request
+    if len(blobs) != len(settings.regions):
+        message = f"{len(settings.regions)} regions but {len(blobs)} region masks"
+        raise RequestError(ProtocolError(ErrorCode.MISSING_FIELD, message, "inputs"))
+    if not blobs:
+        return request
+    items = tuple(JobInput("region", blob, prompt=r.prompt, negative_prompt=r.negative_prompt, weight=r.weight)
+                  for r, blob in zip(settings.regions, blobs, strict=True))
+    return validated(replace(request, inputs=(*(request.inputs or ()), *items)))  # the op may not take regions
 
 
 def _build_for_op(

@@ -32,6 +32,12 @@ PNG_2X1 = png(2, 1, bytes([255, 0, 0, 255, 0, 255, 0, 128]))
 BGRA_PADDED = bytes(range(8)) + b"\xee" * 4 + bytes(range(8, 16))
 
 MODEL = {"name": "tiny", "base": "tiny", "inpaint": False, "resolution": 64, "source": "builtin"}
+
+
+def model_decoded(model: dict[str, Any]) -> dict[str, Any]:
+    return {**model, "samplers": model.get("samplers", [])}  # 1.1: [] = every sampler of the hello fits
+
+
 LIMITS = {"max_frame_bytes": 67108864, "max_pixels": 16777216, "max_queue": 32, "max_batch": 8, "max_steps": 150}
 SERVER_HELLO = {
     "type": "hello",
@@ -221,14 +227,18 @@ def client_binary() -> list[dict[str, Any]]:
 
 
 def server_text() -> list[dict[str, Any]]:
-    hello_decoded = {**SERVER_HELLO, "default_model": "", **HELLO_FORMAT_DEFAULTS}
+    def hello_as_decoded(sent: dict[str, Any]) -> dict[str, Any]:
+        return {**SERVER_HELLO, "default_model": "", **HELLO_FORMAT_DEFAULTS, **sent,
+                "models": [model_decoded(m) for m in sent["models"]]}
+
+    hello_decoded = hello_as_decoded(SERVER_HELLO)
     hello_newer = {**SERVER_HELLO, "minor": 2, "gpu_memory": 24, "limits": {**LIMITS, "max_loras": 4}}
     hello_newer_decoded = {**hello_decoded, "minor": 2}
     hello_controls = {**SERVER_HELLO, "minor": 1, "preprocessors": ["", "scribble", "canny"],
                       "controls": [{"name": "control_v11p_sd15_scribble", "mode": "scribble", "family": "sd15"},
                                    {"name": "t2i-adapter-sketch-sdxl-1.0", "mode": "scribble", "family": "sdxl",
                                     "kind": "t2i_adapter"}]}
-    controls_decoded = {**hello_decoded, **hello_controls,
+    controls_decoded = {**hello_as_decoded(hello_controls),
                         "controls": [{**hello_controls["controls"][0], "kind": "controlnet"},
                                      hello_controls["controls"][1]]}
     hello_references = {**SERVER_HELLO, "minor": 1, "reference_modes": ["reference", "style", "composition"],
@@ -250,9 +260,9 @@ def server_text() -> list[dict[str, Any]]:
         case("server_hello_with_controls", S2C, "text", text(hello_controls), _message(hello_controls,
              controls_decoded), note="1.1: control models (ControlNets, T2I-Adapters) and preprocessors"),
         case("server_hello_with_references", S2C, "text", text(hello_references), _message(hello_references,
-             {**hello_decoded, **hello_references}), note="1.1: reference models (IP-Adapters) and their modes"),
+             hello_as_decoded(hello_references)), note="1.1: reference models (IP-Adapters) and their modes"),
         case("server_hello_with_presets", S2C, "text", text(hello_presets), _message(hello_presets,
-             {**hello_decoded, **hello_presets}),
+             hello_as_decoded(hello_presets)),
              note="1.1: few-step presets by name, and a model's own preset (SPEC 9.3); cfg 1 equals 1.0"),
         case(
             "server_hello_newer_minor_unknown_members_ignored",
@@ -298,7 +308,7 @@ def server_text() -> list[dict[str, Any]]:
         case("blob_stored", S2C, "text", text({"type": "blob_stored", "hash": HASH_A, "width": 2, "height": 2}),
              _message({"type": "blob_stored", "hash": HASH_A, "width": 2, "height": 2})),
         case("queue", S2C, "text", text(queue), _message(queue)),
-        case("models", S2C, "text", text(models), _message(models)),
+        case("models", S2C, "text", text(models), _message(models, {**models, "models": [model_decoded(MODEL)]})),
     ]
 
 

@@ -63,6 +63,8 @@ HELLO_FORMAT_DEFAULTS: dict[str, Any] = {
     "references": [],  # 1.1
     "reference_modes": [],  # 1.1
     "presets": {},  # 1.1
+    "loras": [],  # 1.1
+    "embeddings": [],  # 1.1
 }
 
 # A real 2x2 JPEG and a real 2x2 lossless WebP (made once with Pillow; kept as bytes so this

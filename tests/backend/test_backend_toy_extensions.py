@@ -7,6 +7,7 @@ thread and the engine's operation lookup, as a real job does (docs/INTERNALS.md 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -130,8 +131,10 @@ def test_the_toy_role_is_checked_like_any_role(toy: Engine) -> None:
     assert (wrong_size.code, wrong_size.field) == (ErrorCode.SIZE_MISMATCH, "job.inputs[1].blob")
 
 
-def test_a_reserved_role_is_not_supported_by_this_server() -> None:
-    engine = Engine(EngineSettings(device="cpu"))
+def test_a_role_the_protocol_allows_but_an_operation_does_not_implement_is_not_supported() -> None:
+    # every role of protocol 1.1 is implemented now; a server whose img2img lacks regions is the case
+    without = replace(ENGINE_OPERATIONS["img2img"], roles=ENGINE_OPERATIONS["img2img"].roles - {"region"})
+    engine = Engine(EngineSettings(device="cpu"), operations={**ENGINE_OPERATIONS, "img2img": without})
     job = JobRequest(id="c1", op="img2img", canvas=Size(8, 8), region=Rect(0, 0, 8, 8),
                      inputs=(JobInput("image", IMAGE), JobInput("region", IMAGE, weight=0.5)))
     assert check_job(job, limits=LIMITS) is None  # valid protocol 1.1

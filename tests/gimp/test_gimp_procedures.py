@@ -9,6 +9,7 @@ from latentbrush.plugin.core.requests import (
     ControlSpec,
     GenerationSettings,
     ReferenceSpec,
+    RegionSpec,
     build_request,
     new_job_id,
 )
@@ -159,6 +160,20 @@ def test_a_reference_layer_becomes_a_reference_spec():
                                      "reference-strength": 0.6}, "img2img")
     assert settings.references == (ReferenceSpec(layer, mode="style", weight=0.6),)
     assert settings.controls == ()
+
+
+def test_two_region_slots_become_region_specs_when_they_have_a_layer_and_a_prompt():
+    sky, sea = object(), object()
+    args = {arg.name: arg for arg in procedure_named("plug-in-latentbrush-inpaint").args}
+    assert [(args[f"region-{n}-layer"].kind, args[f"region-{n}-prompt"].kind) for n in (1, 2)] == [
+        ("layer", "string"), ("layer", "string")]
+    values = {"region-1-layer": sky, "region-1-prompt": " a stormy sky ", "region-2-layer": sea,
+              "region-2-prompt": "a calm sea"}
+    settings = settings_from_values(values, "txt2img")
+    assert settings.regions == (RegionSpec(sky, "a stormy sky"), RegionSpec(sea, "a calm sea"))
+    half = settings_from_values({"region-1-layer": sky, "region-2-prompt": "a calm sea"}, "txt2img")
+    assert half.regions == ()  # a layer without a prompt, a prompt without a layer: no region
+    assert "region-1-layer" not in {a.name for a in procedure_named("plug-in-latentbrush-upscale").args}
 
 
 @pytest.mark.parametrize("mode", [value for value, _ in CONTROL_MODES])

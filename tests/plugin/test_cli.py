@@ -79,6 +79,42 @@ def test_reference_arguments_are_checked(capsys):
         parse(["upscale", "in.png", "--reference", "style=a.png"])  # an upscale takes no references
 
 
+def test_region_arguments_are_checked(capsys):
+    parse = build_parser().parse_args
+    args = parse(["generate", "--region", "sky.png=a stormy sky, rain", "--region", "C:/m/boat.png:0.6=a boat = red"])
+    assert [(r.path, r.prompt, r.weight) for r in args.region] == [
+        ("sky.png", "a stormy sky, rain", 1.0), ("C:/m/boat.png", "a boat = red", 0.6)]
+    assert parse(["generate", "--region", "C:/masks/sky.png=sky"]).region[0].path == "C:/masks/sky.png"
+    for bad in ("sky.png", "sky.png=", "=a sky", "sky.png:2.5=a sky"):
+        with pytest.raises(SystemExit):
+            parse(["generate", "--region", bad])
+        assert "--region" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(["upscale", "in.png", "--region", "a.png=x"])  # an upscale takes no regions
+
+
+@pytest.mark.slow
+def test_generate_with_two_regions_on_the_tiny_model(tmp_path):
+    left = Image.new("L", (128, 96), 0)
+    left.paste(255, (0, 0, 64, 96))
+    left.save(tmp_path / "left.png")
+    right = Image.new("RGBA", (128, 96), (0, 0, 0, 0))  # an alpha mask: its opacity is the region
+    right.paste((10, 10, 10, 255), (64, 0, 128, 96))
+    right.save(tmp_path / "right.png")
+    common = ("--size", "128x96", "-p", "a harbour", "--cfg", "5", "--steps", "2", "--seed", "3", "--local", "-q")
+    done = latentbrush("generate", *common, "--region", "left.png=a red boat", "--region", "right.png:0.8=a tower",
+                       "-o", "regions.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    plain = latentbrush("generate", *common, "-o", "plain.png", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    with Image.open(tmp_path / "regions.png") as a, Image.open(tmp_path / "plain.png") as b:
+        assert a.size == (128, 96) and np.abs(np.asarray(a, int) - np.asarray(b, int)).mean() > 0.5
+    Image.new("L", (64, 64)).save(tmp_path / "small.png")
+    wrong = latentbrush("generate", "--size", "128x96", "--region", "small.png=x", "--url", "ws://127.0.0.1:9",
+                        cwd=tmp_path)
+    assert wrong.returncode == 2 and "must match" in wrong.stderr  # checked before connecting
+
+
 @pytest.mark.slow
 def test_generate_with_references_of_any_size_on_the_tiny_model(tmp_path):
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 90, 3), np.uint8)).save(tmp_path / "ref.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -321,3 +322,31 @@ def test_a_reference_is_read_over_the_whole_canvas_and_uploaded_with_the_job():
     [ref] = [i for i in sent.inputs if i.role == "reference"]
     assert (ref.mode, ref.weight, ref.model) == ("style", 0.7, "")
     assert blobs[ref.blob] == (640, 576) and sent.context.width == 512  # canvas-sized, not the context's
+
+
+def test_regions_send_each_layers_opacity_over_the_context_with_its_prompt():
+    """Regional prompting: a region layer's alpha over the job's context is its mask; prompts go with it."""
+    from latentbrush.plugin.core.client import Blob
+    from latentbrush.plugin.core.requests import RegionSpec
+
+    host = HeadlessHost(canvas_image(), rect=Rect(40, 20, 16, 12))
+    left = Image.new("RGBA", (96, 64), (0, 0, 0, 0))
+    left.paste(Image.new("RGBA", (48, 64), (255, 0, 0, 128)), (0, 0))  # half opaque on the left half
+
+    async def test(server, client):
+        settings = GenerationSettings(seed=2, regions=(RegionSpec(left, "a red boat", weight=0.8),
+                                                       RegionSpec(left.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                                                                  "a lighthouse", negative_prompt="fog")))
+        record = await Controller(host, client).run(settings, "inpaint")
+        upscale = await Controller(host, client).run(replace(settings, seed=3), "upscale")  # takes no regions
+        return record, upscale, server.submitted
+
+    record, upscale, sent = run(test)
+    assert record.state == "done" and upscale.state == "done", (record.error, upscale.error)
+    regions = [i for i in sent[0].inputs if i.role == "region"]
+    assert [(r.prompt, r.negative_prompt, r.weight) for r in regions] == [("a red boat", "", 0.8),
+                                                                          ("a lighthouse", "fog", 1.0)]
+    box = sent[0].context
+    alpha = np.asarray(left)[box.y:box.bottom, box.x:box.right, 3]
+    assert regions[0].blob == Blob(alpha.tobytes(), "gray8", box.width, box.height).hash
+    assert not any(i.role == "region" for i in sent[1].inputs or ())

@@ -64,6 +64,17 @@ def test_as_v1_0_refuses_what_1_0_cannot_carry() -> None:
     assert isinstance(both, ProtocolError) and both.field == "job.image"
 
 
+def test_as_v1_0_refuses_loras_and_a_refiner_and_drops_their_empty_forms() -> None:
+    with_lora = as_v1_0(job(op="txt2img", loras=(messages.LoraRef("detail", 0.8),)))
+    assert isinstance(with_lora, ProtocolError) and (with_lora.code, with_lora.field) == (
+        ErrorCode.NOT_SUPPORTED, "job.loras")
+    refined = as_v1_0(job(op="txt2img", refiner="sdxl-refiner"))
+    assert isinstance(refined, ProtocolError) and refined.field == "job.refiner"
+    plain = as_v1_0(job(op="txt2img", loras=(), refiner_at=0.7))  # nothing a 1.0 server would miss
+    assert isinstance(plain, JobRequest)
+    assert "loras" not in to_dict(plain) and "refiner_at" not in to_dict(plain)
+
+
 def test_parameters_default_per_role_and_round_trip() -> None:
     control = JobInput("control", A, weight=0.7)
     assert (control.param("weight"), control.param("start"), control.param("end"), control.param("model")) == (

@@ -116,10 +116,10 @@ class GimpHost:
     def _own_layer(self, source: object) -> Gimp.Layer:
         """``source`` if it is a layer of this image; the painter is told which one is not."""
         if not isinstance(source, Gimp.Layer) or not source.is_valid():
-            raise ControllerError("A layer picked as control or reference no longer exists: pick another one")
+            raise ControllerError("A layer picked as control, reference or region no longer exists: pick another one")
         if source.get_id() not in _layer_ids(list(self._image.get_layers())):
-            raise ControllerError(f"The layer {source.get_name()!r} picked as control or reference is not in this "
-                                  "image (any more): pick a layer of this image")
+            raise ControllerError(f"The layer {source.get_name()!r} picked as control, reference or region is not in "
+                                  "this image (any more): pick a layer of this image")
         return source
 
     def selection(self) -> Selection | None:

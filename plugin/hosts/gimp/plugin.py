@@ -18,10 +18,21 @@ from pathlib import Path
 from gi.repository import Gegl, Gimp, GLib, GObject
 from latentbrush.plugin.core import history as hs
 from latentbrush.plugin.core.messages import op_label
+from latentbrush.plugin.core.styles import BUILTIN_DIR, load_styles, user_styles_dir
 
 from .host import GimpHost
 from .jobfiles import JobFiles
-from .procedures import MENU_PATH, PLUGIN_BINARY, PROCEDURES, RETURN_VALUES, Arg, Procedure, procedure_named, server_url
+from .procedures import (
+    MENU_PATH,
+    PLUGIN_BINARY,
+    PROCEDURES,
+    RETURN_VALUES,
+    Arg,
+    Procedure,
+    procedure_named,
+    server_url,
+    with_styles,
+)
 from .runner import JobOutcome, run_operation
 
 FLAGS = GObject.ParamFlags.READWRITE
@@ -111,7 +122,7 @@ class LatentbrushPlugIn(Gimp.PlugIn):
         proc.add_menu_path(MENU_PATH)
         proc.set_documentation(spec.blurb, spec.blurb, name)
         proc.set_attribution("latentbrush", "latentbrush contributors", "2026")
-        for arg in spec.args:
+        for arg in with_styles(spec.args, load_styles(BUILTIN_DIR, user_styles_dir())[0]):  # the painter's too
             _add_argument(proc, arg)
         if spec.operation:
             for ret in RETURN_VALUES:

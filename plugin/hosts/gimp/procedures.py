@@ -7,11 +7,19 @@ coming back from a procedure config become ``GenerationSettings`` through ``sett
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from latentbrush.plugin.core.requests import ControlSpec, GenerationSettings, ReferenceSpec, default_preprocessor
-from latentbrush.protocol import JobInput, JobRequest, Limits, UpscaleParams, field_range
+from latentbrush.plugin.core.requests import (
+    ControlSpec,
+    GenerationSettings,
+    ReferenceSpec,
+    RegionSpec,
+    default_preprocessor,
+)
+from latentbrush.plugin.core.styles import BUILTIN_DIR, DEFAULT_STYLE, Style, apply_style, load_styles
+from latentbrush.protocol import REFINER_AT, JobInput, JobRequest, Limits, ServerHello, UpscaleParams, field_range
 from latentbrush.protocol.messages import MAX_SEED  # 2**32 - 1: fits a GParamSpecUInt, not an int
 from latentbrush.protocol.transport import DEFAULT_URL
 
@@ -67,7 +75,49 @@ BLEND_OUTWARD = Arg("blend-outward", "int", "Blend outward (px)",
                     "0: no pixel outside the selection changes; N: the soft edge may reach N px past it", 0,
                     *field_range(JobRequest, "mask_outward"))
 
-GENERATION_ARGS = (PROMPT, NEGATIVE, MODEL, STEPS, RANDOM_SEED, SEED, CFG, BLEND_OUTWARD)
+
+
+def style_nick(name: str) -> str:
+    """A style's value in a GIMP choice: lower case, dashes (a choice's nick is an identifier, not a label)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "style"
+
+
+def style_choices(styles: Iterable[Style]) -> tuple[tuple[str, str], ...]:
+    return tuple((style_nick(s.name), s.name + ("" if s.source == "builtin" else " (yours)")) for s in styles)
+
+
+STYLE = Arg("style", "choice", "Style", "Prompt template, negative prompt, model, LoRAs, sampler, steps and "
+            "guidance of a style (core/styles.py); Steps and Guidance left at their defaults take the style's",
+            style_nick(DEFAULT_STYLE), choices=style_choices(load_styles(BUILTIN_DIR, None)[0]))
+# an SDXL refiner (SPEC.md 9.13): typed as the server lists it, like the model (GIMP's dialogs are fixed forms)
+REFINER = Arg("refiner", "string", "Refiner", "An SDXL refiner as the server lists it (`latentbrush models` marks "
+              "them) that does the last part of the denoising of an SDXL model (empty: none)", "")
+REFINER_FROM = Arg("refiner-at", "double", "Refiner from", "The fraction of the denoising after which the refiner "
+                   "takes over (0.8: the model does 80%, the refiner the rest)", REFINER_AT,
+                   *field_range(JobRequest, "refiner_at"))
+GENERATION_ARGS = (STYLE, PROMPT, NEGATIVE, MODEL, REFINER, REFINER_FROM, STEPS, RANDOM_SEED, SEED, CFG, BLEND_OUTWARD)
+
+
+def with_styles(args: tuple[Arg, ...], styles: Iterable[Style]) -> tuple[Arg, ...]:
+    """``args`` with the style choice offering ``styles`` (the built-ins and the painter's, read when GIMP
+    creates the procedure) instead of the built-ins alone."""
+    choices = style_choices(styles)
+    return tuple(replace(a, choices=choices) if a.name == STYLE.name and choices else a for a in args)
+
+
+def styled(values: Mapping[str, object], settings: GenerationSettings, hello: ServerHello | None,
+           styles: Iterable[Style]) -> tuple[GenerationSettings, tuple[str, ...]]:
+    """``settings`` with the chosen style applied against the connected server's ``hello``; a model typed in the
+    dialog, and Steps or Guidance changed from their defaults, win over the style's."""
+    nick = str(values.get("style", "") or "")
+    if not nick:
+        return settings, ()
+    style = next((s for s in styles if style_nick(s.name) == nick), None)
+    if style is None:
+        return settings, (f"no style {nick!r} any more: the settings are used as they are",)
+    keep = {name for name, pinned in (("model", settings.model != ""), ("steps", settings.steps != STEPS.default),
+                                      ("cfg", settings.cfg != CFG.default)) if pinned}
+    return apply_style(style, settings, hello, keep=keep)
 
 # One control (ControlNet) and one reference (IP-Adapter) per run: GIMP's dialog is one fixed form.
 CONTROL_MODES = (
@@ -96,7 +146,14 @@ REFERENCE_ARGS = (
     Arg("reference-strength", "double", "Reference strength", "How strongly it counts (0: not at all)", 1.0,
         *field_range(JobInput, "weight")),
 )
-GUIDE_ARGS = (*CONTROL_ARGS, *REFERENCE_ARGS)
+REGION_SLOTS = 2  # regions per run: a fixed form has fixed slots; each is a layer whose opacity is the mask
+REGION_ARGS = tuple(arg for n in range(1, REGION_SLOTS + 1) for arg in (
+    Arg(f"region-{n}-layer", "layer", f"Region {n} layer",
+        "A layer whose opacity is where the region's prompt paints (none: no region)", None),
+    Arg(f"region-{n}-prompt", "string", f"Region {n} prompt",
+        "What to paint there (the main prompt is added after it and paints the rest)", ""),
+))
+GUIDE_ARGS = (*CONTROL_ARGS, *REFERENCE_ARGS, *REGION_ARGS)
 
 PROCEDURES: tuple[Procedure, ...] = (
     Procedure(
@@ -173,6 +230,9 @@ def settings_from_values(
         unblur=float(values.get("unblur", 0.0)),  # type: ignore[arg-type]
         controls=_controls(values, preprocessors),
         references=_references(values),
+        regions=_regions(values),
+        refiner=str(values.get("refiner", "") or "").strip() if operation != "upscale" else "",
+        refiner_at=float(values.get("refiner-at", REFINER_AT)),  # type: ignore[arg-type]
     )
 
 
@@ -195,6 +255,16 @@ def _references(values: Mapping[str, object]) -> tuple[ReferenceSpec, ...]:
         return ()
     mode = str(values.get("reference-mode", "") or REFERENCE_ARGS[1].default)
     return (ReferenceSpec(layer, mode=mode, weight=float(values.get("reference-strength", 1.0))),)  # type: ignore[arg-type]
+
+
+def _regions(values: Mapping[str, object]) -> tuple[RegionSpec, ...]:
+    """The filled region slots: a layer and a prompt each (a slot with only one of them is left out)."""
+    out = []
+    for n in range(1, REGION_SLOTS + 1):
+        layer, prompt = values.get(f"region-{n}-layer"), str(values.get(f"region-{n}-prompt", "") or "").strip()
+        if layer is not None and prompt:
+            out.append(RegionSpec(layer, prompt))
+    return tuple(out)
 
 
 def capped_to_server(settings: GenerationSettings, limits: Limits) -> tuple[GenerationSettings, tuple[str, ...]]:

@@ -21,13 +21,14 @@ from latentbrush.plugin.core.controller import Controller, ControllerError
 from latentbrush.plugin.core.history import JobRecord
 from latentbrush.plugin.core.messages import explain, op_label
 from latentbrush.plugin.core.requests import RequestError
+from latentbrush.plugin.core.styles import BUILTIN_DIR, load_styles, user_styles_dir
 from latentbrush.plugin.core.token import TokenError
 from latentbrush.plugin.deps import MissingDependency
 
 from .history_parasite import save_job
 from .host import GimpHost
 from .jobfiles import JobFiles, RunningJob
-from .procedures import capped_to_server, settings_from_values
+from .procedures import capped_to_server, settings_from_values, styled
 
 CANCEL_POLL_SECONDS = 0.1
 log = logging.getLogger("latentbrush.plugin.gimp")
@@ -91,6 +92,9 @@ async def _run(host: GimpHost, op: str, values: Mapping[str, object], url: str, 
         settings, notes = capped_to_server(settings, client.hello.limits)
         for note in notes:
             host.report_status(f"{op_label(op)}: {note}", None)
+    settings, notes = styled(values, settings, client.hello, load_styles(BUILTIN_DIR, user_styles_dir())[0])
+    for note in notes:  # what of the style this server cannot do (a model, LoRAs)
+        host.report_status(f"{op_label(op)}: {note}", None)
     controller = Controller(host, client)
     try:
         record = await controller.submit(settings, op)

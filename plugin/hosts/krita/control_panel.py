@@ -1,4 +1,4 @@
-"""The docker's control-layer list (Generate tab): controls and references, each a row (``control_row.py``).
+"""The docker's control-layer list (Generate tab): controls, references and regions, each a row (``control_row.py``).
 
 The list knows the server's modes (hello) and the active document's layers; it hands the enabled rows to
 the Generate tab as ``ControlSpec``s / ``ReferenceSpec``s. Layers are listed afresh when a layer list
@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from latentbrush.plugin.core.requests import ControlSpec, ReferenceSpec
+from latentbrush.plugin.core.requests import ControlSpec, ReferenceSpec, RegionSpec
 
 from ...qt import QHBoxLayout, QLabel, QTimer, QToolButton, QVBoxLayout, QWidget, pyqtSignal
 from .control_modes import control_modes
-from .control_row import ControlRow, ReferenceRow, SourceRow
+from .control_row import ControlRow, ReferenceRow, RegionRow, SourceRow
 from .layers import LayerSource, layer_choices
 
 LAYER_POLL_MS = 1000
@@ -45,13 +45,19 @@ class ControlList(QWidget):
         self.add_reference.setText("+ Reference")
         self.add_reference.setObjectName("latentbrush_add_reference")
         self.add_reference.setToolTip("Make the picture resemble a layer, or take its style or layout")
+        self.add_region = QToolButton()
+        self.add_region.setText("+ Region")
+        self.add_region.setObjectName("latentbrush_add_region")
+        self.add_region.setToolTip("Give part of the picture a prompt of its own: where a layer is opaque")
         self.add_control.clicked.connect(lambda _checked=False: self.add_control_row())
+        self.add_region.clicked.connect(lambda _checked=False: self.add_region_row())
         self.add_reference.clicked.connect(lambda _checked=False: self.add_reference_row())
 
         header = QHBoxLayout()
         header.addWidget(QLabel("<b>Controls</b>"), 1)
         header.addWidget(self.add_control)
         header.addWidget(self.add_reference)
+        header.addWidget(self.add_region)
         self._rows = QVBoxLayout()
         self._rows.setContentsMargins(0, 0, 0, 0)
         self._rows.setSpacing(2)
@@ -82,6 +88,11 @@ class ControlList(QWidget):
             row.select_mode(mode)
         return self._add(row, source)
 
+    def add_region_row(self, prompt: str = "", source: object = None) -> RegionRow:
+        row = RegionRow()
+        row.prompt.setText(prompt)
+        return self._add(row, source)
+
     def _add(self, row: Any, source: object) -> Any:
         row.layer.set_layers(self._layers)
         if source is not None:
@@ -110,6 +121,9 @@ class ControlList(QWidget):
 
     def references(self) -> tuple[ReferenceSpec, ...]:
         return tuple(s for r in self.rows if isinstance(r, ReferenceRow) and (s := r.spec()) is not None)
+
+    def regions(self) -> tuple[RegionSpec, ...]:
+        return tuple(s for r in self.rows if isinstance(r, RegionRow) and (s := r.spec()) is not None)
 
     # ----------------------------------------------------------------------------- server and document
 

@@ -1,4 +1,5 @@
-"""One row of the docker's control list: a control (ControlNet) or a reference (IP-Adapter) and its settings.
+"""One row of the docker's control list: a control (ControlNet), a reference (IP-Adapter) or a region (a prompt
+of its own where a layer is opaque) and its settings.
 
 A row is an on/off box, a mode, a layer ("Current layer" or one of the document's), a strength slider and,
 for a control, the range of steps it steers and "make control image from canvas". It only holds what the
@@ -9,9 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentbrush.plugin.core.requests import ControlSpec, ReferenceSpec
+from latentbrush.plugin.core.requests import ControlSpec, ReferenceSpec, RegionSpec
 
-from ...qt import QCheckBox, QComboBox, QFrame, QGridLayout, QLabel, QPushButton, QSlider, Qt, QToolButton, pyqtSignal
+from ...qt import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSlider,
+    Qt,
+    QToolButton,
+    pyqtSignal,
+)
 from .control_modes import MODE_HINTS, REFERENCE_MODES, ModeChoice, control_modes
 from .layers import CURRENT_LAYER, LayerSource
 
@@ -271,3 +284,33 @@ class ReferenceRow(SourceRow):
         if not self.enabled.isChecked():
             return None
         return ReferenceSpec(self.layer.source(), mode=self.current_mode(), weight=self.weight)
+
+
+class RegionRow(SourceRow):
+    """A region: its own prompt where its layer is opaque (the layer's opacity is the mask; paint it, or fill a
+    selection on an empty layer). The Generate tab's prompt paints the rest and is added to each region's."""
+
+    kind = "region"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode.setVisible(False)  # a region has no mode: the prompt says what goes there
+        self.prompt = QLineEdit()
+        self.prompt.setObjectName("latentbrush_region_prompt")
+        self.prompt.setPlaceholderText("What to paint where this layer is opaque")
+        self.grid.addWidget(QLabel("Prompt"), 2, 1)
+        self.grid.addWidget(self.prompt, 2, 2, 1, 2)
+        self.strength.setToolTip("How much the region's prompt rules there: 0 = not at all, 1 = fully, up to 2")
+        self.layer.setToolTip("The layer whose opacity is the region: its own pixels, also while it is hidden")
+        self.prompt.textChanged.connect(lambda *_: self.changed.emit())
+
+    def spec(self) -> RegionSpec | None:
+        """The region for a job; None while the row is off or has no prompt yet."""
+        prompt = self.prompt.text().strip()
+        if not self.enabled.isChecked() or not prompt:
+            return None
+        return RegionSpec(self.layer.source(), prompt, weight=self.weight)
+
+    def _dim(self, on: bool) -> None:
+        super()._dim(on)
+        self.prompt.setEnabled(on)

@@ -71,6 +71,7 @@ class LatentbrushDocker(DockWidget):
         self.connection.connect_requested.connect(self._connect)
         self.connection.disconnect_requested.connect(session.disconnect)
         self.generation.operation_requested.connect(self.run_operation)
+        self.generation.style_picker.chosen.connect(self._style_chosen)
         self.generation.controls.set_document_source(app.activeDocument)
         self.generation.controls.make_image_requested.connect(self.make_control_image)
         self.progress.cancel_requested.connect(session.cancel)
@@ -115,7 +116,7 @@ class LatentbrushDocker(DockWidget):
             return False
         op = None if name == "auto" else OPERATIONS[name]
         self._remember()
-        return self.session.start_job(self._app.activeDocument(), op, self.generation.generation_settings(op))
+        return self.session.start_job(self._app.activeDocument(), op, self.generation.styled_settings(op))
 
     def make_control_image(self, row: Any) -> bool:
         """A control row's "make control image from canvas": its mode's preprocessor over its layer (or the
@@ -153,10 +154,15 @@ class LatentbrushDocker(DockWidget):
         if not self.live.start(self._app.activeDocument()):
             self.live_panel.set_on(False)
 
+    def _style_chosen(self, style: Any) -> None:
+        """A picked style's live steps go into the Live tab's steps (its sampler and CFG apply to each live job)."""
+        if style.live.steps is not None:
+            self.live_panel.steps.setValue(style.live.steps)
+
     def _live_settings(self) -> tuple[str | None, Any]:
         """What the next live job runs: the Live tab's operation with the live preset over the Generate tab."""
         op = self.live_panel.current_operation()
-        base = self.generation.generation_settings(op)
+        base = self.generation.styled_settings(op, live=True)
         hello = self.session.client.hello if self.session.client is not None else None
         return op, live_settings(base, hello_preset(hello, base.model), self.live_panel.steps.value(),
                                  self.live_panel.live_seed())

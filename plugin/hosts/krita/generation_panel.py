@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from latentbrush.plugin.core.requests import GenerationSettings
+from latentbrush.plugin.core.requests import GenerationSettings, is_refiner, refiners_for
+from latentbrush.plugin.core.styles import Style, apply_style
 from latentbrush.protocol import JobRequest, Limits, UpscaleParams, field_range
 
 from ...qt import (
@@ -27,6 +28,7 @@ from ...qt import (
 )
 from .control_panel import ControlList
 from .settings import DockerSettings
+from .style_picker import StylePicker
 
 DEFAULT_SAMPLERS = ("Euler a", "Euler", "DPM++ 2M Karras", "DDIM", "UniPC")
 MAX_SPIN_INT = 2**31 - 1  # QSpinBox holds a signed 32-bit int; the protocol's seed goes to 2^32-1
@@ -68,6 +70,9 @@ class GenerationPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.style_picker = StylePicker()  # the style's template, negative prompt and LoRAs go into each job
+        self.style_picker.chosen.connect(self.use_style)
+        self._hello: Any = None
         self.model = QComboBox()
         self.model.setObjectName("latentbrush_model")
         self.model.setToolTip("Models the server offers")
@@ -135,6 +140,18 @@ class GenerationPanel(QWidget):
         self.blend_outward.setSpecialValueText("off: stay inside the selection")
         self.blend_outward.setToolTip("0: no pixel outside the selection changes (a feathered selection's soft "
                                       "edge is kept as it is). N: the result's soft edge may reach N px past it.")
+        # an SDXL refiner (SPEC.md 9.13): the hello's refiners that fit the chosen model, and where it takes over
+        self.refiner = QComboBox()
+        self.refiner.setObjectName("latentbrush_refiner")
+        self.refiner.setToolTip("An SDXL refiner that does the last part of the denoising (fine detail); "
+                                "the server's refiners for the chosen model")
+        self.refiner_at = QDoubleSpinBox()
+        self.refiner_at.setObjectName("latentbrush_refiner_at")
+        self.refiner_at.setSingleStep(0.05)
+        self.refiner_at.setToolTip("The fraction of the denoising after which the refiner takes over "
+                                   "(0.8: the model does 80%, the refiner the last 20%)")
+        self.refiner.currentIndexChanged.connect(self._refiner_picked)
+        self._wanted_refiner = ""  # the painter's pick, kept while the chosen model has no refiners
 
         grid = QGridLayout()
         grid.addWidget(self.buttons["inpaint"], 0, 0)
@@ -155,8 +172,11 @@ class GenerationPanel(QWidget):
         form.addRow("Seed", seed_row)
         form.addRow("Batch", self.batch)
         form.addRow("Blend outward", self.blend_outward)
+        form.addRow("Refiner", self.refiner)
+        form.addRow("Refiner from", self.refiner_at)
 
         layout = QVBoxLayout(self)
+        layout.addWidget(self.style_picker)
         layout.addWidget(self.model)
         layout.addWidget(self.prompt)
         layout.addWidget(self.negative)
@@ -164,6 +184,7 @@ class GenerationPanel(QWidget):
         layout.addLayout(grid)
         self.controls = ControlList()  # control layers and references, for Generate, Inpaint and Refine
         self.model.currentIndexChanged.connect(lambda *_: self.controls.set_model(str(self.model.currentData() or "")))
+        self.model.currentIndexChanged.connect(lambda *_: self._fill_refiners())
         layout.addWidget(self.controls)
         layout.addWidget(_heading("Settings"))
         layout.addLayout(form)
@@ -207,6 +228,7 @@ class GenerationPanel(QWidget):
         self.seed.setRange(low, min(high, MAX_SPIN_INT))
         self.batch.setRange(*field_range(JobRequest, "batch", limits))
         self.blend_outward.setRange(*field_range(JobRequest, "mask_outward"))
+        self.refiner_at.setRange(*field_range(JobRequest, "refiner_at"))
 
     # ----------------------------------------------------------------------------- values
 
@@ -231,6 +253,9 @@ class GenerationPanel(QWidget):
             unblur=self.unblur.value(),
             controls=self.controls.controls() if op != "upscale" else (),
             references=self.controls.references() if op != "upscale" else (),
+            regions=self.controls.regions() if op != "upscale" else (),
+            refiner=str(self.refiner.currentData() or "") if op != "upscale" else "",
+            refiner_at=self.refiner_at.value() if self.refiner.currentData() else None,
         )
 
     def load(self, s: DockerSettings) -> None:
@@ -253,6 +278,10 @@ class GenerationPanel(QWidget):
         self.refine_strength.setEnabled(s.upscale_refine)
         self.unblur.setEnabled(s.upscale_refine)
         self._wanted_model, self._wanted_upscaler = s.model, s.upscaler
+        self._wanted_refiner = s.refiner
+        self.refiner_at.setValue(s.refiner_at)
+        self._fill_refiners()
+        self.style_picker.select(s.style)
 
     def store(self, s: DockerSettings) -> DockerSettings:
         """``s`` with this panel's values."""
@@ -274,10 +303,15 @@ class GenerationPanel(QWidget):
             upscale_refine=self.upscale_refine.isChecked(),
             upscale_refine_strength=self.refine_strength.value() / 100,
             upscale_unblur=self.unblur.value(),
+            refiner=self._wanted_refiner,
+            refiner_at=self.refiner_at.value(),
+            style=self.style_picker.current_name() or s.style,
         )
 
     def set_server_info(self, hello: Any) -> None:
         """Fill the model, sampler and upscaler lists from a ServerHello (None clears them)."""
+        self._hello = hello
+        self.style_picker.set_server_info(hello)
         self.model.clear()
         self.upscaler.clear()
         self.apply_limits(None if hello is None else hello.limits)  # a spin box clamps its value into range
@@ -285,6 +319,8 @@ class GenerationPanel(QWidget):
         if hello is None:
             return
         for info in hello.models:
+            if is_refiner(info):  # continues another model's denoising: offered in the Refiner list only
+                continue
             kind = " (inpaint)" if info.inpaint else ""
             self.model.addItem(f"{info.name} — {info.base}{kind}", info.name)
         wanted = self._wanted_model or hello.default_model
@@ -300,6 +336,55 @@ class GenerationPanel(QWidget):
             self.sampler.clear()
             self.sampler.addItems(list(hello.samplers))
             self._select_text(self.sampler, current)
+
+    def _refiner_picked(self, *_: Any) -> None:
+        self._wanted_refiner = str(self.refiner.currentData() or "")
+        self.refiner_at.setEnabled(bool(self._wanted_refiner))
+
+    def _fill_refiners(self) -> None:
+        """The Refiner list: None, then the hello's refiners that fit the chosen model (SDXL: sdxl-refiner);
+        filling it is no pick of the painter's (signals blocked)."""
+        self.refiner.blockSignals(True)
+        self.refiner.clear()
+        self.refiner.addItem("None", "")
+        for name in refiners_for(self._hello, str(self.model.currentData() or "")):
+            self.refiner.addItem(name, name)
+        self.refiner.setCurrentIndex(max(0, self.refiner.findData(self._wanted_refiner)))
+        self.refiner.blockSignals(False)
+        self.refiner.setEnabled(self.refiner.count() > 1)
+        self.refiner_at.setEnabled(bool(self.refiner.currentData()))
+
+    def use_style(self, style: Style) -> None:
+        """Show a picked style's model, sampler, steps and CFG in the widgets, where the painter may change them."""
+        names = [str(self.model.itemData(i)) for i in range(self.model.count())]
+        for wanted in style.models:  # the first one this server has
+            index = next((i for i, n in enumerate(names) if n.casefold() == wanted.casefold()), -1)
+            if index >= 0:
+                self.model.setCurrentIndex(index)
+                break
+        else:
+            if style.models and names:  # connected, and the server has none of them: say so, keep the choice
+                self.style_picker.show_notes((f"The server has none of the models of {style.name} "
+                                              f"({', '.join(style.models)}): keeping {self.model.currentText()}",))
+        if style.sampler:
+            self._select_text(self.sampler, style.sampler)
+        if style.steps is not None:
+            self.steps.setValue(style.steps)
+        if style.cfg is not None:
+            self.cfg.setValue(style.cfg)
+
+    def styled_settings(self, op: str | None, *, live: bool = False) -> GenerationSettings:
+        """``generation_settings(op)`` with the chosen style's prompt template, negative prompt and LoRAs (those
+        the server offers). The widgets' model, sampler, steps and CFG stand (picking the style filled them); a
+        live job takes the style's live sampler and CFG (the Live tab has its own steps)."""
+        settings = self.generation_settings(op)
+        style = self.style_picker.current()
+        if style is None:
+            return settings
+        keep = ("model", "steps") if live else ("model", "sampler", "steps", "cfg")
+        settings, notes = apply_style(style, settings, self._hello, keep=keep, live=live)
+        self.style_picker.show_notes(notes)
+        return settings
 
     def set_running(self, running: bool) -> None:
         for button in (self.run, *self.buttons.values()):

@@ -36,14 +36,16 @@ from latentbrush.protocol.geometry import Rect
 
 from ...qt import QObject, QTimer, pyqtSignal
 from .document import KritaHost
+from .layers import node_id
 from .live_layer import LiveHost, LiveLayer, apply_picture
-from .live_watch import CanvasWatch, Signature
+from .live_watch import CanvasWatch, Signature, describe_change
 from .session import EXPECTED_ERRORS, KritaSession, document_title
 from .undo_steps import KritaUndoSteps, UndoSteps
 
 POLL_MS = 150  # a check this often; a change starts a job one check after it was first seen
 LIVE_STEPS = 6  # steps of a model without a few-step preset
 KEPT_RUNS = 500  # timing records kept for the bench and e2e
+SETTLE_CHECKS = 20  # checks after Apply that wait for its layer to appear (3 s at POLL_MS)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class LiveRun:
     first_frame_at: float | None = None
     result_at: float | None = None
     state: str = hs.SUBMITTED
+    change: str = "start"  # what the check saw change ("pixels", "settings", ...; describe_change)
 
 
 @dataclass(eq=False)
@@ -111,6 +114,8 @@ class LiveMode(QObject):
         self._seen: Seen | None = None  # what the last check saw
         self._ran: Seen | None = None  # what the newest job was started for
         self._changed_at: float | None = None  # when the pending change was first seen
+        self._change = "start"  # what the pending change changed
+        self._settling: tuple[str, int] | None = None  # after Apply: (its layer's uid, checks left to wait for it)
         self._boxes: dict[tuple[Any, ...], Rect] = {}
         self._stream = ""
         self._timer = QTimer(self)
@@ -174,6 +179,7 @@ class LiveMode(QObject):
             self.layer.remove()
         self.document, self.layer, self._watch = None, None, None
         self._seen = self._ran = None
+        self._settling = None
         self.active_changed.emit(False)
         self.status_changed.emit(message)
 
@@ -193,6 +199,9 @@ class LiveMode(QObject):
             self._end("Not connected: live is off")
             return
         started = self._now()
+        if self._settling is not None:  # what Krita still does for Apply's layer after it returned is not a stroke
+            self._settle()
+            return
         try:
             seen = (self._watch.signature(), *self._settings())  # a new prompt or strength is a change too
         except EXPECTED_ERRORS as exc:  # e.g. live Inpaint and the painter deselected: wait for a selection
@@ -201,9 +210,11 @@ class LiveMode(QObject):
             return
         self.check_seconds.append(self._now() - started)
         if seen != self._seen:  # still changing: wait for it to settle
-            self._seen = seen
             if self._changed_at is None:
                 self._changed_at = started
+                self._change = "start" if self._seen is None else describe_change(self._seen, seen)
+                log.debug("live: a change in %s", self._change)
+            self._seen = seen
             return
         if self._changed_at is not None and seen != self._ran:
             self._submit(self._changed_at)
@@ -235,7 +246,8 @@ class LiveMode(QObject):
         if self._job is not None:
             self._job.host.stale = True  # the newest picture wins: drop what it still sends (the server stops it)
         op, settings = self._settings()
-        run = LiveRun(changed_at, self._now())
+        run = LiveRun(changed_at, self._now(), change=self._change)
+        self._change = "start"
         host = LiveHost(self.document, self.layer, status=self._job_status,
                         on_frame=lambda final: self._frame(run, final))
         job = _LiveJob(Controller(host, client, history=self.history), host, run, op, settings)
@@ -279,6 +291,18 @@ class LiveMode(QObject):
 
     # ----------------------------------------------------------------------------- apply
 
+    def _settle(self) -> None:
+        """One check after Apply: a new baseline, until the applied layer is in the layer stack (Krita 6 adds it
+        after ``addChildNode`` returned, and later than ``waitForDone``) and once more after; at most
+        ``SETTLE_CHECKS`` checks. A stroke in that time (a few hundred ms) waits for the next change."""
+        if self._settling is None or self._watch is None:
+            return
+        uid, left = self._settling
+        signature = self._watch.baseline()
+        self._seen = self._ran = (signature, *self._settings())
+        present = any(layer[0] == uid for layer in signature.layers)
+        self._settling = None if left <= 1 else (uid, 1 if present else left - 1)
+
     def apply(self) -> Any:
         """Copy the live picture into a new layer under the live layer (one undo step); the node, or None."""
         if self.layer is None or self.layer.picture is None or self._watch is None:
@@ -289,6 +313,7 @@ class LiveMode(QObject):
         # the new layer is ours, not a stroke: it must not start a job of its own
         self._seen = self._ran = (self._watch.baseline(), *self._settings())
         self._changed_at = None
+        self._settling = (node_id(node), SETTLE_CHECKS) if node is not None else None
         if node is not None:
             self.status_changed.emit(f"Live · applied as '{node.name()}'")
         return node

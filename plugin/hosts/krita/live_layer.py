@@ -104,6 +104,7 @@ def apply_picture(document: Any, layer: LiveLayer, name: str) -> Any:
     live = layer.node
     if picture is None or live is None:
         return None
+    active = document.activeNode()  # the painter's layer: their next stroke goes there, not onto the copy
     node = document.createNode(name, "paintlayer")
     node.setPixelData(layer._to_depth(picture.data), *picture.bounds.xywh())
     nodes = top_level_nodes(document)
@@ -112,4 +113,7 @@ def apply_picture(document: Any, layer: LiveLayer, name: str) -> Any:
     # addChildNode(child, above) puts child above ``above``: the node under the live layer keeps it on top
     document.rootNode().addChildNode(node, nodes[index - 1] if index > 0 else None)
     document.refreshProjection()
+    document.waitForDone()  # Krita 6 lands the new layer's pixels asynchronously: a check must see them done
+    if active is not None and active.uniqueId() != node.uniqueId():
+        document.setActiveNode(active)
     return node

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from latentbrush.protocol.geometry import Rect, intersect
@@ -41,6 +41,15 @@ class Signature:
     selection: tuple[int, int, int, int] | None
     layers: tuple[tuple[str, bool, float, str], ...]  # (uid, visible, opacity, blending) top of the stack first
     pixels: tuple[tuple[str, int], ...]  # (uid, sampled hash) of each paint layer, in the same order
+
+
+def describe_change(before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
+    """Which parts of two checks' views differ ("pixels", "selection", "settings", ...), for the log."""
+    names = [f.name for f in fields(Signature)]
+    parts = [name for name in names if getattr(before[0], name) != getattr(after[0], name)]
+    if tuple(before[1:]) != tuple(after[1:]):
+        parts.append("settings")
+    return ", ".join(parts) or "nothing"
 
 
 def sample_rows(box: Rect, budget: int = READ_BUDGET) -> list[int]:

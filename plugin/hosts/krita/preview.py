@@ -103,9 +103,12 @@ class PreviewLayer:
         self._painted = Rect(0, 0, 0, 0)
 
     def _create(self) -> Any:
+        active = self._doc.activeNode()  # Krita 6 makes an added layer the active one: a locked one, ours
         node = self._doc.createNode(self.NAME, "paintlayer")
         node.setLocked(True)  # the painter cannot draw on it by mistake
         self._doc.rootNode().addChildNode(node, None)  # None = on top of the stack
+        if active is not None:
+            self._doc.setActiveNode(active)  # the painter's next stroke still lands on their layer
         self._node = node
         self._painted = Rect(0, 0, 0, 0)
         return node

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
+from latentbrush.protocol import REFINER_AT
 from latentbrush.protocol.transport import DEFAULT_URL
 
 SETTINGS_GROUP = "latentbrush"
@@ -40,6 +41,9 @@ class DockerSettings:
     upscale_refine: bool = False  # a tiled img2img pass after the upscale
     upscale_refine_strength: float = 0.3
     upscale_unblur: float = 0.0  # tile ControlNet weight in that pass; 0 = off
+    refiner: str = ""  # the Generate tab's SDXL refiner; "" = none
+    refiner_at: float = REFINER_AT  # where it takes over
+    style: str = "Default"  # the Generate tab's style (core/styles.py), by name
     history_budget_mb: float = 50.0  # room for the job history saved in each document (history_store.py)
 
 

@@ -13,6 +13,7 @@ import pytest
 from engine_helpers import engine_inputs
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.models.ldm_layout import write_sd15_checkpoint
+from latentbrush.backend.models.registry import BUILTINS
 from latentbrush.backend.models.tiny import build_tiny_sd15, build_tiny_sdxl
 from latentbrush.backend.ops import op_txt2img
 from latentbrush.backend.ops.denoise import DenoiseCall, run_denoise
@@ -147,8 +148,7 @@ def test_models_folder_states_each_models_preset(fast_engine: Engine) -> None:
         "quiet-turbo": PRESETS["turbo"],
         "sd_turbo": PRESETS["turbo"],
         "sdxl_lightning_4step": SamplerPreset("Euler trailing", 4, 1.0),
-        "tiny": None,
-        "tiny-inpaint": None,
+        **{name: None for name in BUILTINS},  # the built-in test models have no preset
     }
 
 

@@ -16,6 +16,7 @@ from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.events import EngineError
 from latentbrush.backend.models import detect
 from latentbrush.backend.models.clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
+from latentbrush.backend.models.registry import BUILTINS
 from latentbrush.backend.ops import masks
 from latentbrush.backend.ops.samplers import make_scheduler
 from latentbrush.protocol import ErrorCode, Rect, Size
@@ -59,8 +60,8 @@ def with_inpaint(keys: dict[str, list[int]]) -> dict[str, list[int]]:
 def test_detect_keys(keys: dict[str, list[int]], expected: tuple[str, bool]) -> None:
     found = detect.detect_keys(keys)
     assert tuple(found) == expected
-    assert found.supported == (expected[0] in ("sd15", "sdxl"))
-    assert bool(found.refusal) == (expected[0] in ("sd2", "sdxl-refiner", "flux"))
+    assert found.supported == (expected[0] in ("sd15", "sdxl", "sdxl-refiner"))  # a refiner: for job.refiner
+    assert bool(found.refusal) == (expected[0] in ("sd2", "flux"))
 
 
 def test_detect_reads_only_the_header_of_synthetic_sdxl_files(tmp_path: Path, write_header) -> None:
@@ -121,7 +122,7 @@ def test_shipped_tokenizers_are_the_real_clip_vocabulary() -> None:
 
 def test_models_folder_discovery(folder_engine: Engine) -> None:
     info = {m.name: m for m in folder_engine.describe().models}
-    assert set(info) == {"tiny-a1111", "inpainting/tiny-a1111-inpaint", "tiny-xl", "tiny", "tiny-inpaint"}
+    assert set(info) == {"tiny-a1111", "inpainting/tiny-a1111-inpaint", "tiny-xl", *BUILTINS}
     assert (info["tiny-a1111"].base, info["tiny-a1111"].inpaint, info["tiny-a1111"].source) == ("sd15", False, "file")
     assert info["inpainting/tiny-a1111-inpaint"].inpaint
     assert (info["tiny-xl"].base, info["tiny-xl"].source, info["tiny-xl"].resolution) == ("sdxl", "folder", 1024)

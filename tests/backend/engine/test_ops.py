@@ -163,6 +163,21 @@ def test_txt2img_takes_no_image(tiny_engine: Engine, make_job) -> None:
     assert error is not None and (error.code, error.field) == (ErrorCode.NOT_SUPPORTED, "job.image")
 
 
+@pytest.mark.parametrize(("fields", "named"), [  # LoRAs are implemented: tests/backend/lora/test_lora_jobs.py
+    ({"refiner": "tiny-sdxl-refiner"}, "job.refiner"),  # refiners: tests/backend/engine/test_refiner.py
+])
+def test_loras_and_refiner_are_refused_until_implemented(tiny_engine: Engine, make_job, events, fields,
+                                                          named) -> None:
+    # SPEC.md 9.13: an SDXL refiner for the (SD 1.5-shaped) tiny model is refused, never silently ignored
+    job = make_job(op="txt2img", canvas=Size(64, 64), region=Rect(0, 0, 64, 64), steps=1, **fields)
+    error = tiny_engine.check(job)
+    assert error is not None and (error.code, error.field) == (ErrorCode.NOT_SUPPORTED, named)
+    with pytest.raises(EngineError) as raised:
+        tiny_engine.run(job, {}, events)
+    assert (raised.value.code, raised.value.field) == (ErrorCode.NOT_SUPPORTED, named)
+    assert tiny_engine.check(dataclasses.replace(job, loras=(), refiner=None)) is None  # an empty list is no LoRA
+
+
 def test_img2img_with_mask_changes_only_the_mask(tiny_engine: Engine, make_job, events, picture) -> None:
     image = picture(CONTEXT.width, CONTEXT.height)
     mask = inpaint_mask()
@@ -220,7 +235,7 @@ def test_check_names_the_problem(tiny_engine: Engine, make_job) -> None:
 def test_describe(tiny_engine: Engine) -> None:
     info = tiny_engine.describe()
     assert info.device == "cpu" and info.dtype == "float32"
-    assert [m.name for m in info.models] == ["tiny", "tiny-inpaint"]
+    assert [m.name for m in info.models][:2] == ["tiny", "tiny-inpaint"]  # then the tiny SDXL pair (and more)
     assert info.default_model == "tiny" and info.models[1].inpaint and info.models[0].resolution == 256
     assert "Euler a" in info.samplers and "DPM++ 2M Karras" in info.samplers
     assert "lanczos" in info.upscalers

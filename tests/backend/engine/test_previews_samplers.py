@@ -25,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 def test_every_listed_sampler_is_available_here() -> None:
     assert available_samplers() == tuple(SAMPLERS)
-    assert len(SAMPLERS) == 14  # the 9 of SPEC.md 9.3 and 5 few-step ones (ops/presets.py)
+    assert len(SAMPLERS) == 15  # the 9 of SPEC.md 9.3, 5 few-step ones (ops/presets.py) and Heun (SD3's too)
 
 
 def test_make_scheduler_keeps_the_model_config_and_is_fresh(tiny_engine: Engine) -> None:

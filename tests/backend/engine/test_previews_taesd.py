@@ -53,7 +53,7 @@ def test_taesd_is_found_in_the_usual_models_folder_layouts(tmp_path: Path) -> No
     assert find_taesd("sd15", tmp_path).kind == DECODER_FILE
     tiny_taesd().save_pretrained(tmp_path / "taesd")  # a diffusers folder at the top wins over vae_approx/
     assert find_taesd("sd15", tmp_path).path == tmp_path / "taesd" and find_taesd("sd15", tmp_path).kind == DIFFUSERS
-    assert find_taesd("sd3", tmp_path) is None  # 16-channel families have no TAESD here
+    assert find_taesd("sd3", tmp_path) is None  # no taesd3 here (test_family_flux.py finds TAESD3 and TAEF1)
 
 
 def test_an_explicit_taesd_folder_comes_first(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from helpers.live_server import LiveServer, live_server
-from latentbrush.protocol import Cancel, Rect, Size, UpscaleParams, upscale_rect
+from latentbrush.protocol import Cancel, JobInput, Rect, Size, UpscaleParams, upscale_rect
 from PIL import Image
 from server_harness import TestClient, circle_mask, job, pattern, submit
 
@@ -183,3 +183,23 @@ def test_cancel_mid_batch_keeps_the_items_already_done(server):
             assert [h.seed for h, _ in trace.results] == [11 + i for i in indices]
 
     asyncio.run(scenario())
+
+
+def test_a_two_region_job_through_the_socket(server):
+    """Issue 15: ``region`` inputs (protocol 1.1) with their prompts steer their halves; the job info lists them."""
+    left = np.zeros((CONTEXT.height, CONTEXT.width), np.uint8)
+    left[:, : CONTEXT.width // 2] = 255
+    uploads = (("left", left, "gray8"), ("right", 255 - left, "gray8"))
+    common = {"size": CANVAS, "context": CONTEXT, "region": REGION, "steps": 3, "seed": 5, "resolution": SMALL,
+              "cfg": 5.0, "result_format": "rgba8", "prompt": "a harbour at dusk"}
+
+    def requests(blobs):
+        regions = (JobInput("region", blobs["left"], prompt="a red boat"),
+                   JobInput("region", blobs["right"], prompt="a lighthouse", weight=0.8))
+        return [job("regions", "txt2img", inputs=regions, **common), job("plain", "txt2img", **common)]
+
+    traces = asyncio.run(run_jobs(server, requests, uploads))
+    regions, plain = traces["regions"], traces["plain"]
+    assert regions.kinds[-1] == "done" and plain.kinds[-1] == "done", (regions.final, plain.final)
+    assert [r["prompt"] for r in regions.final.info["regions"]] == ["a red boat", "a lighthouse"]
+    assert not np.array_equal(decode(*regions.results[0]), decode(*plain.results[0]))

@@ -48,6 +48,7 @@ def test_live_mode_follows_strokes(krita_home, tmp_path):
     assert applied["layers"] == ["Background", "Strokes", name, LIVE], applied
     assert applied["undo_added"] == ["Add Layer"] and applied["jobs"] == 0, applied
     assert applied["same_pixels"] and not applied["locked"], applied
+    assert applied["active"] == "Strokes", applied  # neither the live layer nor the copy took the brush
 
     # off: the live layer is gone, nothing runs; the painter's layers were only ever read
     assert r["off"]["layers"] == ["Background", "Strokes", name] and not r["off"]["active"], r["off"]

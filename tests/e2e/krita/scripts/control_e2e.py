@@ -60,11 +60,6 @@ def layer_pixels(node) -> bytes:
     return bytes(node.pixelData(0, 0, W, H))
 
 
-def run_job(session, start) -> float:
-    start()
-    return u.wait_until(lambda: session.running_jobs == 0, JOB_LIMIT_S, "the job to finish")
-
-
 def job_summary(session, doc) -> dict:
     record = session.history.records[-1]
     result = record.results[0] if record.results else None
@@ -84,7 +79,7 @@ def run_e2e() -> bool:
     out = os.environ["LB_E2E_OUT"]
     app = Krita.instance()
     app.setBatchmode(True)
-    session = next(e.session for e in app.extensions() if type(e).__name__ == "LatentbrushExtension")
+    session = u.plugin_session(app)
     docker = find_docker(app.activeWindow())
     try:
         doc = u.new_document(W, H)
@@ -126,7 +121,7 @@ def run_e2e() -> bool:
                           "make_image_enabled": row.make_image.isEnabled()}
 
         history_before = u.undo_history()
-        run_job(session, g.run.click)
+        u.run_job(session, g.run.click, JOB_LIMIT_S)
         on = job_summary(session, doc)
         results["undo_added"] = u.undo_history()[len(history_before):]
         results["layout"] = docker_layout.measure(docker)["tabs"]["Generate"]
@@ -137,7 +132,7 @@ def run_e2e() -> bool:
 
         # the same seed with the row off
         row.enabled.setChecked(False)
-        run_job(session, g.run.click)
+        u.run_job(session, g.run.click, JOB_LIMIT_S)
         off = job_summary(session, doc)
         results["off"] = {k: v for k, v in off.items() if k not in ("pixels", "node")}
         same_size = on["pixels"] is not None and off["pixels"] is not None and len(on["pixels"]) == len(off["pixels"])
@@ -160,7 +155,7 @@ def run_e2e() -> bool:
         if row.make_image.isEnabled():
             history_before = u.undo_history()
             ids_before = {node_id(n) for n in doc.rootNode().childNodes()}
-            run_job(session, row.make_image.click)
+            u.run_job(session, row.make_image.click, JOB_LIMIT_S)
             u.pump_events(100)
             record = session.history.records[-1]
             added = [n for n in doc.rootNode().childNodes() if node_id(n) not in ids_before]

@@ -43,6 +43,17 @@ def wait_until(predicate, limit_s: float, what: str, tick_ms: int = 5) -> float:
     return time.perf_counter() - start
 
 
+def plugin_session(app):
+    """The latentbrush extension's session (its connection, server and job history) in this Krita."""
+    return next(e.session for e in app.extensions() if type(e).__name__ == "LatentbrushExtension")
+
+
+def run_job(session, start, limit_s: float) -> float:
+    """``start()`` a job from the docker and wait until no job runs; the seconds it took."""
+    start()
+    return wait_until(lambda: session.running_jobs == 0, limit_s, "the job to finish")
+
+
 def pump_events(ms: int) -> None:
     """Let Qt run for ``ms`` milliseconds (repaints, queued signals)."""
     loop = QEventLoop()

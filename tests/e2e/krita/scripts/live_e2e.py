@@ -201,9 +201,9 @@ def run_e2e() -> bool:
         live_node = doc.nodeByName(LIVE_LAYER_NAME)
         results["apply"] = {
             "layers": u.paint_layers(doc), "undo_added": u.undo_history()[len(history_before):],
-            "jobs": len(live.runs) - runs_before,
+            "jobs": len(live.runs) - runs_before, "changes": [run.change for run in list(live.runs)[runs_before:]],
             "same_pixels": bytes(applied.pixelData(*SELECTION)) == bytes(live_node.pixelData(*SELECTION)),
-            "locked": applied.locked(),
+            "locked": applied.locked(), "active": doc.activeNode().name() if doc.activeNode() else None,
         }
 
         results["check_live_ms"] = stats_ms(list(live.check_seconds))

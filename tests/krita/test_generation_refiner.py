@@ -38,11 +38,16 @@ def pick(combo, name: str) -> None:
 def test_refiners_are_listed_for_their_models_only(panel: GenerationPanel) -> None:
     assert items(panel.model) == ["juggernaut-xl", "dreamshaper-8", "tiny-sdxl"]  # no refiner as a model
     assert items(panel.refiner) == ["", "sd_xl_refiner_1.0"] and panel.refiner.isEnabled()
+    assert panel.refiner_row.isVisibleTo(panel) and panel.refiner_label.isVisibleTo(panel)
     assert not panel.refiner_at.isEnabled()  # "None" picked: nothing hands over
     pick(panel.model, "tiny-sdxl")
     assert items(panel.refiner) == ["", "tiny-sdxl-refiner"]
     pick(panel.model, "dreamshaper-8")
     assert items(panel.refiner) == [""] and not panel.refiner.isEnabled()
+    # an SD 1.5 model has no refiner: its row is not shown at all (the tab stays short)
+    assert not panel.refiner_row.isVisibleTo(panel) and not panel.refiner_label.isVisibleTo(panel)
+    pick(panel.model, "juggernaut-xl")
+    assert panel.refiner_row.isVisibleTo(panel)
 
 
 def test_the_picked_refiner_reaches_the_settings(panel: GenerationPanel) -> None:

@@ -57,10 +57,13 @@ def _make_primary(button: QPushButton) -> None:
     button.setDefault(True)
 
 
-def _heading(text: str) -> QLabel:
-    label = QLabel(f"<b>{text}</b>")
-    label.setTextFormat(Qt.TextFormat.RichText)
-    return label
+def _row(first: QWidget, *rest: QWidget) -> QHBoxLayout:
+    """Widgets side by side on one form line, the first taking the spare width."""
+    row = QHBoxLayout()
+    row.addWidget(first, 1)
+    for widget in rest:
+        row.addWidget(widget)
+    return row
 
 
 class GenerationPanel(QWidget):
@@ -157,23 +160,23 @@ class GenerationPanel(QWidget):
         grid.addWidget(self.buttons["inpaint"], 0, 0)
         grid.addWidget(self.buttons["generate"], 0, 1)
         grid.addWidget(self.buttons["refine"], 1, 0)
-        strength_row = QHBoxLayout()
-        strength_row.addWidget(self.strength, 1)
-        strength_row.addWidget(self.strength_label)
-        grid.addLayout(strength_row, 1, 1)
+        grid.addLayout(_row(self.strength, self.strength_label), 1, 1)
 
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.random_seed)
+        # rows that belong together share a line, so the tab fits a 1000 px window without scrolling (the e2e
+        # measures it in Krita 5 and Krita 6, whose Qt 6 rows are taller)
         form = QFormLayout()
-        form.addRow("Steps", self.steps)
-        form.addRow("CFG", self.cfg)
+        form.addRow("Steps", _row(self.steps, QLabel("CFG"), self.cfg, QLabel("Batch"), self.batch))
         form.addRow("Sampler", self.sampler)
-        form.addRow("Seed", seed_row)
-        form.addRow("Batch", self.batch)
+        form.addRow("Seed", _row(self.seed, self.random_seed))
         form.addRow("Blend outward", self.blend_outward)
-        form.addRow("Refiner", self.refiner)
-        form.addRow("Refiner from", self.refiner_at)
+        # shown only when the server has a refiner for the chosen model (SDXL): no row that does nothing
+        self.refiner_row = QWidget()
+        self.refiner_row.setObjectName("latentbrush_refiner_row")
+        refiner_line = _row(self.refiner, QLabel("from"), self.refiner_at)
+        refiner_line.setContentsMargins(0, 0, 0, 0)
+        self.refiner_row.setLayout(refiner_line)
+        self.refiner_label = QLabel("Refiner")
+        form.addRow(self.refiner_label, self.refiner_row)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.style_picker)
@@ -186,7 +189,6 @@ class GenerationPanel(QWidget):
         self.model.currentIndexChanged.connect(lambda *_: self.controls.set_model(str(self.model.currentData() or "")))
         self.model.currentIndexChanged.connect(lambda *_: self._fill_refiners())
         layout.addWidget(self.controls)
-        layout.addWidget(_heading("Settings"))
         layout.addLayout(form)
         layout.addStretch(1)
         self.upscale_page = self._upscale_page()
@@ -352,6 +354,8 @@ class GenerationPanel(QWidget):
         self.refiner.setCurrentIndex(max(0, self.refiner.findData(self._wanted_refiner)))
         self.refiner.blockSignals(False)
         self.refiner.setEnabled(self.refiner.count() > 1)
+        for widget in (self.refiner_label, self.refiner_row):
+            widget.setVisible(self.refiner.count() > 1)
         self.refiner_at.setEnabled(bool(self.refiner.currentData()))
 
     def use_style(self, style: Style) -> None:

@@ -89,9 +89,26 @@ def copy_distributions(reqs: list[Requirement], site: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def plain_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_the_wheel_holds_every_module(wheel: Path) -> None:
+    """A source folder without ``__init__.py`` works in the checkout (a namespace package) but is left out of
+    the wheel by find_packages, and an installed server then fails at start-up: every module must be in it."""
+    scripts = ("backend/configs/", "protocol/vectors/")  # generator scripts, run by path from a checkout
+    modules = {f"latentbrush/{path.relative_to(REPO).as_posix()}"
+               for folder in ("protocol", "plugin", "backend") for path in (REPO / folder).rglob("*.py")
+               if "__pycache__" not in path.parts and "vendor" not in path.parts
+               and not path.relative_to(REPO).as_posix().startswith(scripts)}
+    with zipfile.ZipFile(wheel) as archive:
+        missing = modules - set(archive.namelist())
+    assert not missing, sorted(missing)
+
+
+@pytest.fixture(scope="module")
+def plain_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     tmp = tmp_path_factory.mktemp("plain-install")
-    wheel = build_wheel(tmp)
     venv = tmp / "venv"
     done = run(sys.executable, "-m", "venv", "--without-pip", venv)  # no --system-site-packages
     assert done.returncode == 0, done.stderr

@@ -1,0 +1,1 @@
+"""ControlNet and T2I-Adapter models, the preprocessors that make control images, and their annotator weights."""

@@ -48,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--hub-model", action="append", default=[], metavar="ID",
         help="a Hugging Face model id to offer (repeatable; downloaded on first use when online)",
     )
+
+    def reused(text: str) -> Path:  # recognised now, so a wrong path is a usage error before anything starts
+        from .models.reuse import recognise
+
+        try:
+            return recognise(Path(text)).root
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    p.add_argument(
+        "--reuse", action="append", default=[], type=reused, metavar="PATH",
+        help="an A1111/Forge or ComfyUI folder, a ComfyUI extra_model_paths.yaml, or an InvokeAI folder whose "
+             "models are used in place (repeatable; nothing is copied)",
+    )
     p.add_argument("--taesd", type=Path, default=None, metavar="DIR",
                    help="TAESD weights folder (default: taesd/, taesdxl/ or vae_approx/ in --models)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:1, mps, cpu")
@@ -91,6 +105,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         vae_tiling=args.vae_tiling,
         t5=args.t5,
         hub_models=tuple(args.hub_model),
+        reuse=tuple(args.reuse),
         taesd_dir=args.taesd,
         max_frame_bytes=args.max_frame_mb * MIB,
         max_queue=args.max_queue,
@@ -128,6 +143,7 @@ def real_engine_factory(config: ServerConfig) -> EngineLike:
             vae_tiling=config.vae_tiling,
             t5=config.t5,
             hub_models=config.hub_models,
+            reuse=config.reuse,
             taesd_dir=config.taesd_dir,
         )
     )
@@ -171,6 +187,11 @@ async def serve(config: ServerConfig, factory: EngineFactory, token: str, token_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("models", "doctor"):  # `models list|download`, `doctor`: before the server's flags
+        from .downloads.cli import run_subcommand
+
+        return run_subcommand(argv)
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     secrets = setup_logging(config)

@@ -33,6 +33,7 @@ class ServerConfig:
     vae_tiling: bool = False
     t5: bool = True  # False (--no-t5): SD3 models load without their optional T5 text encoder
     hub_models: tuple[str, ...] = ()  # Hugging Face ids offered besides the models folder
+    reuse: tuple[Path, ...] = ()  # A1111 / Forge, ComfyUI, InvokeAI folders whose models are used in place
     taesd_dir: Path | None = None  # TAESD weights for sharp previews; None: those in models_dir, if any
     max_frame_bytes: int = DEFAULT_MAX_FRAME_MB * MIB
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -35,9 +35,11 @@ from .inputs import JobInputs
 from .lora.networks import Networks
 from .lora.registry import model_family
 from .models.clip_vocab import CONFIGS_DIR
+from .models.folders import ModelFolders
 from .models.loader import PipelineCache
 from .models.placement import Placement, choose_device, choose_dtype, default_budget
 from .models.registry import ModelRegistry
+from .models.reuse import gather
 from .ops.operation import Operation
 from .ops.presets import PRESETS
 from .ops.refiner import REFINED_OPS, shared_modules
@@ -63,6 +65,7 @@ class EngineSettings:
     cache_budget_bytes: int | None = None  # loaded models kept; None = 60% of GPU memory / half the RAM
     taesd_dir: Path | None = None  # TAESD weights looked at before the models folder's (models/taesd.py)
     hub_models: tuple[str, ...] = ()  # Hugging Face ids offered besides the models folder
+    reuse: tuple[Path, ...] = ()  # other apps' model folders used in place after ours (models/reuse.py)
     configs_dir: Path = CONFIGS_DIR  # single-file config skeletons (sd15, sd15-inpaint, sdxl, sdxl-inpaint)
 
 
@@ -98,19 +101,20 @@ class Engine:
             log.warning("cpu_offload needs a CUDA device; ignored on %s", self.device.type)
         self.placement = Placement(self.device, settings.dtype, settings.cpu_offload, settings.vae_tiling,
                                    t5=settings.t5)
-        self.registry = ModelRegistry(settings.models_dir, settings.hub_models)
+        self.folders: ModelFolders = gather(settings.models_dir, settings.reuse)  # where each kind of file is
+        self.registry = ModelRegistry(self.folders, settings.hub_models)
         budget = settings.cache_budget_bytes
         if budget is None:
             budget = default_budget(self.placement)
         self.cache = PipelineCache(
             self.placement, budget, configs_dir=settings.configs_dir, taesd_dir=settings.taesd_dir,
-            models_dir=settings.models_dir,
+            taesd_folders=self.folders.taesd,
         )
         self.upscalers = self._make_upscalers()
-        self.controls = Controls(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device),
+        self.controls = Controls(self.folders, self.device, choose_dtype(settings.dtype, self.device),
                                  settings.configs_dir)
-        self.references = References(settings.models_dir, self.device, choose_dtype(settings.dtype, self.device))
-        self.networks = Networks(settings.models_dir)  # LoRAs and textual-inversion embeddings
+        self.references = References(self.folders, self.device, choose_dtype(settings.dtype, self.device))
+        self.networks = Networks(self.folders)  # LoRAs and textual-inversion embeddings
         self._run_lock = threading.Lock()  # one job at a time owns the device
 
     def _make_upscalers(self) -> Any:
@@ -119,7 +123,7 @@ class Engine:
         except ImportError as exc:  # upscaling is optional; Lanczos still works through check()
             log.warning("model upscalers unavailable (%s); only lanczos", exc)
             return None
-        return UpscalerRegistry(self.settings.models_dir, self.device, choose_dtype(self.settings.dtype, self.device))
+        return UpscalerRegistry(self.folders.upscale, self.device, choose_dtype(self.settings.dtype, self.device))
 
     # ------------------------------------------------------------------ describe / check
 

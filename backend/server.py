@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from latentbrush.protocol import (
@@ -58,7 +58,7 @@ from .config import ServerConfig, server_version
 from .images import apply_patch, blob_size, decode_blob
 from .jobs import JobRecord
 from .outbox import Outbox
-from .service import JobService, Session
+from .service import JobQueue, JobService, Session
 from .worker import EngineLike, Worker
 
 log = logging.getLogger(__name__)
@@ -74,17 +74,46 @@ def _pixel_buffer(size: int) -> np.ndarray:
     return np.empty(size, dtype=np.uint8)
 
 
-class LatentbrushServer:
-    """``async with LatentbrushServer(config, engine_factory, token) as server: ... server.url``"""
+class Tenants(Protocol):
+    """Several people behind one server, each with a token of their own (a studio: ``cluster/artists.py``)."""
 
-    def __init__(self, config: ServerConfig, engine_factory: Callable[[], EngineLike], token: str) -> None:
+    def identify(self, token: str) -> str | None:
+        """The name a token stands for, or None when it is unknown or revoked."""
+
+    def queue(self, tenant_of: Callable[[JobRecord], str]) -> JobQueue:
+        """The job queue, fair between tenants (``tenant_of`` names a queued job's tenant)."""
+
+    def refusal(self, tenant: str, unfinished: int) -> ProtocolError | None:
+        """Why ``tenant``, with ``unfinished`` jobs queued or running already, may not submit one more."""
+
+
+class LatentbrushServer:
+    """``async with LatentbrushServer(config, engine_factory, token) as server: ... server.url``
+
+    ``tenants`` replaces the one token with per-person tokens; ``concurrency`` jobs run at once
+    (more than one only for engines that run jobs elsewhere, like ``cluster/engine.py``).
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        engine_factory: Callable[[], EngineLike],
+        token: str,
+        *,
+        tenants: Tenants | None = None,
+        concurrency: int = 1,
+    ) -> None:
         self.config = config
         self._token = token
+        self._tenants = tenants
+        self._tenant_of_client: dict[str, str] = {}  # session id -> the tenant its hello named
         self._limits = config.limits()
-        self._worker = Worker(engine_factory)
+        self._worker = Worker(engine_factory, concurrency)
         self._blobs = BlobCache(config.blob_cache_bytes)
+        queue = tenants.queue(self._tenant_of) if tenants is not None else None
         self._service = JobService(
-            self._worker, self._blobs, max_queue=config.max_queue, retention_bytes=config.retention_bytes
+            self._worker, self._blobs, max_queue=config.max_queue, retention_bytes=config.retention_bytes,
+            queue=queue, concurrency=concurrency,
         )
         self._info: Any = None
         self._ws_server: Server | None = None
@@ -160,13 +189,35 @@ class LatentbrushServer:
             except MultipleValuesError:  # ambiguous credentials: refuse, rather than fail with HTTP 500
                 log.warning("refused handshake from %s: several Authorization headers", connection.remote_address)
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized: several Authorization headers\n")
-            refused = authorization_refusal(authorization, self._token)
+            refused = self._authorization_refusal(authorization)
             if refused is not None:
                 log.warning("refused handshake from %s: %s", connection.remote_address, refused)
                 return connection.respond(HTTPStatus.UNAUTHORIZED, f"unauthorized: {refused}\n")
             return None
         log.warning("refused handshake from %s: %s", connection.remote_address, reason)
         return connection.respond(HTTPStatus.FORBIDDEN, f"forbidden_origin: {reason}\n")
+
+    def _authorization_refusal(self, authorization: str | None) -> str | None:
+        if self._tenants is None:
+            return authorization_refusal(authorization, self._token)
+        given = bearer_token(authorization)
+        if given is not None and self._tenants.identify(given) is None:
+            return "unknown or revoked token"
+        return None  # absent, or another scheme: the hello's token decides
+
+    def _identify(self, token: str) -> str | None:
+        """The tenant a token names ("" for the server's one token), or None: refused."""
+        if self._tenants is None:
+            return "" if token_matches(self._token, token) else None
+        return self._tenants.identify(token)
+
+    def _tenant_of(self, record: JobRecord) -> str:
+        return self._tenant_of_client.get(record.client_id, record.client_id)
+
+    @property
+    def engine(self) -> EngineLike:
+        """The engine the worker built (after ``start``); for tests and diagnostics."""
+        return self._worker.engine
 
     def job_state(self, client_id: str, job_id: str) -> str | None:
         """A job's state as this server sees it (None: not held); for tests and diagnostics."""
@@ -229,8 +280,8 @@ class LatentbrushServer:
             authorization = None
         given = bearer_token(authorization)
         return Connection(
-            token_ok=lambda token: token_matches(self._token, token),
-            pre_authorized=given is not None and token_matches(self._token, given),
+            token_ok=lambda token: self._identify(token) is not None,
+            pre_authorized=given is not None and self._identify(given) is not None,
             max_frame_bytes=self.config.max_frame_bytes,
             max_pixels=self.config.max_pixels,
         )
@@ -245,6 +296,10 @@ class LatentbrushServer:
             return
         outbox = Outbox(ws)
         session, resumed, previous = self._service.attach(hello.client_id, outbox)
+        if self._tenants is not None:
+            for gone in self._tenant_of_client.keys() - self._service.sessions.keys():  # expired sessions
+                del self._tenant_of_client[gone]
+            self._tenant_of_client[session.client_id] = self._hello_tenant(ws, hello)
         if previous is not None:
             self._service.spawn(previous.connection.close(CLOSE_SUPERSEDED, "session resumed elsewhere"), "close old")
         log.info(
@@ -291,6 +346,27 @@ class LatentbrushServer:
                 outbox.previews_replaced,
             )
 
+    def _hello_tenant(self, ws: ServerConnection, hello: ClientHello) -> str:
+        """Whom an accepted connection's token names (the Authorization header's, else the hello's)."""
+        try:
+            given = bearer_token(ws.request.headers.get("Authorization") if ws.request else None)
+        except MultipleValuesError:
+            given = None
+        for token in (given, hello.token):
+            tenant = self._identify(token) if token else None
+            if tenant is not None:
+                return tenant
+        return ""
+
+    def _unfinished_of(self, tenant: str) -> int:
+        return sum(
+            1
+            for client_id, session in self._service.sessions.items()
+            if self._tenant_of_client.get(client_id) == tenant
+            for record in session.jobs.values()
+            if not record.is_final
+        )
+
     # ------------------------------------------------------------------------- messages
 
     async def _on_text(self, session: Session, conn: Connection, data: str) -> None:
@@ -332,6 +408,12 @@ class LatentbrushServer:
         if isinstance(admitted, ProtocolError):
             session.error(admitted, job.id)
             return
+        if self._tenants is not None:
+            tenant = self._tenant_of_client.get(session.client_id, "")
+            refused = self._tenants.refusal(tenant, self._unfinished_of(tenant))
+            if refused is not None:
+                session.error(refused, job.id)
+                return
         err = self._service.submit(session, JobRecord(job, session.client_id, admitted))
         if err is not None:
             session.error(err, job.id)

@@ -17,7 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from latentbrush.protocol import (
     CANCEL_SUPERSEDED,
@@ -81,15 +81,39 @@ class Session:
             self.known_ids.popitem(last=False)
 
 
+class JobQueue(Protocol):
+    """What the scheduler needs of a queue: ``jobs.FairQueue``, or a studio's ``cluster/scheduler.ArtistQueue``."""
+
+    def push(self, record: JobRecord) -> None: ...
+
+    def pop_next(self) -> JobRecord | None: ...
+
+    def remove(self, client_id: str, job_id: str) -> JobRecord | None: ...
+
+    def forget_client(self, client_id: str) -> None: ...
+
+    def order(self) -> list[JobRecord]: ...
+
+
 class JobService:
-    def __init__(self, worker: Worker, blobs: BlobCache, *, max_queue: int, retention_bytes: int) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        blobs: BlobCache,
+        *,
+        max_queue: int,
+        retention_bytes: int,
+        queue: JobQueue | None = None,
+        concurrency: int = 1,
+    ) -> None:
         self._worker = worker
         self._blobs = blobs
         self._max_queue = max_queue
         self._retention_bytes = retention_bytes
         self.sessions: dict[str, Session] = {}
-        self._queue = FairQueue()
-        self._running: JobRecord | None = None
+        self._queue: JobQueue = queue if queue is not None else FairQueue()
+        self._concurrency = concurrency  # jobs running at once (1: a local GPU; one per replica in a cluster)
+        self._running: set[JobRecord] = set()
         self._retained: OrderedDict[JobRecord, None] = OrderedDict()  # final, undelivered; oldest first
         self._retained_bytes = 0
         self._wake = asyncio.Event()
@@ -103,8 +127,8 @@ class JobService:
 
     async def stop(self) -> None:
         """Cancel everything: queued jobs are dropped, the running job is told to stop."""
-        if self._running is not None:
-            self._running.cancel.set()
+        for record in self._running:
+            record.cancel.set()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -194,7 +218,7 @@ class JobService:
 
     def submit(self, session: Session, record: JobRecord) -> ProtocolError | None:
         superseded = superseded_by(record, session.jobs.values())
-        dropped = sum(1 for r in superseded if r is not self._running and r.state == QUEUED)  # leave at once
+        dropped = sum(1 for r in superseded if r not in self._running and r.state == QUEUED)  # leave at once
         unfinished = sum(1 for r in session.jobs.values() if not r.is_final) - dropped
         if unfinished >= self._max_queue:
             return ProtocolError(ErrorCode.QUEUE_FULL, f"this client has {unfinished} unfinished jobs already")
@@ -238,7 +262,7 @@ class JobService:
         return tuple(self._info(r) for r in live)
 
     def _info(self, record: JobRecord) -> JobInfo:
-        if record is self._running and record.state == QUEUED:  # left the queue, its model still loading
+        if record in self._running and record.state == QUEUED:  # left the queue, its model still loading
             return JobInfo(record.job_id, STARTED, None, record.request.op)
         return record.status.info(record.request.op)
 
@@ -301,23 +325,31 @@ class JobService:
 
     async def _run_jobs(self) -> None:
         while True:
-            record = self._queue.pop_next()
+            record = self._queue.pop_next() if len(self._running) < self._concurrency else None
             if record is None:
                 self._wake.clear()
-                await self._wake.wait()
+                await self._wake.wait()  # set by a submit, and by a job that ends and frees its slot
                 continue
-            try:
-                await self._run_one(record)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must outlive any bug, or accepted jobs would never run
-                log.exception("job %s: the scheduler failed around it", record.job_id)
-                self._running = None
-                self._fail_internal(record, "the server failed to run this job")
+            self._running.add(record)
+            if self._concurrency == 1:
+                await self._run_guarded(record)
+            else:
+                self.spawn(self._run_guarded(record), f"run {record.job_id}")
+
+    async def _run_guarded(self, record: JobRecord) -> None:
+        try:
+            await self._run_one(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the loop must outlive any bug, or accepted jobs would never run
+            log.exception("job %s: the scheduler failed around it", record.job_id)
+            self._fail_internal(record, "the server failed to run this job")
+        finally:
+            self._running.discard(record)
+            self._wake.set()
 
     async def _run_one(self, record: JobRecord) -> None:
         record.started_at = time.monotonic()
-        self._running = record
         self._announce_positions()
         job = record.request
         log.info(
@@ -333,7 +365,7 @@ class JobService:
         try:
             outcome = await self._worker.run(record, self)
         finally:
-            self._running = None
+            self._running.discard(record)
         # Encoding results runs beside the next job, not before it.
         self.spawn(self._complete(record, outcome), f"complete {job.id}")
 

@@ -141,11 +141,15 @@ class _LoopEvents:
 
 
 class Worker:
-    """Owns the engine and its thread. ``start`` builds the engine on that thread."""
+    """Owns the engine and its thread. ``start`` builds the engine on that thread.
 
-    def __init__(self, engine_factory: Callable[[], EngineLike]) -> None:
+    ``concurrency`` > 1 is for engines that run each job elsewhere (``cluster/engine.py``: one
+    blocking call per Ray replica); a local GPU engine keeps the default single thread.
+    """
+
+    def __init__(self, engine_factory: Callable[[], EngineLike], concurrency: int = 1) -> None:
         self._factory = engine_factory
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentbrush-worker")
+        self._thread = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="latentbrush-worker")
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentbrush-previews")
         self._engine: EngineLike | None = None
 

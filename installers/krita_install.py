@@ -8,10 +8,13 @@ Bundle layout (what Krita's "Tools > Scripts > Import Python Plugin from File" e
     latentbrush/__init__.py        registers the docker and actions
     latentbrush/plugin/            latentbrush.plugin (plugin/), with vendor/websockets
     latentbrush/protocol/          latentbrush.protocol (protocol/)
+    latentbrush/wheels/            with --with-server-wheel: latentbrush-<ver>-py3-none-any.whl, what the docker's
+                                   "Install local server" installs (no package index needed for latentbrush itself)
 
 Usage::
 
     python installers/krita_install.py --zip dist/latentbrush-krita.zip    # for the importer
+    python installers/krita_install.py --zip dist/latentbrush-krita.zip --with-server-wheel --no-install
     python installers/krita_install.py                                     # install for this user
     python installers/krita_install.py --profile DIR --kritarc FILE        # a test profile
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -36,6 +40,8 @@ from install_common import ROOT, InstallError, copy_tree, user_folder, vendor_we
 TEMPLATES = Path(__file__).resolve().parent / "krita"
 PLUGIN_NAME = "latentbrush"
 SKIP_PLUGIN_PARTS = ("hosts/gimp",)  # other hosts' adapters do not belong in the Krita bundle
+WHEEL_SOURCES = ("protocol", "plugin", "backend", "setup.py", "pyproject.toml", "README.md", "LICENSE")
+WHEELS_DIR = "wheels"  # <package>/wheels: where core/install/plan.py's bundled_wheel() looks
 
 
 # ----------------------------------------------------------------------------- locations
@@ -94,8 +100,33 @@ def _load_actions() -> ModuleType:
     return module
 
 
-def build_bundle(dest: Path, *, vendor: bool = True, wheel: Path | None = None, min_python: str | None = None) -> Path:
-    """Write the bundle files into ``dest`` (created; must not exist yet); returns ``dest``."""
+def build_server_wheel(out_dir: Path) -> Path:
+    """``pip wheel`` of this checkout (from a copy: nothing is written into the sources); returns the wheel."""
+    with tempfile.TemporaryDirectory(prefix="latentbrush-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "vendor", "*.egg-info")
+        for name in WHEEL_SOURCES:
+            path = ROOT / name
+            if path.is_dir():
+                shutil.copytree(path, src / name, ignore=ignore)
+            else:
+                shutil.copy2(path, src / name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                               "--no-index", "--disable-pip-version-check", "-w", str(out_dir), str(src)],
+                              capture_output=True, text=True)
+    wheels = sorted(out_dir.glob("latentbrush-*-py3-none-any.whl"))
+    if done.returncode != 0 or not wheels:
+        raise InstallError(f"building the latentbrush wheel failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return wheels[-1]
+
+
+def build_bundle(dest: Path, *, vendor: bool = True, wheel: Path | None = None, min_python: str | None = None,
+                 server_wheel: Path | None = None) -> Path:
+    """Write the bundle files into ``dest`` (created; must not exist yet); returns ``dest``.
+
+    ``wheel`` is a websockets wheel to vendor; ``server_wheel`` a latentbrush wheel the bundle carries for
+    the docker's "Install local server"."""
     dest.mkdir(parents=True)
     package = dest / PLUGIN_NAME
     copy_tree(ROOT / "plugin", package / "plugin", SKIP_PLUGIN_PARTS)
@@ -105,6 +136,11 @@ def build_bundle(dest: Path, *, vendor: bool = True, wheel: Path | None = None, 
     (dest / f"{PLUGIN_NAME}.action").write_text(_load_actions().action_file_xml(), encoding="utf-8")
     if vendor:
         vendor_websockets(package / "plugin" / "vendor", wheel, min_python)
+    if server_wheel is not None:
+        if not server_wheel.name.startswith("latentbrush-") or not server_wheel.name.endswith("-py3-none-any.whl"):
+            raise InstallError(f"{server_wheel} is not a latentbrush wheel (latentbrush-<version>-py3-none-any.whl)")
+        (package / WHEELS_DIR).mkdir()
+        shutil.copy2(server_wheel, package / WHEELS_DIR / server_wheel.name)
     return dest
 
 
@@ -152,11 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-vendor", action="store_true", help="leave websockets out (Krita's Python has it)")
     parser.add_argument("--websockets-wheel", type=Path, help="vendor websockets from this wheel")
     parser.add_argument("--min-python", help="oldest Python the bundle must run on (default: vendor_websockets.py's)")
+    wheel_group = parser.add_mutually_exclusive_group()
+    wheel_group.add_argument("--with-server-wheel", action="store_true",
+                             help="build the latentbrush wheel from this checkout and bundle it (for the docker's "
+                                  "Install local server)")
+    wheel_group.add_argument("--server-wheel", type=Path, help="bundle this latentbrush wheel")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="latentbrush-bundle-") as tmp:
+            server_wheel = args.server_wheel
+            if args.with_server_wheel:
+                server_wheel = build_server_wheel(Path(tmp) / "dist")
+                print(f"server wheel: {server_wheel.name}")
             bundle = build_bundle(Path(tmp) / "bundle", vendor=not args.no_vendor, wheel=args.websockets_wheel,
-                                  min_python=args.min_python)
+                                  min_python=args.min_python, server_wheel=server_wheel)
             if args.zip:
                 print(f"bundle zip: {write_zip(bundle, args.zip)}")
             if not args.no_install:

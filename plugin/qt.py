@@ -53,6 +53,7 @@ QByteArray = QtCore.QByteArray
 QBuffer = QtCore.QBuffer
 QIODevice = QtCore.QIODevice
 QRect = QtCore.QRect
+QUrl = QtCore.QUrl
 QSize = QtCore.QSize
 QPoint = QtCore.QPoint
 pyqtSignal = QtCore.pyqtSignal
@@ -63,6 +64,7 @@ QIcon = QtGui.QIcon
 QColor = QtGui.QColor
 QPainter = QtGui.QPainter
 QKeySequence = QtGui.QKeySequence
+QDesktopServices = QtGui.QDesktopServices
 QAction = QtGui.QAction if QT_MAJOR == 6 else QtWidgets.QAction  # moved to QtGui in Qt 6
 
 QApplication = QtWidgets.QApplication
@@ -95,6 +97,9 @@ QFrame = QtWidgets.QFrame
 QRadioButton = QtWidgets.QRadioButton
 QButtonGroup = QtWidgets.QButtonGroup
 QAbstractItemView = QtWidgets.QAbstractItemView
+QDialog = QtWidgets.QDialog
+QMenu = QtWidgets.QMenu
+QMessageBox = QtWidgets.QMessageBox
 
 
 def qbytes(data: object) -> bytes:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .pose import draw_people, openpose_json, people_from
 from .preprocessors import Annotation, Preprocessor, check_picture
-from .weights import Cached, annotator_roots, fill, find_file, load_state, quiet_import
+from .weights import Cached, fill, find_file, load_state, quiet_import
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,9 @@ EDGE_ANNOTATORS: tuple[tuple[str, str, Callable[[Path, Any], Any], str], ...] = 
 )
 
 
-def available(models_dir: Path | None, device: Any, resolution: int) -> dict[str, Preprocessor]:
-    """The annotator preprocessors whose weights are in ``models_dir`` (nothing without controlnet_aux)."""
-    roots = annotator_roots(models_dir)
+def available(roots: tuple[Path, ...], device: Any, resolution: int) -> dict[str, Preprocessor]:
+    """The annotator preprocessors whose weights are in ``roots`` (``ModelFolders.annotators``; nothing without
+    controlnet_aux)."""
     if not roots:
         return {}
     if importlib.util.find_spec("controlnet_aux") is None:

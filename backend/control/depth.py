@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .preprocessors import Preprocessor, check_picture
-from .weights import Cached, annotator_roots, unusable
+from .weights import Cached, unusable
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,10 @@ NORMAL_Z = 2 * math.pi  # the annotator's constant z against gradients of the 0.
 NORMAL_BACKGROUND = 0.1  # depth (0..1, 1 nearest) below which the normal faces the viewer
 
 
-def depth_models(models_dir: Path | None) -> tuple[Path, ...]:
-    """The usable depth model folders, by name; others are logged with the reason."""
+def depth_models(roots: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The usable depth model folders in the annotator ``roots``, by name; others are logged with the reason."""
     found = []
-    for root in annotator_roots(models_dir):
+    for root in roots:
         for folder in sorted((root / FOLDER).glob("*/")) if (root / FOLDER).is_dir() else ():
             try:
                 config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -122,9 +122,9 @@ def normal(network: Cached[tuple[Any, Any]], resolution: int, rgb: np.ndarray) -
     return cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR) if size != (height, width) else out
 
 
-def available(models_dir: Path | None, device: Any, resolution: int) -> dict[str, Preprocessor]:
+def available(roots: tuple[Path, ...], device: Any, resolution: int) -> dict[str, Preprocessor]:
     """``depth`` and ``normal`` from the first depth model folder found (sharing its network)."""
-    folders = depth_models(models_dir)
+    folders = depth_models(roots)
     if not folders:
         return {}
     if len(folders) > 1:

@@ -20,6 +20,7 @@ from latentbrush.protocol import ErrorCode, JobInput, ProtocolError
 
 from ..events import EngineError
 from ..models.clip_vocab import CONFIGS_DIR
+from ..models.folders import ModelFolders
 from .preprocessors import NONE, Preprocessor, available
 from .registry import CONTROLNET, T2I_ADAPTER, ControlEntry, ControlRegistry
 from .tiny import TINY_MODES, build_tiny_controlnet
@@ -64,12 +65,12 @@ def flatten(rgba: np.ndarray, background: int) -> np.ndarray:
 
 
 class Controls:
-    def __init__(self, models_dir: Path | None, device: Any, dtype: Any, configs_dir: Path = CONFIGS_DIR) -> None:
-        self.registry = ControlRegistry(models_dir)
+    def __init__(self, folders: ModelFolders, device: Any, dtype: Any, configs_dir: Path = CONFIGS_DIR) -> None:
+        self.registry = ControlRegistry(folders.controlnet)
         self.configs_dir = configs_dir  # controlnet-sd15/, controlnet-sdxl/: the configs single files lack
         self.builtin = {f"tiny-{mode}": ControlEntry(f"tiny-{mode}", mode, TINY_FAMILY, "builtin", "", "builtin")
                         for mode in TINY_MODES}
-        self.preprocessors: dict[str, Preprocessor] = available(models_dir, device)
+        self.preprocessors: dict[str, Preprocessor] = available(folders.annotators, device)
         self.device, self.dtype = device, dtype
         self._loaded: OrderedDict[str, Any] = OrderedDict()
 

@@ -102,10 +102,11 @@ class Preprocessor:
         return Annotation(self.run(rgb), {})
 
 
-def available(models_dir: Path | None = None, device: Any = "cpu",
+def available(annotator_roots: tuple[Path, ...] = (), device: Any = "cpu",
               resolution: int = DETECT_RESOLUTION) -> dict[str, Preprocessor]:
     """The preprocessors this installation can run, by name: the weightless ones, then those whose weights are
-    in ``models_dir`` (loaded on first use onto ``device``; ``resolution`` is the short side they detect at)."""
+    in ``annotator_roots`` (``ModelFolders.annotators``; loaded on first use onto ``device``; ``resolution`` is
+    the short side they detect at)."""
     from . import annotators, depth  # they build on the types above
 
     found = {
@@ -115,6 +116,6 @@ def available(models_dir: Path | None = None, device: Any = "cpu",
     if importlib.util.find_spec("cv2") is not None:
         found["canny"] = Preprocessor("canny", canny, ("canny",))
         # the annotators' pre- and post-processing is OpenCV too
-        found.update(annotators.available(models_dir, device, resolution))
-        found.update(depth.available(models_dir, device, resolution))
+        found.update(annotators.available(annotator_roots, device, resolution))
+        found.update(depth.available(annotator_roots, device, resolution))
     return found

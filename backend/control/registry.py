@@ -20,7 +20,6 @@ from safetensors import safe_open
 
 log = logging.getLogger(__name__)
 
-FOLDERS = ("controlnet", "ControlNet", "controlnets")  # ComfyUI and A1111 keep T2I-Adapters there too
 CONTROLNET, T2I_ADAPTER = "controlnet", "t2i_adapter"
 MODES = ("scribble", "lineart", "softedge", "canny", "depth", "normal", "pose", "tile", "inpaint")
 # name words -> mode; the published names use these (control_v11p_sd15_lineart, diffusers_xl_canny_mid, ...)
@@ -83,13 +82,11 @@ def folder_family(config: dict) -> tuple[str, str] | None:
 class ControlRegistry:
     """ControlNets by name, scanned once at start-up."""
 
-    def __init__(self, models_dir: Path | None) -> None:
+    def __init__(self, folders: tuple[Path, ...] = ()) -> None:
+        """``folders``: ``ModelFolders.controlnet``, in search order (a name found again later is skipped)."""
         self._entries: dict[str, ControlEntry] = {}
         self.refused: dict[str, str] = {}
-        if models_dir is None or not models_dir.is_dir():
-            return
-        for folder in FOLDERS:
-            root = models_dir / folder
+        for root in folders:
             if root.is_dir():
                 self._scan(root)
 

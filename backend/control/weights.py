@@ -2,7 +2,8 @@
 
 The annotators (the networks behind lineart, softedge and pose) ship as lllyasviel/Annotators' ``.pth`` files
 (``sk_model.pth``, ``ControlNetHED.pth``, ``body_pose_model.pth``, ...). Painters already have them where
-their other tools downloaded them, so all of these are looked in, first match wins:
+their other tools downloaded them, so all of these are looked in, first match wins (``ModelFolders.annotators``,
+``models/folders.py``; ``--reuse`` adds other apps' places):
 
 - ``<models>/annotators/`` (ours; the files flat, as the Hugging Face repo has them);
 - ComfyUI's ``custom_nodes/comfyui_controlnet_aux/ckpts/lllyasviel/Annotators/`` (in the models folder, or next
@@ -26,21 +27,10 @@ from latentbrush.protocol import ErrorCode
 
 from ..events import EngineError
 
-ANNOTATORS = Path("annotators")
-COMFYUI = Path("custom_nodes/comfyui_controlnet_aux/ckpts/lllyasviel/Annotators")
-A1111 = Path("extensions/sd-webui-controlnet/annotator/downloads")
 FIELD = "job.inputs"  # the control picture the preprocessor was asked to turn into a control image
 REASON_CHARS = 200  # load_state_dict lists every key it missed; the start says enough
 
 T = TypeVar("T")
-
-
-def annotator_roots(models_dir: Path | None) -> tuple[Path, ...]:
-    """The folders that exist among the places annotator weights are kept, in search order."""
-    if models_dir is None:
-        return ()
-    places = (models_dir / ANNOTATORS, models_dir / COMFYUI, models_dir.parent / COMFYUI, models_dir.parent / A1111)
-    return tuple(dict.fromkeys(p for p in places if p.is_dir()))
 
 
 def find_file(roots: Iterable[Path], name: str) -> Path | None:

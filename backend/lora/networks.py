@@ -8,12 +8,12 @@ its prompt is encoded. What ``apply`` returns goes into the prompt cache's key.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from latentbrush.protocol import ErrorCode, JobRequest, LoraInfo, ProtocolError
 
 from ..events import EngineError
+from ..models.folders import ModelFolders
 from ..prompts.embeddings import EmbeddingEntry, EmbeddingRegistry, load_embeddings
 from .apply import ActiveLora, apply_loras
 from .registry import LoraRegistry
@@ -44,9 +44,9 @@ class Applied:
 
 
 class Networks:
-    def __init__(self, models_dir: Path | None) -> None:
-        self.loras = LoraRegistry(models_dir)
-        self.embeddings = EmbeddingRegistry(models_dir)
+    def __init__(self, folders: ModelFolders) -> None:
+        self.loras = LoraRegistry(folders.loras)
+        self.embeddings = EmbeddingRegistry(folders.embeddings)
 
     def lora_infos(self) -> tuple[LoraInfo, ...]:
         return self.loras.infos()

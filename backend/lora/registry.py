@@ -20,7 +20,6 @@ from safetensors import safe_open
 
 log = logging.getLogger(__name__)
 
-FOLDERS = ("loras", "Lora", "LyCORIS")
 MAX_DEPTH = 2  # loras/<file> and loras/<group>/<file>
 PICKLE_SUFFIXES = (".pt", ".ckpt", ".bin", ".pth")
 # width of attn2.to_k's input, the text embedding the UNet attends to; the built-in tiny models' (models/tiny.py:
@@ -93,13 +92,11 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 class LoraRegistry:
     """LoRAs by name, scanned once at start-up."""
 
-    def __init__(self, models_dir: Path | None) -> None:
+    def __init__(self, folders: tuple[Path, ...] = ()) -> None:
+        """``folders``: ``ModelFolders.loras``, in search order (a name found again later is skipped)."""
         self._entries: dict[str, LoraEntry] = {}
         self.refused: dict[str, str] = {}
-        if models_dir is None or not models_dir.is_dir():
-            return
-        for folder in FOLDERS:
-            root = models_dir / folder
+        for root in folders:
             if root.is_dir():
                 self._scan(root, root, 0)
 

@@ -59,7 +59,8 @@ class Detection(NamedTuple):
             "sd3-bare": "this SD3 / SD3.5 file holds no CLIP text encoders (they ship apart for ComfyUI); use the "
                         "diffusers folder layout (the whole stabilityai repository) or a file that includes the CLIPs",
             "flux": "a Flux single file holds only the transformer, and Flux's T5 tokenizer cannot ship offline; use "
-                    "the diffusers folder layout (the whole black-forest-labs FLUX.1 repository)",
+                    "the diffusers folder layout (the whole black-forest-labs FLUX.1 repository: "
+                    "`latentbrush-server models download flux-schnell` fetches one)",
         }
         return reasons.get(self.base, "")
 

@@ -229,10 +229,10 @@ def load_pipeline(
 
 
 def load_taesd(
-    taesd_dir: Path | None, family: str, placement: Placement, models_dir: Path | None = None
+    taesd_dir: Path | None, family: str, placement: Placement, folders: tuple[Path, ...] = ()
 ) -> AutoencoderTiny | None:
-    """TAESD for a latent family, found in ``taesd_dir`` or else the models folder (``taesd.find_taesd``)."""
-    source = find_taesd(family, models_dir, taesd_dir)
+    """TAESD for a latent family, found in ``taesd_dir`` or else ``folders`` (``taesd.find_taesd``)."""
+    source = find_taesd(family, folders, taesd_dir)
     return None if source is None else load_taesd_source(source, placement.device, placement.dtype(family))
 
 
@@ -363,13 +363,13 @@ class PipelineCache:
 
     def __init__(
         self, placement: Placement, budget_bytes: int, *, configs_dir: Path = CONFIGS_DIR,
-        taesd_dir: Path | None = None, models_dir: Path | None = None,
+        taesd_dir: Path | None = None, taesd_folders: tuple[Path, ...] = (),
     ) -> None:
         self.placement = placement
         self.budget = budget_bytes
         self.configs_dir = configs_dir
         self.taesd_dir = taesd_dir
-        self.models_dir = models_dir  # TAESD weights there are found without a flag
+        self.taesd_folders = taesd_folders  # TAESD weights there are found without a flag (ModelFolders.taesd)
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._taesd: dict[str, AutoencoderTiny | None] = {}
         quiet_diffusers_noise()
@@ -380,7 +380,7 @@ class PipelineCache:
     def _taesd_for(self, family: str) -> AutoencoderTiny | None:
         """One TAESD per latent family, looked for (and loaded) the first time a model of it loads."""
         if family not in self._taesd:
-            self._taesd[family] = load_taesd(self.taesd_dir, family, self.placement, self.models_dir)
+            self._taesd[family] = load_taesd(self.taesd_dir, family, self.placement, self.taesd_folders)
         return self._taesd[family]
 
     def _estimate(self, entry: ModelEntry) -> int:

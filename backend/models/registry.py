@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from latentbrush.protocol import ErrorCode, ModelInfo, ProtocolError
 
-from ..control.registry import FOLDERS as CONTROL_FOLDERS
 from ..events import EngineError
-from ..lora.registry import FOLDERS as LORA_FOLDERS
 from ..ops.presets import PRESETS, detect_preset
 from ..ops.samplers import fits, samplers_for
-from ..prompts.embeddings import FOLDER as EMBEDDINGS_FOLDER
-from ..reference.registry import ENCODER_FOLDERS
-from ..reference.registry import FOLDERS as REFERENCE_FOLDERS
 from .detect import NATIVE_RESOLUTION, detect_file
+from .folders import SKIP_FOLDERS, ModelFolders
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +52,6 @@ DIT_PIPELINES = {
 }
 MAX_SCAN_DEPTH = 2  # models/<file> and models/<group>/<file>, as A1111-style trees have
 PICKLE_SUFFIXES = (".ckpt",)
-# other registries' folders (upscalers, ComfyUI's TAESD files, ControlNets, IP-Adapters, image encoders)
-SKIP_FOLDERS = ("upscale", "upscale_models", "vae_approx", *CONTROL_FOLDERS, *REFERENCE_FOLDERS, *ENCODER_FOLDERS,
-                *LORA_FOLDERS, EMBEDDINGS_FOLDER)  # LoRAs and textual-inversion embeddings: lora/, prompts/
 
 
 @dataclass(frozen=True)
@@ -153,30 +147,35 @@ def hub_entry(repo_id: str) -> ModelEntry:
 class ModelRegistry:
     """Models by name. Built once at start-up; Hub entries are refined after their first load."""
 
-    def __init__(self, models_dir: Path | None, hub_models: tuple[str, ...] = ()) -> None:
-        self.models_dir = models_dir
+    def __init__(self, folders: ModelFolders | None = None, hub_models: tuple[str, ...] = ()) -> None:
+        self.folders = folders or ModelFolders()
         self._entries: dict[str, ModelEntry] = {}
         self._refused: dict[str, str] = {}
+        self._locations: set[str] = set()  # real paths offered: a file reached through two folders counts once
         for name, (base, inpaint) in BUILTINS.items():  # first, so a user's "tiny.safetensors" cannot hide them
             self._add(ModelEntry(name, "builtin", base, inpaint))
         for repo_id in hub_models:
             self._add(hub_entry(repo_id))
-        if models_dir is not None:
-            if models_dir.is_dir():
-                self._scan(models_dir)
-            else:
-                log.warning("models folder %s does not exist; no local models", models_dir)
+        others = self.folders.every_folder()  # the other kinds' folders (LoRAs, VAEs, ...) and other checkpoint ones
+        for root in self.folders.checkpoints:
+            self._scan(root, others - {os.path.realpath(root)})
         self.default = self._pick_default()
         if self.default == TINY:
+            where = ", ".join(map(str, self.folders.checkpoints))
             log.warning(
                 "No models configured: using the built-in 'tiny' model, which produces noise, not pictures. "
                 "Put SD 1.5, SDXL, SD3 or Flux models (.safetensors or diffusers folders) in the models folder%s.",
-                f" ({models_dir})" if models_dir else " (--models DIR)",
+                f" ({where})" if where else " (--models DIR, or --reuse another app's folder)",
             )
 
     # ------------------------------------------------------------------ discovery
 
     def _add(self, entry: ModelEntry) -> None:
+        if entry.source in ("file", "folder"):
+            real = os.path.realpath(entry.location)
+            if real in self._locations:
+                return
+            self._locations.add(real)
         name = entry.name
         if name in self._entries or name in self._refused:
             name = Path(entry.location).name if entry.location else name
@@ -189,10 +188,10 @@ class ModelRegistry:
         log.warning("model %s not offered: %s", name, reason)
         self._refused[name] = reason
 
-    def _scan(self, root: Path) -> None:
+    def _scan(self, root: Path, skip: frozenset[str]) -> None:
         folders: list[Path] = []
         files: list[Path] = []
-        self._walk(root, 0, folders, files)
+        self._walk(root, 0, folders, files, skip)
         for folder in sorted(folders):
             try:
                 index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
@@ -222,7 +221,7 @@ class ModelRegistry:
             else:
                 log.debug("%s is not a diffusion checkpoint (LoRA, VAE, upscaler, ...); ignored", path)
 
-    def _walk(self, folder: Path, depth: int, folders: list[Path], files: list[Path]) -> None:
+    def _walk(self, folder: Path, depth: int, folders: list[Path], files: list[Path], skip: frozenset[str]) -> None:
         try:
             children = sorted(folder.iterdir())
         except OSError as exc:
@@ -234,8 +233,8 @@ class ModelRegistry:
             if child.is_dir():
                 if (child / "model_index.json").is_file():
                     folders.append(child)
-                elif depth + 1 < MAX_SCAN_DEPTH:
-                    self._walk(child, depth + 1, folders, files)
+                elif depth + 1 < MAX_SCAN_DEPTH and os.path.realpath(child) not in skip:
+                    self._walk(child, depth + 1, folders, files, skip)
             elif child.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES):
                 files.append(child)
 

@@ -1,6 +1,7 @@
 """TAESD (diffusers' AutoencoderTiny): where its weights are, and loading them for sharp step previews.
 
-Found without any flag in the models folder, in the layouts people already have:
+Found without any flag in the models folder (``ModelFolders.taesd``: the folder itself and ``vae_approx/``,
+plus reused apps' preview-decoder and VAE folders), in the layouts people already have:
 
 - a diffusers folder (``config.json`` + weights, as ``madebyollin/taesd`` / ``taesdxl`` / ``taesd3`` / ``taef1``
   ship): ``taesd/`` for SD 1.5, ``taesdxl/`` for SDXL, ``taesd3/`` for SD3, ``taef1/`` for Flux, at the top of
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 # latent family -> folder name / ComfyUI file prefix (madebyollin/taesd, taesdxl, taesd3, taef1)
 TAESD_NAMES = {"sd15": "taesd", "sdxl": "taesdxl", "sd3": "taesd3", "flux": "taef1"}
-APPROX_FOLDER = "vae_approx"  # ComfyUI's folder of preview decoders
 DECODER_SUFFIX = "_decoder.safetensors"
 DIFFUSERS = "diffusers"  # TaesdSource.kind: a folder AutoencoderTiny.from_pretrained reads
 DECODER_FILE = "decoder"  # TaesdSource.kind: a decoder-only state dict in the original layout
@@ -37,14 +37,14 @@ class TaesdSource:
     kind: str  # DIFFUSERS or DECODER_FILE
 
 
-def find_taesd(family: str, models_dir: Path | None, taesd_dir: Path | None = None) -> TaesdSource | None:
-    """The first TAESD for ``family`` in ``taesd_dir`` (if given), then the models folder; None if there is none."""
+def find_taesd(family: str, folders: tuple[Path, ...] = (), taesd_dir: Path | None = None) -> TaesdSource | None:
+    """The first TAESD for ``family`` in ``taesd_dir`` (if given), then ``folders`` (``ModelFolders.taesd``);
+    None if there is none."""
     name = TAESD_NAMES.get(family)
     if name is None:
         return None
     roots = [taesd_dir] if taesd_dir is not None else []
-    if models_dir is not None:
-        roots += [models_dir, models_dir / APPROX_FOLDER]
+    roots += folders
     for root in roots:
         if (root / name / "config.json").is_file():
             return TaesdSource(root / name, DIFFUSERS)

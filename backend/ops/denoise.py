@@ -151,6 +151,10 @@ def run_denoise(
     ``extra``: pipeline arguments over the task's (a refiner hand-over's, ops/refiner.py); with
     ``output_type="latent"`` among them the result is the latents (C x h x w float32) instead of pixels."""
     raise_if_cancelled(cancel)
+    # a control at weight 0 steers nothing (it is how a painter turns the automatic inpaint ControlNet off):
+    # the call runs without it, so the picture is exactly the unsteered one (zeroed residuals still round a
+    # pixel differently now and then) and no ControlNet or adapter is run for nothing
+    call = replace(call, controls=tuple(c for c in call.controls if c.weight != 0))
     task = call.task.for_model(model.inpaint_unet)
     # into the modules every pipeline of the model shares, before the prompt is encoded (LoRAs may change it)
     applied = apply_networks(model.pipeline(task), call.networks, model.entry.name)

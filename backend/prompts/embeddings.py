@@ -20,7 +20,6 @@ from safetensors.torch import load_file
 
 log = logging.getLogger(__name__)
 
-FOLDER = "embeddings"
 PICKLE_SUFFIXES = (".pt", ".bin", ".ckpt", ".pth")
 SDXL_KEYS = ("clip_l", "clip_g")
 
@@ -45,19 +44,18 @@ def _widths(path: Path) -> tuple[int, ...] | None:
 class EmbeddingRegistry:
     """Embeddings by name, scanned once at start-up."""
 
-    def __init__(self, models_dir: Path | None) -> None:
+    def __init__(self, folders: tuple[Path, ...] = ()) -> None:
+        """``folders``: ``ModelFolders.embeddings``, in search order (a name found again later is skipped)."""
         self._entries: dict[str, EmbeddingEntry] = {}
         self.refused: dict[str, str] = {}
-        root = models_dir / FOLDER if models_dir is not None else None
-        if root is None or not root.is_dir():
-            return
-        for path in sorted(root.rglob("*")):
-            if path.name.startswith(".") or not path.is_file():
-                continue
-            if path.suffix.lower() in PICKLE_SUFFIXES:
-                self._refuse(path.stem, "pickle files can run code when loaded; use the .safetensors version")
-            elif path.suffix.lower() == ".safetensors":
-                self._add(path)
+        for root in folders:
+            for path in sorted(root.rglob("*")) if root.is_dir() else ():
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                if path.suffix.lower() in PICKLE_SUFFIXES:
+                    self._refuse(path.stem, "pickle files can run code when loaded; use the .safetensors version")
+                elif path.suffix.lower() == ".safetensors":
+                    self._add(path)
 
     def _add(self, path: Path) -> None:
         try:

@@ -24,6 +24,7 @@ from latentbrush.protocol import ErrorCode, JobInput, ProtocolError
 
 from ..control.models import TINY_FAMILY, flatten  # the built-in tiny checkpoints take the built-in tiny adapter
 from ..events import EngineError
+from ..models.folders import ModelFolders
 from .modes import MODES, ScaleConfig, block_scales, scales_at
 from .registry import AdapterEntry, EncoderEntry, ReferenceRegistry
 from .tiny import TINY_EMBED_DIM, build_tiny_adapter, build_tiny_encoder, encoder_config
@@ -62,8 +63,8 @@ def reference_picture(rgba: np.ndarray) -> np.ndarray | None:
 
 
 class References:
-    def __init__(self, models_dir: Path | None, device: Any, dtype: Any) -> None:
-        self.registry = ReferenceRegistry(models_dir)
+    def __init__(self, folders: ModelFolders, device: Any, dtype: Any) -> None:
+        self.registry = ReferenceRegistry(folders.ipadapter, folders.clip_vision)
         self.builtin = {TINY_ADAPTER.name: TINY_ADAPTER}
         self.device, self.dtype = device, dtype
         self._encoders: OrderedDict[tuple[str, str, str], Any] = OrderedDict()

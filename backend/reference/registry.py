@@ -23,8 +23,6 @@ from .tiny import TINY_CROSS_DIMS
 
 log = logging.getLogger(__name__)
 
-FOLDERS = ("ipadapter", "ip-adapter", "ipadapters", "IPAdapter")
-ENCODER_FOLDERS = ("clip_vision", "image_encoder")
 # text-embedding width of the UNet's cross-attention -> family; the tiny test shapes name the family they imitate
 FAMILY_BY_CROSS_DIM = {768: "sd15", 2048: "sdxl", **TINY_CROSS_DIMS}
 FIRST_IP_KEY = "1.to_k_ip.weight"  # diffusers numbers the cross-attention layers 1, 3, 5, ...
@@ -123,18 +121,17 @@ def read_encoder(folder: Path) -> EncoderEntry | None:
 class ReferenceRegistry:
     """IP-Adapters and image encoders by name, scanned once at start-up."""
 
-    def __init__(self, models_dir: Path | None) -> None:
+    def __init__(self, adapter_folders: tuple[Path, ...] = (), encoder_folders: tuple[Path, ...] = ()) -> None:
+        """The folders: ``ModelFolders.ipadapter`` and ``.clip_vision``, in search order."""
         self._adapters: dict[str, AdapterEntry] = {}
         self._encoders: dict[str, EncoderEntry] = {}
         self.refused: dict[str, str] = {}
-        if models_dir is None or not models_dir.is_dir():
-            return
-        for folder in FOLDERS:
-            if (models_dir / folder).is_dir():
-                self._scan_adapters(models_dir / folder)
-        for folder in ENCODER_FOLDERS:
-            if (models_dir / folder).is_dir():
-                self._scan_encoders(models_dir / folder)
+        for folder in adapter_folders:
+            if folder.is_dir():
+                self._scan_adapters(folder)
+        for folder in encoder_folders:
+            if folder.is_dir():
+                self._scan_encoders(folder)
 
     def _scan_adapters(self, root: Path) -> None:
         for path in sorted(root.iterdir()):

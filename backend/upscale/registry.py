@@ -1,9 +1,10 @@
 """Upscaler model files: discovery, safe loading through spandrel, a small cache.
 
-Where: ``<models_dir>/upscale/`` and ``<models_dir>/upscale_models/`` (the ComfyUI folder name,
-so a ComfyUI ``models`` folder works as ``models_dir``), searched recursively. The models_dir root
-is not scanned: files there are diffusion checkpoints, and telling them apart would mean opening
-every file.
+Where: ``ModelFolders.upscale`` (``models/folders.py``: ``<models>/upscale/`` and
+``<models>/upscale_models/``, the ComfyUI folder name, plus reused apps' upscaler folders), searched
+recursively and again on each look-up, so a file dropped into one is found without a restart. The
+models folder's top is not scanned: files there are diffusion checkpoints, and telling them apart
+would mean opening every file.
 
 Names: a file's path relative to its folder, with extension ("4x-UltraSharp.safetensors",
 "faces/x.pth"). ``load`` and ``resolve`` also accept the name without extension when exactly one
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # spandrel is imported lazily: it takes a while and registers
     from spandrel import ImageModelDescriptor
 
 LANCZOS = "lanczos"
-UPSCALE_FOLDERS = ("upscale", "upscale_models")
 LOADABLE_SUFFIXES = (".safetensors", ".pth")
 REFUSED_SUFFIXES = (".ckpt", ".pt", ".bin", ".pkl", ".pickle")
 FIELD = "job.upscale.upscaler"
@@ -53,7 +53,8 @@ class UpscalerFile:
 
 
 class UpscalerRegistry:
-    """Finds upscaler files under ``models_dir`` and loads them with spandrel on ``device``.
+    """Finds upscaler files in ``folders`` (the first folder's file wins a name) and loads them with spandrel
+    on ``device``.
 
     ``dtype`` is what the caller prefers (float16 / bfloat16 on a GPU); a model that does not
     support it runs in float32. ``cache_size`` models stay loaded (least recently used dropped).
@@ -62,12 +63,12 @@ class UpscalerRegistry:
 
     def __init__(
         self,
-        models_dir: Path | None,
+        folders: tuple[Path, ...] = (),
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         cache_size: int = 2,
     ) -> None:
-        self.models_dir = Path(models_dir) if models_dir is not None else None
+        self._folders = tuple(folders)
         self.device = torch.device(device)
         self.dtype = dtype
         self._cache_size = max(1, cache_size)
@@ -77,9 +78,7 @@ class UpscalerRegistry:
     # ------------------------------------------------------------------ discovery
 
     def folders(self) -> tuple[Path, ...]:
-        if self.models_dir is None:
-            return ()
-        return tuple(p for p in (self.models_dir / f for f in UPSCALE_FOLDERS) if p.is_dir())
+        return tuple(p for p in self._folders if p.is_dir())
 
     def _scan(self, suffixes: tuple[str, ...]) -> dict[str, UpscalerFile]:
         found: dict[str, UpscalerFile] = {}

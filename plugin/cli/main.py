@@ -318,11 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", help=argparse.SUPPRESS)
     p.add_argument("--token-file", help="token of the --url server")
     p.add_argument("-q", "--quiet", action="store_true")
+
+    from .server_command import add_parser as add_server_parser  # stdlib only: fast
+
+    add_server_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "server":  # no Pillow nor client needed
+        from .server_command import run_server_command
+
+        return run_server_command(args)
     from .commands import run_command  # Pillow, numpy and the client load only now
 
     try:

@@ -89,3 +89,29 @@ def test_a_killed_server_says_it_crashed_and_keeps_its_last_lines(server):
     spin_until(lambda: seen["stopped"], "the exit")
     assert server.crashed and not server.running and seen["failed"] == []
     assert "listening on" in server.recent_output()
+
+
+def test_a_server_deleted_before_its_kill_timer_fires_is_no_crash(qapp):
+    """Disconnect (stop without waiting) and then close the docker at once: the pending kill finds its QProcess
+    deleted with its owner. That must neither raise inside Qt's event loop (which aborts Krita) nor leave the
+    process running."""
+    import os
+    import time
+
+    from latentbrush.plugin.qt import QT_MAJOR
+
+    sip = __import__("PyQt6.sip" if QT_MAJOR == 6 else "PyQt5.sip", fromlist=["delete"])
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " + FAKE_SERVER
+    server = LocalServer()
+    seen = events(server)
+    server.start([sys.executable, "-c", stubborn])
+    spin_until(lambda: seen["listening"], "the listening line")
+    pid = server._process.processId()
+    server.stop(100, wait=False)
+    sip.delete(server)  # Qt kills and reaps a running QProcess it deletes
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # the kill timer fires in here
+        qapp.processEvents()
+        time.sleep(0.01)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from helpers.live_server import FAKE_ENGINE, live_server
+from helpers.wheel import build_wheel
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("protocol", "plugin", "backend", "setup.py", "pyproject.toml", "README.md", "LICENSE")
 TIMEOUT_S = 300
 
 pytestmark = pytest.mark.slow
@@ -34,22 +34,6 @@ pytestmark = pytest.mark.slow
 
 def run(*cmd: str | Path, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=TIMEOUT_S, **kw)
-
-
-def build_wheel(tmp: Path) -> Path:
-    src = tmp / "src"
-    for name in SOURCES:
-        path = REPO / name
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "vendor", "*.egg-info")
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=ignore)
-        else:
-            shutil.copy2(path, src / name)
-    done = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-               "--disable-pip-version-check", "-w", tmp / "dist", src)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (wheel,) = (tmp / "dist").glob("latentbrush-*.whl")
-    return wheel
 
 
 def base_requirements(wheel: Path) -> list[Requirement]:

@@ -12,14 +12,18 @@ from dataclasses import replace
 from typing import Any
 
 from krita import DockWidget
+from latentbrush.plugin.core.install.layout import InstallLayout, default_layout
 
-from ...qt import QColor, QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from ...qt import QColor, QFrame, QScrollArea, Qt, QTabWidget, QVBoxLayout, QWidget
 from .connection_panel import STATE_COLORS, STATE_TEXT, ConnectionPanel
+from .first_run import FirstRunNotice
 from .generation_panel import OPERATIONS, GenerationPanel
 from .history_panel import HistoryPanel, ProgressPanel, icon
+from .install_panel import InstallPanel, managed_command
 from .layers import LayerSource, node_id
 from .live import LiveMode, hello_preset, live_settings
 from .live_panel import LivePanel
+from .model_download import DownloadDialog, download_command, list_command
 from .session import KritaSession
 from .settings import LOCAL, load, save
 
@@ -39,6 +43,8 @@ class LatentbrushDocker(DockWidget):
         self.settings = load(app.readSetting)
 
         self.connection = ConnectionPanel()
+        self.install_panel = InstallPanel(default_layout(), before_change=self._stop_local_server)
+        self.first_run = FirstRunNotice()  # over the tabs: tiny-only servers paint noise on every tab
         self.generation = GenerationPanel()
         self.progress = ProgressPanel()
         self.history = HistoryPanel()
@@ -50,12 +56,14 @@ class LatentbrushDocker(DockWidget):
         self.tabs.setDocumentMode(True)
         # a tab scrolls only on a screen smaller than it was made for; the history list scrolls itself
         for page, title in zip((_scrolling(self.generation), _scrolling(self.live_panel),
-                                _scrolling(self.generation.upscale_page), self.history, _scrolling(self.connection)),
+                                _scrolling(self.generation.upscale_page), self.history,
+                                _scrolling(_stacked(self.connection, self.install_panel))),
                                TABS, strict=True):
             self.tabs.addTab(page, title)
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.first_run)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.progress)
         self.setWidget(body)
@@ -70,6 +78,9 @@ class LatentbrushDocker(DockWidget):
 
         self.connection.connect_requested.connect(self._connect)
         self.connection.disconnect_requested.connect(session.disconnect)
+        self.install_panel.server_ready.connect(self._use_managed_server)
+        self.install_panel.server_removed.connect(self._forget_managed_server)
+        self.first_run.download_requested.connect(self.download_models)
         self.generation.operation_requested.connect(self.run_operation)
         self.generation.style_picker.chosen.connect(self._style_chosen)
         self.generation.controls.set_document_source(app.activeDocument)
@@ -190,6 +201,7 @@ class LatentbrushDocker(DockWidget):
 
     def _server_info(self, hello: Any) -> None:
         self.generation.set_server_info(hello)
+        self.first_run.set_hello(hello)
         self.live_panel.apply_limits(None if hello is None else hello.limits)
         if hello is None:
             self.live.stop("Disconnected: live is off")
@@ -234,6 +246,66 @@ class LatentbrushDocker(DockWidget):
             url=self.connection.url.text().strip() or self.settings.url,
         )
         save(self.settings, self._app.writeSetting)
+
+    # ----------------------------------------------------------------------------- the managed server
+
+    def _stop_local_server(self) -> None:
+        """Before the managed server's files change: the server this session started must be gone."""
+        if self.session.server.running:
+            self.session.disconnect()
+            self.session.server.stop()  # blocks until it exited (it stops on SIGTERM at once)
+
+    def _use_managed_server(self, layout: InstallLayout) -> None:
+        """An install, update or repair finished: start the managed server and connect to it."""
+        command = managed_command(layout)
+        self.connection.set_mode(LOCAL)
+        self.connection.command.setText(command)
+        self._remember()
+        self._stop_local_server()
+        if self.session.connected:
+            self.session.disconnect()
+        self.session.start_local(command)
+
+    def _forget_managed_server(self) -> None:
+        if self.connection.command.text().strip() == managed_command(self.install_panel.layout_):
+            self.connection.command.setText("")
+            self._remember()
+
+    def runs_managed_server(self) -> bool:
+        """The session's local server is the one the Connection tab installed."""
+        return (self.install_panel.installed and self.session.server.running
+                and self.settings.server_command == managed_command(self.install_panel.layout_))
+
+    def download_models(self) -> DownloadDialog:
+        """The first-run notice's link: download a model set into the managed server's models folder (or say
+        what to run on a server installed elsewhere); the server restarts to offer what came."""
+        layout = self.install_panel.layout_
+        if self.runs_managed_server():
+            dialog = DownloadDialog(list_command(layout.python, layout.models_dir),
+                                    lambda name: download_command(layout.python, name, layout.models_dir),
+                                    layout.models_dir, self)
+            dialog.downloaded.connect(self._restart_for_models)
+        else:
+            dialog = DownloadDialog(None, None, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _restart_for_models(self) -> None:
+        """The server reads its models folder when it starts: restart it so the new models are offered."""
+        self._stop_local_server()
+        self.session.start_local(self.settings.server_command)
+
+
+def _stacked(*widgets: QWidget) -> QWidget:
+    """One page of ``widgets`` top to bottom, the room left below them."""
+    page = QWidget()
+    box = QVBoxLayout(page)
+    box.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        box.addWidget(widget)
+    box.addStretch(1)
+    return page
 
 
 def _scrolling(page: QWidget) -> QScrollArea:

@@ -14,7 +14,8 @@ from collections import deque
 
 from latentbrush.protocol.transport import parse_listening_line
 
-from ...qt import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal, qbytes
+from ...qt import QObject, QProcess, QTimer, pyqtSignal, qbytes
+from .child_process import child_process
 
 SERVER_PROGRAM = "latentbrush-server"
 LOG_LINES = 40  # kept for the error message when the server dies
@@ -26,7 +27,10 @@ def split_command(text: str) -> list[str]:
     if not text:
         found = shutil.which(SERVER_PROGRAM)
         return [found] if found else []
-    return shlex.split(text, posix=sys.platform != "win32")
+    words = shlex.split(text, posix=sys.platform != "win32")
+    if sys.platform == "win32":  # posix=False keeps the quotes around a word with spaces ("C:\Users\Ann Lee\...")
+        words = [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in words]
+    return words
 
 
 class LocalServer(QObject):
@@ -67,15 +71,7 @@ class LocalServer(QObject):
         self.url, self._buffer = "", ""
         self.exit_code, self.crashed = None, False
         self._lines.clear()
-        process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        for name in ("PYTHONPATH", "PYTHONHOME"):  # Krita's embedded Python settings must not leak
-            env.remove(name)
-        process.setProcessEnvironment(env)
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        process.readyReadStandardOutput.connect(self._read)
-        process.errorOccurred.connect(self._error)
-        process.finished.connect(self._finished)
+        process = child_process(self, on_output=self._read, on_error=self._error, on_finished=self._finished)
         self._process = process
         process.start(argv[0], [*argv[1:], *extra_args])
 
@@ -98,8 +94,11 @@ class LocalServer(QObject):
 
     @staticmethod
     def _kill_if_running(process: QProcess) -> None:
-        if process.state() != QProcess.ProcessState.NotRunning:
-            process.kill()
+        try:
+            if process.state() != QProcess.ProcessState.NotRunning:
+                process.kill()
+        except RuntimeError:  # its owner (the docker) was deleted meanwhile, and Qt killed the process with it
+            pass
 
     def recent_output(self) -> str:
         return "\n".join(self._lines)

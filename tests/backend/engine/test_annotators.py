@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import FAKE_HASH, job
-from latentbrush.backend.control import weights
 from latentbrush.backend.control.depth import normal_from_depth, unit_range
 from latentbrush.backend.control.pose import PARTS, draw_people, openpose_json, people_from
 from latentbrush.backend.control.preprocessors import Annotation, available
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.events import EngineError
 from latentbrush.backend.inputs import InputPixels
+from latentbrush.backend.models.folders import A1111_ANNOTATORS, COMFYUI_ANNOTATORS, ModelFolders
 from latentbrush.protocol import ErrorCode, JobInput
 
 pytest.importorskip("controlnet_aux")  # the annotators extra (in dev)
@@ -87,9 +87,14 @@ def annotator_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def roots(models_dir: Path | None) -> tuple[Path, ...]:
+    """Where the server looks for annotator weights with this models folder (and no --reuse)."""
+    return ModelFolders.from_models_dir(models_dir).annotators
+
+
 @pytest.fixture(scope="module")
 def offered(annotator_models: Path):
-    return available(annotator_models, "cpu", RESOLUTION)
+    return available(roots(annotator_models), "cpu", RESOLUTION)
 
 
 def picture(kind: str, height: int = 72, width: int = 100) -> np.ndarray:
@@ -116,23 +121,23 @@ def test_each_preprocessor_is_offered_when_its_weights_are_there(offered) -> Non
 
 
 def test_without_weights_only_the_weightless_ones_are_offered(tmp_path: Path) -> None:
-    assert set(available(None)) == WEIGHTLESS
+    assert set(available(roots(None))) == WEIGHTLESS
     (tmp_path / "annotators" / "depth" / "not-a-model").mkdir(parents=True)
     (tmp_path / "annotators" / "facenet.pth").write_bytes(b"")  # a file no preprocessor here uses
-    assert set(available(tmp_path)) == WEIGHTLESS
+    assert set(available(roots(tmp_path))) == WEIGHTLESS
 
 
 def test_weights_are_found_where_comfyui_and_a1111_keep_them(tmp_path: Path) -> None:
     comfy = tmp_path / "ComfyUI"
     (comfy / "models").mkdir(parents=True)
-    (comfy / weights.COMFYUI).mkdir(parents=True)
-    (comfy / weights.COMFYUI / "sk_model.pth").write_bytes(b"")
-    assert set(available(comfy / "models")) == WEIGHTLESS | {"lineart"}  # the models folder is ComfyUI/models
+    (comfy / COMFYUI_ANNOTATORS).mkdir(parents=True)
+    (comfy / COMFYUI_ANNOTATORS / "sk_model.pth").write_bytes(b"")
+    assert set(available(roots(comfy / "models"))) == WEIGHTLESS | {"lineart"}  # the models folder is ComfyUI/models
     webui = tmp_path / "stable-diffusion-webui"
     (webui / "models").mkdir(parents=True)
-    (webui / weights.A1111 / "openpose").mkdir(parents=True)
-    (webui / weights.A1111 / "openpose" / "body_pose_model.pth").write_bytes(b"")
-    assert set(available(webui / "models")) == WEIGHTLESS | {"pose"}  # one folder per annotator
+    (webui / A1111_ANNOTATORS / "openpose").mkdir(parents=True)
+    (webui / A1111_ANNOTATORS / "openpose" / "body_pose_model.pth").write_bytes(b"")
+    assert set(available(roots(webui / "models"))) == WEIGHTLESS | {"pose"}  # one folder per annotator
 
 
 def test_depth_models_that_make_other_maps_are_not_offered(tmp_path: Path) -> None:
@@ -142,7 +147,7 @@ def test_depth_models_that_make_other_maps_are_not_offered(tmp_path: Path) -> No
     (folder / "metric" / "config.json").write_text(config.replace('"relative"', '"metric"'))
     write_depth_anything(folder / "no-processor")
     (folder / "no-processor" / "preprocessor_config.json").unlink()
-    assert set(available(tmp_path)) == WEIGHTLESS
+    assert set(available(roots(tmp_path))) == WEIGHTLESS
 
 
 def test_the_engine_lists_them_and_a_control_job_runs_one(annotator_models: Path, make_events) -> None:
@@ -176,7 +181,7 @@ def test_weights_are_read_on_first_use_and_kept(annotator_models: Path, monkeypa
     reads: list[Path] = []
     real = torch.load
     monkeypatch.setattr(torch, "load", lambda path, **kw: reads.append(Path(path)) or real(path, **kw))
-    lineart = available(annotator_models, "cpu", RESOLUTION)["lineart"]
+    lineart = available(roots(annotator_models), "cpu", RESOLUTION)["lineart"]
     assert reads == []  # offering reads nothing
     lineart.run(picture("disc"))
     lineart.run(picture("stripes"))
@@ -200,21 +205,21 @@ def test_a_bad_weights_file_is_a_clear_error_and_nothing_else_breaks(annotator_m
     folder = tmp_path / "annotators"
     folder.mkdir()
     (folder / "sk_model.pth").write_bytes(bad_files(annotator_models / "annotators")[what])
-    lineart = available(tmp_path, "cpu", RESOLUTION)["lineart"]  # offered: discovery reads names only
+    lineart = available(roots(tmp_path), "cpu", RESOLUTION)["lineart"]  # offered: discovery reads names only
     with pytest.raises(EngineError) as caught:
         lineart.run(picture("disc"))
     assert caught.value.code is ErrorCode.NOT_SUPPORTED and str(folder / "sk_model.pth") in str(caught.value)
     assert len(str(caught.value)) < 500
     with pytest.raises(EngineError):  # tried again (the painter may have replaced the file), still refused
         lineart.run(picture("disc"))
-    assert available(tmp_path)["scribble"].run(picture("disc")).any()
+    assert available(roots(tmp_path))["scribble"].run(picture("disc")).any()
 
 
 def test_a_broken_depth_model_is_a_clear_error(tmp_path: Path) -> None:
     folder = tmp_path / "annotators" / "depth" / "broken"
     write_depth_anything(folder)
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)
-    depth = available(tmp_path, "cpu", RESOLUTION)["depth"]
+    depth = available(roots(tmp_path), "cpu", RESOLUTION)["depth"]
     with pytest.raises(EngineError, match="broken") as caught:
         depth.run(picture("disc"))
     assert caught.value.code is ErrorCode.NOT_SUPPORTED and str(folder) in str(caught.value)

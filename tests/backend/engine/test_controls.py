@@ -14,6 +14,7 @@ from latentbrush.backend.control.tiny import build_tiny_controlnet, save_tiny_co
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.events import EngineError
 from latentbrush.backend.inputs import InputPixels
+from latentbrush.backend.models.folders import ModelFolders
 from latentbrush.backend.models.ldm_layout import write_controlnet_checkpoint
 from latentbrush.backend.models.tiny import build_tiny_sdxl
 from latentbrush.protocol import ErrorCode, JobInput
@@ -88,7 +89,7 @@ def control_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_registry_finds_controlnets_where_painters_keep_them(control_models: Path) -> None:
-    registry = ControlRegistry(control_models)
+    registry = ControlRegistry(ModelFolders.from_models_dir(control_models).controlnet)
     found = {e.name: (e.mode, e.family, e.layout, e.source) for e in registry.entries()}
     assert found == {
         "tiny_sd15_scribble_folder": ("scribble", "sd15", "diffusers", "folder"),

@@ -20,6 +20,7 @@ from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.models import detect
 from latentbrush.backend.models.clip_vocab import CONFIGS_DIR, load_shipped_tokenizer
 from latentbrush.backend.models.dit_layout import sd3_transformer_to_original, write_sd3_checkpoint
+from latentbrush.backend.models.folders import ModelFolders
 from latentbrush.backend.models.registry import ModelRegistry
 from latentbrush.backend.models.tiny_dit import build_tiny_flux, build_tiny_sd3
 from latentbrush.protocol import ErrorCode, Rect, Size
@@ -113,7 +114,7 @@ def test_unusable_family_files_get_a_clear_reason(family_engine: Engine, make_jo
 
 def test_a_name_read_as_an_sd_few_step_model_gets_no_preset_on_a_flow_model(tmp_path: Path) -> None:
     build_tiny_flux(seed=1).save_pretrained(tmp_path / "flux-lcm-merge")
-    (info,) = [m for m in ModelRegistry(tmp_path).infos() if m.name == "flux-lcm-merge"]
+    (info,) = [m for m in ModelRegistry(ModelFolders.from_models_dir(tmp_path)).infos() if m.name == "flux-lcm-merge"]
     assert info.preset is None  # "lcm" would advise the LCM sampler, which does not fit a flow model
 
 

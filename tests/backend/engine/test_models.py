@@ -219,11 +219,12 @@ def test_task_variants_share_modules_and_keep_the_dtype() -> None:
 
 
 def test_a_user_file_named_tiny_does_not_hide_the_builtin(tmp_path: Path, tiny_sd15_pipelines: dict[str, Any]) -> None:
+    from latentbrush.backend.models.folders import ModelFolders
     from latentbrush.backend.models.ldm_layout import write_sd15_checkpoint
     from latentbrush.backend.models.registry import ModelRegistry
 
     write_sd15_checkpoint(tiny_sd15_pipelines["plain"], tmp_path / "tiny.safetensors")
-    registry = ModelRegistry(tmp_path)
+    registry = ModelRegistry(ModelFolders.from_models_dir(tmp_path))
     assert {"tiny", "tiny-inpaint", "tiny.safetensors"} <= {info.name for info in registry.infos()}
     assert registry.get("tiny").source == "builtin"
     assert registry.get("tiny.safetensors").source == "file" and registry.default == "tiny.safetensors"

@@ -12,6 +12,7 @@ from diffusers import AutoencoderTiny
 from engine_helpers import engine_inputs
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.images import encode_preview
+from latentbrush.backend.models.folders import ModelFolders
 from latentbrush.backend.models.taesd import DECODER_FILE, DIFFUSERS, find_taesd, from_decoder_file
 from latentbrush.backend.ops.previews import LinearDecoder, RegionPreview, TaesdDecoder
 from latentbrush.protocol import Rect, Size
@@ -23,6 +24,11 @@ pytestmark = pytest.mark.filterwarnings(
 
 CONTEXT = Rect(0, 0, 128, 128)
 REGION = Rect(24, 32, 80, 64)  # inside CONTEXT
+
+
+def taesd_roots(models_dir: Path | None) -> tuple[Path, ...]:
+    """Where the server looks for TAESD weights with this models folder (and no --reuse)."""
+    return ModelFolders.from_models_dir(models_dir).taesd
 
 
 def tiny_taesd(seed: int = 0) -> AutoencoderTiny:
@@ -46,22 +52,23 @@ def write_comfy_decoder(taesd: AutoencoderTiny, path: Path) -> None:
 
 
 def test_taesd_is_found_in_the_usual_models_folder_layouts(tmp_path: Path) -> None:
-    assert find_taesd("sd15", tmp_path) is None and find_taesd("sd15", None) is None
+    assert find_taesd("sd15", taesd_roots(tmp_path)) is None and find_taesd("sd15", taesd_roots(None)) is None
     tiny_taesd().save_pretrained(tmp_path / "vae_approx" / "taesdxl")
     write_comfy_decoder(tiny_taesd(), tmp_path / "vae_approx" / "taesd_decoder.safetensors")
-    assert find_taesd("sdxl", tmp_path).path == tmp_path / "vae_approx" / "taesdxl"
-    assert find_taesd("sd15", tmp_path).kind == DECODER_FILE
+    assert find_taesd("sdxl", taesd_roots(tmp_path)).path == tmp_path / "vae_approx" / "taesdxl"
+    assert find_taesd("sd15", taesd_roots(tmp_path)).kind == DECODER_FILE
     tiny_taesd().save_pretrained(tmp_path / "taesd")  # a diffusers folder at the top wins over vae_approx/
-    assert find_taesd("sd15", tmp_path).path == tmp_path / "taesd" and find_taesd("sd15", tmp_path).kind == DIFFUSERS
-    assert find_taesd("sd3", tmp_path) is None  # no taesd3 here (test_family_flux.py finds TAESD3 and TAEF1)
+    found = find_taesd("sd15", taesd_roots(tmp_path))
+    assert found.path == tmp_path / "taesd" and found.kind == DIFFUSERS
+    assert find_taesd("sd3", taesd_roots(tmp_path)) is None  # no taesd3 (test_family_flux.py finds TAESD3, TAEF1)
 
 
 def test_an_explicit_taesd_folder_comes_first(tmp_path: Path) -> None:
     models, own = tmp_path / "models", tmp_path / "own-taesd"
     tiny_taesd().save_pretrained(models / "taesd")
     tiny_taesd().save_pretrained(own)  # --taesd naming the SD 1.5 folder itself, as before
-    assert find_taesd("sd15", models, own).path == own
-    assert find_taesd("sdxl", models, own) is None  # the folder itself is an SD 1.5 TAESD only
+    assert find_taesd("sd15", taesd_roots(models), own).path == own
+    assert find_taesd("sdxl", taesd_roots(models), own) is None  # the folder itself is an SD 1.5 TAESD only
 
 
 def test_a_comfyui_decoder_file_decodes_exactly_as_the_model_it_came_from(tmp_path: Path) -> None:

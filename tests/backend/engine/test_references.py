@@ -16,6 +16,7 @@ from conftest import FAKE_HASH, job
 from latentbrush.backend.engine import Engine, EngineSettings
 from latentbrush.backend.events import EngineError
 from latentbrush.backend.inputs import InputPixels
+from latentbrush.backend.models.folders import ModelFolders
 from latentbrush.backend.models.tiny import build_tiny_sd15, build_tiny_sdxl, unet_config
 from latentbrush.backend.reference.models import reference_picture
 from latentbrush.backend.reference.modes import active, block_scales
@@ -74,6 +75,12 @@ def test_detection_from_tensor_shapes() -> None:
     assert "not an IP-Adapter" in detect_adapter({}, {})
 
 
+def folders_of(models_dir: Path) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """The IP-Adapter and image-encoder folders of a models folder laid out as ours."""
+    folders = ModelFolders.from_models_dir(models_dir)
+    return folders.ipadapter, folders.clip_vision
+
+
 @pytest.fixture(scope="module")
 def reference_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models folder as painters have it: ComfyUI's ipadapter/ and clip_vision/, tiny checkpoint folders."""
@@ -100,7 +107,7 @@ def engine(reference_models: Path) -> Engine:
 
 
 def test_registry_finds_adapters_and_encoders_where_painters_keep_them(reference_models: Path) -> None:
-    registry = ReferenceRegistry(reference_models)
+    registry = ReferenceRegistry(*folders_of(reference_models))
     found = {e.name: (e.family, e.kind, e.encoder_dim) for e in registry.adapters()}
     assert found == {"tiny-ip-adapter_sd15": ("sd15", "basic", 16), "tiny-ip-adapter_sd15_b": ("sd15", "basic", 16),
                      "tiny-ip-adapter_sdxl": ("sdxl", "basic", 16)}

@@ -8,6 +8,7 @@ import pytest
 from helpers.lora_files import kohya_lora, write_lora
 from latentbrush.backend.engine import Engine
 from latentbrush.backend.lora.registry import LoraRegistry, detect
+from latentbrush.backend.models.folders import ModelFolders
 from latentbrush.backend.models.registry import ModelRegistry
 from latentbrush.backend.models.tiny import build_tiny_sdxl
 from latentbrush.protocol import ErrorCode, LoraInfo
@@ -26,7 +27,7 @@ def test_the_hello_lists_the_loras_and_embeddings_of_every_folder(lora_engine: E
 
 
 def test_lora_folders_are_not_scanned_as_checkpoints(lora_models: Path) -> None:
-    registry = ModelRegistry(lora_models)
+    registry = ModelRegistry(ModelFolders.from_models_dir(lora_models))
     assert {info.source for info in registry.infos()} == {"builtin"}  # no LoRA became a "model"
     assert registry.problem("Lora/older") is not None and registry.problem("Lora/older").code == ErrorCode.UNKNOWN_MODEL
     assert not any(name.startswith(("loras", "Lora", "LyCORIS", "embeddings")) for name in registry._refused)
@@ -63,7 +64,8 @@ def test_tiny_sdxl_loras_are_of_the_tiny_sdxl_family(tmp_path: Path) -> None:
     pipe = build_tiny_sdxl(inpaint=False)
     write_lora(tmp_path / "loras", "xl", kohya_lora(pipe))
     write_lora(tmp_path / "loras", "xl-unet", kohya_lora(pipe, text_encoder=False))
-    found = {e.name: (e.family, e.text_encoder, e.kind) for e in LoraRegistry(tmp_path).entries()}
+    registry = LoraRegistry(ModelFolders.from_models_dir(tmp_path).loras)
+    found = {e.name: (e.family, e.text_encoder, e.kind) for e in registry.entries()}
     assert found == {"xl": ("tiny-sdxl", True, "lora"), "xl-unet": ("tiny-sdxl", False, "lora")}
 
 
@@ -78,5 +80,5 @@ def test_unknown_and_refused_names_get_their_error_codes(lora_engine: Engine) ->
 def test_a_truncated_file_is_refused_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "loras").mkdir()
     (tmp_path / "loras" / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
-    registry = LoraRegistry(tmp_path)
+    registry = LoraRegistry(ModelFolders.from_models_dir(tmp_path).loras)
     assert registry.entries() == () and "unreadable" in registry.refused["broken"]

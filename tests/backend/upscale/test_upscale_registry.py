@@ -13,11 +13,11 @@ from latentbrush.backend.events import EngineError
 from latentbrush.backend.upscale.registry import LANCZOS, UpscalerRegistry
 from latentbrush.protocol import ErrorCode
 from safetensors.torch import save_file
-from upscale_fakes import compact, save_model
+from upscale_fakes import compact, registry_at, save_model
 
 
 def test_names_list_models_in_both_folders_best_first_and_lanczos_last(models_dir: Path) -> None:
-    names = UpscalerRegistry(models_dir).names()
+    names = registry_at(models_dir).names()
     assert names[-1] == LANCZOS
     assert set(names) == {
         "4x-tiny-compact.safetensors",
@@ -36,16 +36,16 @@ def test_names_list_models_in_both_folders_best_first_and_lanczos_last(models_di
 
 
 def test_without_a_models_dir_or_folder_only_lanczos(tmp_path: Path) -> None:
-    assert UpscalerRegistry(None).names() == (LANCZOS,)
-    assert UpscalerRegistry(tmp_path).names() == (LANCZOS,)
-    assert UpscalerRegistry(tmp_path).resolve("") == LANCZOS
+    assert registry_at(None).names() == (LANCZOS,)
+    assert registry_at(tmp_path).names() == (LANCZOS,)
+    assert registry_at(tmp_path).resolve("") == LANCZOS
 
 
 def test_best_prefers_a_scale_in_the_name_then_size(tmp_path: Path) -> None:
     save_model(compact(4, num_feat=16), tmp_path / "upscale" / "bigger-denoiser.safetensors")
     save_model(compact(4), tmp_path / "upscale" / "RealESRGAN_x4plus.safetensors")
     save_model(compact(2, num_feat=4), tmp_path / "upscale" / "2x-small.safetensors")
-    registry = UpscalerRegistry(tmp_path)
+    registry = registry_at(tmp_path)
     assert registry.names() == (
         "RealESRGAN_x4plus.safetensors",
         "2x-small.safetensors",
@@ -59,7 +59,7 @@ def test_resolve_accepts_the_stem_and_names_ambiguity(tmp_path: Path) -> None:
     save_model(compact(4), tmp_path / "upscale" / "4x-a.safetensors")
     save_model(compact(2), tmp_path / "upscale" / "4x-b.safetensors")
     save_model(compact(2), tmp_path / "upscale" / "4x-b.pth")
-    registry = UpscalerRegistry(tmp_path)
+    registry = registry_at(tmp_path)
     assert registry.resolve("4x-a") == "4x-a.safetensors"
     assert registry.resolve(LANCZOS) == LANCZOS
     with pytest.raises(EngineError) as err:
@@ -75,7 +75,7 @@ def test_resolve_accepts_the_stem_and_names_ambiguity(tmp_path: Path) -> None:
 def test_load_gives_a_spandrel_descriptor_that_upscales(models_dir: Path, name: str) -> None:
     import spandrel
 
-    model = UpscalerRegistry(models_dir).load(name)
+    model = registry_at(models_dir).load(name)
     assert isinstance(model, spandrel.ImageModelDescriptor)
     out = model(torch.rand(1, 3, 8, 8))
     assert out.shape == (1, 3, 8 * model.scale, 8 * model.scale)
@@ -83,7 +83,7 @@ def test_load_gives_a_spandrel_descriptor_that_upscales(models_dir: Path, name: 
 
 def test_load_is_cached_and_reloads_a_changed_file(tmp_path: Path) -> None:
     path = save_model(compact(4), tmp_path / "upscale" / "4x.safetensors")
-    registry = UpscalerRegistry(tmp_path)
+    registry = registry_at(tmp_path)
     first = registry.load("4x.safetensors")
     assert registry.load("4x") is first
     save_model(compact(2), path)
@@ -93,7 +93,7 @@ def test_load_is_cached_and_reloads_a_changed_file(tmp_path: Path) -> None:
 
 
 def test_cache_keeps_only_cache_size_models(models_dir: Path) -> None:
-    registry = UpscalerRegistry(models_dir, cache_size=1)
+    registry = registry_at(models_dir, cache_size=1)
     a = registry.load("4x-tiny-compact.safetensors")
     registry.load("x3-tiny.safetensors")
     assert registry.load("4x-tiny-compact.safetensors") is not a
@@ -113,7 +113,7 @@ def test_random_bytes_safetensors_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "upscale").mkdir()
     (tmp_path / "upscale" / "4x-broken.safetensors").write_bytes(os.urandom(300))
     expect_refusal(
-        UpscalerRegistry(tmp_path), "4x-broken.safetensors", ErrorCode.NOT_SUPPORTED, "4x-broken.safetensors"
+        registry_at(tmp_path), "4x-broken.safetensors", ErrorCode.NOT_SUPPORTED, "4x-broken.safetensors"
     )
 
 
@@ -123,7 +123,7 @@ def test_truncated_and_garbage_pth_are_clear_errors(tmp_path: Path, models_dir: 
     (folder / "garbage.pth").write_bytes(b"not a zip file at all" * 20)
     good = (models_dir / "upscale" / "2x-tiny-compact.pth").read_bytes()
     (folder / "truncated.pth").write_bytes(good[: len(good) // 2])
-    registry = UpscalerRegistry(tmp_path)
+    registry = registry_at(tmp_path)
     expect_refusal(registry, "garbage.pth", ErrorCode.NOT_SUPPORTED, "garbage.pth")
     expect_refusal(registry, "truncated.pth", ErrorCode.NOT_SUPPORTED, "truncated.pth")
 
@@ -148,7 +148,7 @@ def test_a_pickle_that_runs_code_is_refused_without_running_it(tmp_path: Path) -
     pickle.loads(pickle.dumps(_Payload(str(proof))))
     assert proof.exists()
     proof.unlink()
-    expect_refusal(UpscalerRegistry(tmp_path), "4x-evil.pth", ErrorCode.NOT_SUPPORTED, "4x-evil.pth", "weights-only")
+    expect_refusal(registry_at(tmp_path), "4x-evil.pth", ErrorCode.NOT_SUPPORTED, "4x-evil.pth", "weights-only")
     assert not proof.exists()
 
 
@@ -156,7 +156,7 @@ def test_unknown_architecture_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "upscale").mkdir()
     save_file({"foo.weight": torch.zeros(3, 3)}, str(tmp_path / "upscale" / "mystery.safetensors"))
     expect_refusal(
-        UpscalerRegistry(tmp_path), "mystery", ErrorCode.NOT_SUPPORTED, "mystery.safetensors", "architecture"
+        registry_at(tmp_path), "mystery", ErrorCode.NOT_SUPPORTED, "mystery.safetensors", "architecture"
     )
 
 
@@ -165,7 +165,7 @@ def test_ckpt_and_pt_files_are_not_listed_and_refused_by_name(tmp_path: Path, mo
     folder.mkdir()
     shutil.copy(models_dir / "upscale" / "2x-tiny-compact.pth", folder / "4x-old.ckpt")
     shutil.copy(models_dir / "upscale" / "2x-tiny-compact.pth", folder / "4x-script.pt")
-    registry = UpscalerRegistry(tmp_path)
+    registry = registry_at(tmp_path)
     assert registry.names() == (LANCZOS,)
     expect_refusal(registry, "4x-old.ckpt", ErrorCode.NOT_SUPPORTED, "4x-old.ckpt", ".safetensors")
     expect_refusal(registry, "4x-script", ErrorCode.NOT_SUPPORTED, "4x-script.pt")
@@ -173,9 +173,9 @@ def test_ckpt_and_pt_files_are_not_listed_and_refused_by_name(tmp_path: Path, mo
 
 
 def test_lanczos_is_not_a_loadable_model(models_dir: Path) -> None:
-    expect_refusal(UpscalerRegistry(models_dir), LANCZOS, ErrorCode.NOT_SUPPORTED)
+    expect_refusal(registry_at(models_dir), LANCZOS, ErrorCode.NOT_SUPPORTED)
 
 
 def test_cpu_models_stay_float32_even_if_half_is_preferred(models_dir: Path) -> None:
-    model = UpscalerRegistry(models_dir, device="cpu", dtype=torch.float16).load("4x-tiny-compact.safetensors")
+    model = registry_at(models_dir, device="cpu", dtype=torch.float16).load("4x-tiny-compact.safetensors")
     assert model.dtype == torch.float32 and model.device.type == "cpu"

@@ -10,12 +10,21 @@ from latentbrush.backend.events import EngineError, JobCancelled, JobOutput
 from latentbrush.backend.upscale import LANCZOS, UpscalerRegistry, run_upscale
 from latentbrush.protocol import ErrorCode, Rect, Size, upscale_rect
 from PIL import Image
-from upscale_fakes import FixedRegistry, OomModel, RecordingEvents, compact, descriptor, smooth_image, upscale_job
+from upscale_fakes import (
+    FixedRegistry,
+    OomModel,
+    RecordingEvents,
+    compact,
+    descriptor,
+    registry_at,
+    smooth_image,
+    upscale_job,
+)
 
 
 @pytest.fixture(scope="module")
 def registry(models_dir: Path) -> UpscalerRegistry:
-    return UpscalerRegistry(models_dir)
+    return registry_at(models_dir)
 
 
 def upscale(registry, job, image, events=None, refine=None, **kwargs) -> tuple[JobOutput, RecordingEvents]:
@@ -79,7 +88,7 @@ def test_previews_can_be_turned_off(registry) -> None:
 def test_lanczos_without_a_model(tmp_path: Path) -> None:
     image = smooth_image(30, 50)
     job = upscale_job(Rect(0, 0, 50, 30), upscaler="", scale=3)
-    out, events = upscale(UpscalerRegistry(tmp_path), job, image)  # nothing installed: "" means lanczos
+    out, events = upscale(registry_at(tmp_path), job, image)  # nothing installed: "" means lanczos
     assert out.info["upscaler"] == LANCZOS and "passes" not in out.info
     expected = np.asarray(Image.fromarray(image[..., :3]).resize((150, 90), Image.Resampling.LANCZOS))
     assert np.abs(out.images[0][..., :3].astype(int) - expected.astype(int)).max() <= 1
@@ -92,7 +101,7 @@ def test_a_side_ending_in_half_rounds_up_like_the_result_rectangle(
     tmp_path: Path, region: Size, scale: float, size: Size
 ) -> None:
     job = upscale_job(Rect(0, 0, region.width, region.height), upscaler="lanczos", scale=scale)
-    out, _ = upscale(UpscalerRegistry(tmp_path), job, smooth_image(region.height, region.width))
+    out, _ = upscale(registry_at(tmp_path), job, smooth_image(region.height, region.width))
     rect = upscale_rect(job)
     assert out.images[0].shape[:2] == (size.height, size.width) == (rect.height, rect.width)
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from latentbrush.backend.models.folders import ModelFolders
+from latentbrush.backend.upscale.registry import UpscalerRegistry
 from latentbrush.protocol import JobRequest, Rect, Size, UpscaleParams
 from safetensors.torch import save_file
 
@@ -53,6 +55,11 @@ def esrgan(scale: int = 4, seed: int = 0) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     return ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=scale)
+
+
+def registry_at(models_dir: Path | None, **options: Any) -> UpscalerRegistry:
+    """The upscaler registry of a models folder laid out as ours (upscale/, upscale_models/)."""
+    return UpscalerRegistry(ModelFolders.from_models_dir(models_dir).upscale, **options)
 
 
 def save_model(module: torch.nn.Module, path: Path) -> Path:

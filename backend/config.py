@@ -45,6 +45,7 @@ class ServerConfig:
     hello_timeout_s: float = HELLO_TIMEOUT_S
     log_file: Path | None = None
     log_level: str = "INFO"
+    spool_dir: Path | None = None  # finished, undelivered results kept on disk across restarts (spool.py)
 
     def limits(self) -> Limits:
         return Limits(

@@ -59,6 +59,7 @@ from .images import apply_patch, blob_size, decode_blob
 from .jobs import JobRecord
 from .outbox import Outbox
 from .service import JobQueue, JobService, Session
+from .spool import Spool
 from .worker import EngineLike, Worker
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class LatentbrushServer:
         self._service = JobService(
             self._worker, self._blobs, max_queue=config.max_queue, retention_bytes=config.retention_bytes,
             queue=queue, concurrency=concurrency,
+            spool=Spool(config.spool_dir) if config.spool_dir is not None else None,
         )
         self._info: Any = None
         self._ws_server: Server | None = None

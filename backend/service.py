@@ -4,7 +4,9 @@ A *session* is a client id; connections come and go, sessions stay while they ow
 undelivered work. Events of a job go to whatever connection its session has right now, so a
 client that reconnects with its id keeps receiving a running job's stream. Finished results wait
 in the session until some connection has sent them (within ``retention_bytes``, oldest dropped
-first); on resume they are replayed. Loop thread only.
+first); on resume they are replayed. With a ``spool``, results that wait for a connection (their
+session has none, or lost it before they went out) are also kept on disk until delivered, and a
+restarted service loads them, so a resume outlives the process too (spool.py). Loop thread only.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .blobs import BlobCache
 from .jobs import FairQueue, JobRecord
 from .outbox import Outbox
 from .results import encode_results, json_safe
+from .spool import Spool, SpoolEntry
 from .streams import StreamPins, superseded_by
 from .worker import Outcome, Worker
 
@@ -105,6 +108,7 @@ class JobService:
         retention_bytes: int,
         queue: JobQueue | None = None,
         concurrency: int = 1,
+        spool: Spool | None = None,
     ) -> None:
         self._worker = worker
         self._blobs = blobs
@@ -119,10 +123,13 @@ class JobService:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._spool = spool
 
     # ------------------------------------------------------------------------- life cycle
 
     def start(self) -> None:
+        if self._spool is not None:
+            self._load_spool(self._spool)
         self._runner = self.spawn(self._run_jobs(), "job runner")
 
     async def stop(self) -> None:
@@ -145,6 +152,37 @@ class JobService:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    def _load_spool(self, spool: Spool) -> None:
+        """Sessions for the finished, undelivered jobs a previous run left; over budget, oldest expire."""
+        entries = spool.load()
+        now = time.monotonic()
+        for rank, entry in enumerate(entries):
+            session = self.sessions.get(entry.client_id)
+            if session is None:
+                session = Session(entry.client_id, streams=StreamPins(self._blobs), disconnected_at=now)
+                self.sessions[entry.client_id] = session
+            record = JobRecord(entry.request, entry.client_id, seq=rank - len(entries))  # before any new job
+            record.status = JobStatus(record.job_id, type(entry.final).TYPE)  # the final state of that name
+            record.final, record.finished_at = entry.final, now
+            record.frames, record.results = dict(entry.frames), set(entry.frames)
+            session.jobs[record.job_id] = record
+            session.remember(record.job_id)
+            self._retained[record] = None
+            self._retained_bytes += record.retained_bytes
+            self._enforce_retention()
+        if entries:
+            log.info("spool %s: %d finished jobs of %d clients wait for them", spool.root, len(entries),
+                     len(self.sessions))
+
+    def _spool_save(self, record: JobRecord) -> None:
+        if self._spool is None:
+            return
+        entry = SpoolEntry(record.client_id, record.seq, record.request, record.final, dict(record.frames))
+        try:
+            self._spool.save(entry)
+        except OSError as exc:  # the result is still held in memory; only a restart would lose it
+            log.warning("spool: cannot keep job %s on disk: %s", record.job_id, exc)
 
     # ------------------------------------------------------------------------- sessions
 
@@ -179,6 +217,9 @@ class JobService:
         if session.outbox is outbox:
             session.outbox = None
             session.disconnected_at = time.monotonic()
+            for record in session.jobs.values():  # what the lost connection did not get out
+                if record.is_final and not record.delivered:
+                    self._spool_save(record)
         self._prune_sessions()
 
     def _prune_sessions(self) -> None:
@@ -435,7 +476,9 @@ class JobService:
             return
         self._retained[record] = None
         self._retained_bytes += record.retained_bytes
-        if session.outbox is not None:
+        if session.outbox is None:
+            self._spool_save(record)  # it waits for a reconnect; a connected client gets it now
+        else:
             self._send_final(session, record)  # queued on the connection before the budget can drop it
         self._enforce_retention()
 
@@ -454,6 +497,8 @@ class JobService:
         frame = record.frames.pop(index, None)
         if frame is not None and record in self._retained:
             self._retained_bytes -= len(frame)
+        if self._spool is not None and record.is_final:
+            self._spool.drop_frame(record.client_id, record.job_id, index)
 
     def _send_final(self, session: Session, record: JobRecord) -> None:
         if session.outbox is None:
@@ -474,6 +519,8 @@ class JobService:
             del self._retained[record]
             self._retained_bytes -= record.retained_bytes
         record.frames.clear()
+        if self._spool is not None and record.is_final:
+            self._spool.delete(record.client_id, record.job_id)
 
     def _enforce_retention(self) -> None:
         """Over budget: drop the oldest undelivered results, leaving an error in their place."""
@@ -491,3 +538,6 @@ class JobService:
                     record.job_id,
                 )
                 record.status = dataclasses.replace(record.status, state=ERROR)
+                session = self.sessions.get(record.client_id)
+                if session is not None and session.outbox is None:
+                    self._spool_save(record)  # the expired error replaces the result on disk too

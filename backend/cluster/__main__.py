@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from latentbrush.protocol.transport import listening_line
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of deploying them (--replicas / --max-replicas: how many jobs run at once)")
     g.add_argument("--keep-replicas", action="store_true",
                    help="leave the replicas running when the gateway stops (a restarted gateway finds them warm)")
+    g.add_argument("--spool", type=Path, default=None, metavar="DIR",
+                   help="keep finished results that no client has collected yet in DIR, so an artist who "
+                        "reconnects after the gateway restarted still gets them (default: in memory only)")
     return p
 
 
@@ -91,7 +95,7 @@ async def serve(config: ServerConfig, handle: object, token: str, artists: Artis
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = config_from_args(args)
+    config = replace(config_from_args(args), spool_dir=args.spool)
     try:
         plan = plan_from_args(args)
     except ValueError as exc:
@@ -110,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             artists = Artists(args.artists, args.artist_queue, on_load=hide)
         except (OSError, ArtistsFileError) as exc:
             log.error("cannot use the artists file %s: %s", args.artists, exc)
+            return 2
+    if config.spool_dir is not None:
+        try:
+            config.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error("cannot use the spool folder %s: %s", config.spool_dir, exc)
             return 2
     refusal = check_bind(config, True)
     if refusal is not None:

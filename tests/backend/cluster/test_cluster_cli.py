@@ -41,6 +41,12 @@ def test_a_broken_artists_file_stops_the_gateway_before_ray(tmp_path):
     assert done.returncode == 2 and "shorter than 16 characters" in done.stderr
 
 
+def test_a_spool_folder_that_cannot_be_made_stops_the_gateway_before_ray(tmp_path):
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    done = cluster(tmp_path, "--ray", f"127.0.0.1:{free_port()}", "--spool", str(tmp_path / "a-file" / "spool"))
+    assert done.returncode == 2 and "cannot use the spool folder" in done.stderr
+
+
 @pytest.mark.slow
 def test_the_command_serves_a_job_on_local_ray_and_stops_cleanly(tmp_path):
     """The whole command: Ray started inside it, 2 CPU replicas, an artist's job through the socket, SIGINT."""

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -112,6 +113,31 @@ def test_two_artists_alternate_across_the_cluster(replicas, tmp_path):
             assert finals == ["cancelled", "cancelled", "done", "done", "done", "done"]
 
     asyncio.run(scenario())
+
+
+def test_a_restarted_gateway_still_delivers_a_finished_result(replicas, tmp_path):
+    """The gateway with a spool: a result nobody collected survives the gateway's restart (SPEC.md 11)."""
+    config = replace(CONFIG, spool_dir=tmp_path / "spool")
+
+    async def scenario():
+        async with gateway(config, replicas, TOKEN, concurrency=2) as server:
+            async with TestClient.connect(server.url) as client:
+                client_id = client.hello.client_id
+                await client.send(submit(quick("kept", seed=11)))
+                await client.wait_for("kept", "started")
+            while server.job_state(client_id, "kept") != "done":  # finishes with nobody connected
+                await asyncio.sleep(0.05)
+        async with gateway(config, replicas, TOKEN, concurrency=2) as server:
+            async with TestClient.connect(server.url) as other:  # what a connected client gets for that job
+                await other.send(submit(quick("kept", seed=11)))
+                reference = await other.finish("kept")
+            async with TestClient.connect(server.url, client_id=client_id) as back:
+                assert back.hello.resumed is True
+                return await back.finish("kept"), reference
+
+    trace, reference = asyncio.run(scenario())
+    assert trace.kinds == ["done"] and trace.final.seeds == (11,)
+    assert trace.results == reference.results and len(trace.results) == 1  # the same frame, byte for byte
 
 
 def test_a_replica_killed_mid_job_costs_one_retry_on_another(replicas):

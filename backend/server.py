@@ -58,7 +58,8 @@ from .config import ServerConfig, server_version
 from .images import apply_patch, blob_size, decode_blob
 from .jobs import JobRecord
 from .outbox import Outbox
-from .service import JobQueue, JobService, Session
+from .service import JobService
+from .sessions import JobQueue, Session
 from .spool import Spool
 from .worker import EngineLike, Worker
 

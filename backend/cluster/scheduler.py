@@ -43,7 +43,7 @@ def pick(lanes: dict[str, list[Any]], served_at: dict[str, int]) -> tuple[str, i
 
 
 class ArtistQueue:
-    """``service.JobQueue`` with one lane per artist; ``artist_of`` names a record's artist."""
+    """``sessions.JobQueue`` with one lane per artist; ``artist_of`` names a record's artist."""
 
     def __init__(self, artist_of: Callable[[JobRecord], str]) -> None:
         self._artist_of = artist_of

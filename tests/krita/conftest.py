@@ -28,3 +28,16 @@ def qapp():
 def app(qapp):
     """A fresh fake ``Krita.instance()``."""
     return fake_krita.Krita.reset()
+
+
+@pytest.fixture
+def plugin(app):
+    """The registered plugin in a fake Krita with one window: (extension, docker, session)."""
+    from latentbrush.plugin.hosts.krita.extension import find_docker, register
+
+    extension = register(app)
+    extension.setup()
+    app.open_window()
+    docker = find_docker(app.window)
+    yield extension, docker, extension.session
+    extension.session.shutdown()

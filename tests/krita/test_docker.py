@@ -8,23 +8,11 @@ from __future__ import annotations
 
 import pytest
 from fake_krita import Selection
-from latentbrush.plugin.hosts.krita.extension import find_docker, register
 from latentbrush.plugin.hosts.krita.preview import PREVIEW_LAYER_NAME
 from latentbrush.plugin.hosts.krita.settings import REMOTE, SETTINGS_GROUP, DockerSettings
 from latentbrush.plugin.qt import QWidget
 from plugin_fake_server import FakeServer
 from qt_wait import spin_until
-
-
-@pytest.fixture
-def plugin(app):
-    """The registered plugin in a fake Krita with one window: (extension, docker, session)."""
-    extension = register(app)
-    extension.setup()
-    app.open_window()
-    docker = find_docker(app.window)
-    yield extension, docker, extension.session
-    extension.session.shutdown()
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import pytest
 from latentbrush.plugin.core.install.layout import is_installed
 from latentbrush.plugin.core.install.plan import InstallPlan, Step
 from latentbrush.plugin.core.install.state import InstallState
-from latentbrush.plugin.hosts.krita.extension import find_docker, register
 from latentbrush.plugin.hosts.krita.first_run import NOTICE_TEXT
-from latentbrush.plugin.hosts.krita.install_panel import join_command, managed_command
+from latentbrush.plugin.hosts.krita.install_panel import managed_command
+from latentbrush.plugin.hosts.krita.server_process import join_command
 from latentbrush.plugin.hosts.krita.settings import LOCAL, REMOTE, load
 from qt_wait import spin_until
 from test_first_run import hello
@@ -49,16 +49,11 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture
-def plugin(app, tmp_path, monkeypatch):
+@pytest.fixture(autouse=True)
+def server_home(tmp_path, monkeypatch):
+    """Set before the ``plugin`` fixture registers the plugin: its docker plans into this folder."""
     monkeypatch.setenv("LATENTBRUSH_SERVER_HOME", str(tmp_path / "server"))
     monkeypatch.setenv("LATENTBRUSH_TOKEN", "local-secret")
-    extension = register(app)
-    extension.setup()
-    app.open_window()
-    docker = find_docker(app.window)
-    yield extension, docker, extension.session
-    extension.session.shutdown()
 
 
 def fake_install_planner(layout):

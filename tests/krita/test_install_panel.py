@@ -14,9 +14,9 @@ from latentbrush.plugin.core.install.errors import InstallError
 from latentbrush.plugin.core.install.layout import is_installed, layout_at
 from latentbrush.plugin.core.install.plan import InstallPlan, Step
 from latentbrush.plugin.core.install.state import InstallState
-from latentbrush.plugin.hosts.krita.install_panel import InstallPanel, confirm_text, join_command, managed_command
+from latentbrush.plugin.hosts.krita.install_panel import InstallPanel, confirm_text, managed_command
 from latentbrush.plugin.hosts.krita.install_runner import CANCELLED, InstallRunner
-from latentbrush.plugin.hosts.krita.server_process import split_command
+from latentbrush.plugin.hosts.krita.server_process import join_command, split_command
 from qt_wait import spin_until
 
 PY = sys.executable

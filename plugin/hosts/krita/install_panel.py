@@ -9,9 +9,6 @@ or cancelled run leaves the docker as it was.
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +36,7 @@ from ...qt import (
     pyqtSignal,
 )
 from .install_runner import InstallRunner
+from .server_process import join_command
 
 DOWNLOAD_SIZE = "about 2.5 GB"
 PACKAGE_DIR = Path(__file__).resolve().parents[3]  # the latentbrush package: its wheels/ holds the bundled wheel
@@ -65,11 +63,6 @@ def ask(parent: QWidget, title: str, text: str) -> bool:
 
 def open_file(path: Path) -> None:
     QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-
-
-def join_command(argv: list[str], platform: str = sys.platform) -> str:
-    """argv as the Command field holds it (``split_command`` turns it back)."""
-    return subprocess.list2cmdline(argv) if platform == "win32" else shlex.join(argv)
 
 
 def managed_command(layout: InstallLayout) -> str:

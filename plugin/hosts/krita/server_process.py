@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import subprocess
 import sys
 from collections import deque
 
@@ -32,6 +33,11 @@ def split_command(text: str) -> list[str]:
         words = [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in words]
     return words
 
+
+
+def join_command(argv: list[str], platform: str = sys.platform) -> str:
+    """argv as the Command field holds it: what ``split_command`` turns back into ``argv``."""
+    return subprocess.list2cmdline(argv) if platform == "win32" else shlex.join(argv)
 
 class LocalServer(QObject):
     """One backend child process. Signals: ``listening(url)``, ``failed(message)``, ``stopped(code)``.
